@@ -1,0 +1,129 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// One settings array for every target (see shared STYLE.md, "One settings array").
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "FieldSync",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fieldsync", targets: ["fieldsync"]),
+        .library(name: "FieldSyncCore", targets: ["FieldSyncCore"]),
+        .library(name: "FieldSyncStore", targets: ["FieldSyncStore"]),
+        .library(name: "FieldSyncProtocol", targets: ["FieldSyncProtocol"]),
+        .library(name: "FieldSyncServer", targets: ["FieldSyncServer"]),
+        .library(name: "FieldSyncClient", targets: ["FieldSyncClient"]),
+        .library(name: "FieldSyncTestSupport", targets: ["FieldSyncTestSupport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
+        // Already a dependency of hummingbird; named so the server can declare its own header name.
+        .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
+    ],
+    targets: [
+        // Pure core: record model, version vectors, merge, validation, canonical JSON. No I/O, no Foundation.
+        .target(name: "FieldSyncCore", swiftSettings: swiftSettings),
+        // Wire messages (sync protocol and bundle files) and their versioning.
+        .target(
+            name: "FieldSyncProtocol",
+            dependencies: [
+                "FieldSyncCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The replica in SQLite: schema, migrations, applying revisions, queries.
+        .target(
+            name: "FieldSyncStore",
+            dependencies: [
+                "FieldSyncCore",
+                "FieldSyncProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The central node: a Hummingbird application built by a function.
+        .target(
+            name: "FieldSyncServer",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The sync driver and its HTTP transport.
+        .target(
+            name: "FieldSyncClient",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Commands; no @main here so tests can parse and run commands in-process.
+        .target(
+            name: "FieldSyncCLI",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "fieldsync", dependencies: ["FieldSyncCLI"], swiftSettings: swiftSettings),
+        // Fixtures shared by every test target: temp replicas, a live server on port 0, the built binary.
+        .target(
+            name: "FieldSyncTestSupport",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncCoreTests",
+            dependencies: [
+                "FieldSyncCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncStoreTests",
+            dependencies: ["FieldSyncStore", "FieldSyncTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncProtocolTests",
+            dependencies: ["FieldSyncProtocol", "FieldSyncTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncServerTests",
+            dependencies: [
+                "FieldSyncServer", "FieldSyncClient", "FieldSyncTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncCLITests",
+            dependencies: ["FieldSyncCLI", "FieldSyncTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

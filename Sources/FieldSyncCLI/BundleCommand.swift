@@ -1,0 +1,86 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import Foundation
+
+/// `fieldsync bundle`: moves revisions between replicas on a file (a USB stick), without a network.
+struct BundleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bundle", abstract: "Exchange revisions by file, without a network.",
+        subcommands: [BundleExportCommand.self, BundleImportCommand.self])
+}
+
+struct BundleExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write this replica's revisions to a bundle file.",
+        discussion: """
+            Examples:
+              fieldsync bundle export --out /media/usb/rima.bundle
+              fieldsync bundle export --out to-omar.bundle --lacking from-omar.bundle   # only what Omar lacks
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "The bundle file to write.") var out: String
+    @Option(help: ArgumentHelp("A bundle written by the peer: export only the revisions it lacks.", valueName: "BUNDLE"))
+    var lacking: String?
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        var peerKnowledge = VersionVector()
+        if let lacking { peerKnowledge = try BundleImportCommand.read(lacking).knowledge }
+        let identity = try store.identity()
+        let revisions = try store.allRevisions().filter { !peerKnowledge.covers($0.dot) }
+        let bundle = BundleFile(from: identity.node, knowledge: try await store.knowledge(), revisions: revisions, created: nowMilliseconds())
+        try Self.writeAtomically(bundle.fileBytes, to: out)
+        print("wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out)")
+    }
+
+    /// Writes to a temporary file beside `path`, then renames it, so a crash never leaves half a bundle.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError("cannot write \(path): check that the folder exists and is writable")
+        }
+        guard rename(temporary, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+struct BundleImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Apply the revisions of a bundle file that this replica lacks.",
+        discussion: "Example:\n  fieldsync bundle import /media/usb/omar.bundle")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The bundle file.") var file: String
+    @Flag(help: "Print the outcome as JSON.") var json = false
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let bundle = try Self.read(file)
+        let outcome: ReceiveOutcome
+        do {
+            outcome = try store.receive(bundle.revisions, now: nowMilliseconds())
+        } catch let error as ProtocolError {
+            throw CLIError("\(file): \(error.message); nothing was imported")
+        }
+        if json {
+            print(JSONValue.object([
+                "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
+                "new_conflicts": .int(Int64(outcome.newConflicts)),
+            ]).canonicalText)
+        } else {
+            print("\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")")
+        }
+    }
+
+    static func read(_ path: String) throws -> BundleFile {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+        do { return try BundleFile(fileBytes: Array(data)) } catch let error as ProtocolError {
+            throw CLIError("\(path): \(error.message); nothing was imported")
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncStore
+
+/// `fieldsync edit`: changes fields of a record.
+struct EditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit", abstract: "Change fields of a record.",
+        discussion: """
+            Examples:
+              fieldsync edit 0193a2 --set casualties.killed=14 --set tags+=verified-by-hospital
+              fieldsync edit 0193a2 --set victims.3f2a9c1b0d4e.status=killed --unset narrative
+              fieldsync edit 0193a2 --set victims-=3f2a9c1b0d4e
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The record id, or any unique prefix of it.") var id: String
+    @Option(name: .customLong("set"), help: ArgumentHelp("PATH=VALUE, PATH+=VALUE or PATH-=VALUE.", valueName: "ASSIGNMENT"))
+    var assignments: [String] = []
+    @Option(name: .customLong("unset"), help: ArgumentHelp("Clear a field.", valueName: "PATH")) var unsetPaths: [String] = []
+    @Flag(help: "Print the record as JSON afterwards.") var json = false
+
+    func validate() throws {
+        if assignments.isEmpty && unsetPaths.isEmpty { throw ValidationError("nothing to change: give --set PATH=VALUE or --unset PATH") }
+    }
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let recordID = try store.resolveID(id)
+        var changes = try assignments.map { try FieldChange.parse(assignment: $0) }
+        for path in unsetPaths {
+            _ = try IncidentSchema.kind(of: path)
+            changes.append(.unset(path: path))
+        }
+        _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
+            guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
+            return (.put, try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID), nil)
+        }
+        if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }
+    }
+}
+
+/// `fieldsync delete`: marks a record deleted. Its history stays; a concurrent edit makes it a conflict.
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a record (its history is kept).",
+        discussion: "Example:\n  fieldsync delete 0193a2")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The record id, or any unique prefix of it.") var id: String
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let recordID = try store.resolveID(id)
+        _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
+            guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
+            if current.isDeleted { throw CLIError("record \(recordID) is already deleted") }
+            return (.delete, [], nil)
+        }
+        print("deleted \(recordID)")
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import Foundation
+
+/// The `fieldsync` command: the front end for documenters and admins.
+public struct FieldSyncCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "fieldsync",
+        abstract: "Offline-first incident documentation that syncs without losing a word.",
+        discussion: """
+            Record incidents offline, then exchange changes with a central node (`fieldsync sync`) or by \
+            bundle file. Concurrent edits merge field by field; real conflicts are kept for an admin.
+
+            Example:
+              fieldsync init --name "Rima" --store ~/rima.fieldsync
+              fieldsync add --title "Shelling of the market" --occurred 2025-03-07~ --place Jableh
+              fieldsync list
+            """,
+        version: "0.1.0",
+        subcommands: [
+            InitCommand.self, AddCommand.self, EditCommand.self, DeleteCommand.self, ShowCommand.self, ListCommand.self,
+            StatusCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
+        ])
+
+    public init() {}
+
+    /// Runs the command line and returns the process exit code: 0 on success, 1 for a user error
+    /// (one line on stderr), 2 for a usage error.
+    public static func run(arguments: [String]) async -> Int32 {
+        do {
+            var command = try parseAsRoot(normalize(arguments))
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch let error as CLIError {
+            return fail(error.description)
+        } catch let error as StoreError {
+            return fail(error.message)
+        } catch let error as FieldSyncCore.ValidationError {
+            return fail(error.description)
+        } catch let error as ProtocolError {
+            return fail(error.message)
+        } catch let error as ExitCode {
+            return error.rawValue
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                return 0
+            }
+            if error is CleanExit { return code.rawValue }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            return 2
+        }
+    }
+
+    static func fail(_ message: String) -> Int32 {
+        FileHandle.standardError.write(Data("fieldsync: \(message)\n".utf8))
+        return 1
+    }
+
+    /// `--store PATH` is accepted before the subcommand as well as after it: move it after the
+    /// subcommand path, where the parser expects it.
+    static func normalize(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first, first.hasPrefix("--store") {
+            if first == "--store", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else if first.hasPrefix("--store=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty else { return arguments }
+        if let terminator = rest.firstIndex(of: "--") {
+            return Array(rest[..<terminator]) + leading + Array(rest[terminator...])
+        }
+        return Array(rest) + leading
+    }
+}

@@ -1,0 +1,106 @@
+import FieldSyncCore
+import FieldSyncStore
+import Foundation
+
+/// How records, conflicts and histories are shown: the `--json` shapes (a public interface, see
+/// README "JSON output") and the text a person reads.
+enum RecordPresenter {
+    static func isoTime(_ ms: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    static func candidateJSON(_ c: Candidate, number: Int) -> JSONValue {
+        [
+            "number": .int(Int64(number)), "value": c.value ?? .null, "node": .string(c.dot.node.rawValue),
+            "counter": .int(Int64(c.dot.counter)), "author": .string(c.author), "time": .string(isoTime(c.time)),
+        ]
+    }
+
+    static func conflictJSON(_ conflict: Conflict) -> JSONValue {
+        [
+            "path": .string(conflict.path),
+            "candidates": .array(conflict.candidates.enumerated().map { candidateJSON($1, number: $0 + 1) }),
+        ]
+    }
+
+    /// `{id, deleted, fields, conflicts, version}`: the shape of `show --json` and of each `list --json` item.
+    static func recordJSON(_ state: RecordState) -> JSONValue {
+        [
+            "id": .string(state.id.rawValue),
+            "deleted": .bool(state.isDeleted),
+            "fields": state.fields,
+            "conflicts": .array(state.conflicts.map(conflictJSON)),
+            "version": state.version.json,
+        ]
+    }
+
+    static func valueText(_ value: JSONValue?) -> String {
+        guard let value else { return "(cleared)" }
+        if case .string(let s) = value { return s }
+        return value.canonicalText
+    }
+
+    /// Scalar paths with their display values, in path order, for text output.
+    static func fieldLines(_ state: RecordState) -> [(String, String)] {
+        var lines: [(String, String)] = []
+        var sets: [String: [String]] = [:]
+        for key in state.registers.keys.sorted() where key != .deleted {
+            if key.element != nil {
+                if sets[key.path] == nil { sets[key.path] = state.elements(of: key.path) }
+                continue
+            }
+            if let value = state.value(at: key.path) { lines.append((key.path, valueText(value))) }
+        }
+        for (path, elements) in sets where !elements.isEmpty { lines.append((path, elements.joined(separator: ", "))) }
+        return lines.sorted { $0.0 < $1.0 }
+    }
+
+    static func recordText(_ state: RecordState) -> String {
+        var out = "\(state.id)\(state.isDeleted ? "  (deleted)" : "")\n"
+        let conflicted = Set(state.conflicts.map(\.path))
+        let lines = fieldLines(state)
+        let width = min(28, lines.map(\.0.count).max() ?? 0)
+        for (path, value) in lines {
+            let marker = conflicted.contains(path) ? "  [CONFLICT]" : ""
+            out += "  \(path.padding(toLength: max(width, path.count), withPad: " ", startingAt: 0))  \(value)\(marker)\n"
+        }
+        for conflict in state.conflicts {
+            out += "\nconflict on \(conflict.path):\n"
+            for (i, c) in conflict.candidates.enumerated() {
+                out += "  [\(i + 1)] \(valueText(c.value))  — \(c.author), node \(c.dot.node), \(isoTime(c.time))\n"
+            }
+        }
+        return out
+    }
+
+    /// A revision in a record's history, as data.
+    static func historyJSON(_ stored: StoredRevision) -> JSONValue {
+        let r = stored.revision
+        var o: [String: JSONValue] = [
+            "node": .string(r.dot.node.rawValue), "counter": .int(Int64(r.dot.counter)), "kind": .string(r.kind.rawValue),
+            "author": .string(r.author), "time": .string(isoTime(r.time)), "received": .string(isoTime(stored.received)),
+            "operations": .array(r.operations.map(\.json)), "context": r.context.json,
+            "signed": .bool(r.signature != nil),
+        ]
+        if let note = r.note { o["note"] = .string(note) }
+        return .object(o)
+    }
+
+    static func historyText(_ stored: StoredRevision) -> String {
+        let r = stored.revision
+        var out = "\(isoTime(r.time))  \(r.author)  \(r.dot)  \(r.kind == .delete ? "deleted the record" : "put")\n"
+        if let note = r.note { out += "    note: \(note)\n" }
+        for op in r.operations {
+            switch op {
+            case .set(let path, let value): out += "    set \(path) = \(valueText(value))\n"
+            case .unset(let path): out += "    cleared \(path)\n"
+            case .add(let path, let element): out += "    added \(element) to \(path)\n"
+            case .remove(let path, let element): out += "    removed \(element) from \(path)\n"
+            }
+        }
+        return out
+    }
+}

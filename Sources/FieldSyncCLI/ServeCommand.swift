@@ -1,0 +1,54 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncServer
+import FieldSyncStore
+import Foundation
+import Logging
+
+/// `fieldsync serve`: runs the central node over embedded SQLite.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the central node (HTTP, embedded SQLite store).",
+        discussion: """
+            The store is created on first start. SIGINT or SIGTERM shut the node down cleanly: a batch \
+            being stored either commits or rolls back.
+
+            Example:
+              fieldsync serve --store /srv/fieldsync/central.sqlite --host 0.0.0.0 --port 8080
+            """)
+
+    @Option(help: ArgumentHelp("The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite).", valueName: "PATH"))
+    var store: String?
+    @Option(help: "The address to listen on.") var host = "127.0.0.1"
+    @Option(help: "The port to listen on; 0 picks a free one.") var port = 8080
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+    }
+
+    func run() async throws {
+        var options = StoreOptions()
+        options.store = store
+        let path = store ?? (ProcessInfo.processInfo.environment["FIELDSYNC_STORE"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((options.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("server.sqlite"))
+        let replica: ReplicaStore
+        if FileManager.default.fileExists(atPath: path) {
+            replica = try ReplicaStore.open(at: path, access: .pool)
+        } else {
+            replica = try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds(), access: .pool)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "fieldsync.serve")
+        let app = buildApplication(
+            storage: replica, configuration: ServerConfiguration(host: host, port: port), logger: logger
+        ) { boundPort in
+            print("fieldsync serve: listening on http://\(host):\(boundPort) (store \(path))")
+            fflush(nil)
+        }
+        try await app.runService()
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import FieldSyncClient
+import FieldSyncCore
+import FieldSyncStore
+import Foundation
+import Logging
+
+/// `fieldsync sync`: exchanges revisions with the central node.
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync", abstract: "Push what the server lacks, then pull what this replica lacks.",
+        discussion: """
+            Each batch is committed atomically: an interrupted sync loses nothing, and the next one resumes.
+
+            Examples:
+              fieldsync sync                                  # the server given to `init --server`
+              fieldsync sync --server http://127.0.0.1:8080 --json
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "The central node's URL (overrides the one given to init).") var server: String?
+    @Option(help: "How often to retry a transient network error, with backoff.") var retries = 3
+    @Option(help: "Revisions per batch (1 to 1000).") var batchSize = 500
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func validate() throws {
+        guard retries >= 0, retries <= 100 else { throw ValidationError("--retries must be from 0 to 100") }
+        guard (1...1000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 1000") }
+    }
+
+    static func checkURL(_ text: String) throws {
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw CLIError("\(text) is not a server URL; give one like http://127.0.0.1:8080")
+        }
+    }
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let identity = try store.identity()
+        guard let url = server ?? identity.server else {
+            throw CLIError("no server to sync with: give --server URL, or remember one with `fieldsync init --server URL`")
+        }
+        try Self.checkURL(url)
+        let transport = try HTTPSyncTransport(baseURL: url, node: identity.node)
+        let interactive = isatty(STDERR_FILENO) == 1
+        let driver = SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: retries)
+        let report: SyncReport
+        do {
+            report = try await driver.run { event in
+                switch event {
+                case .nodeRetired(let old, let new):
+                    FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks (was it restored from a backup?); it now writes as node \(new) and pulls its old revisions back\n".utf8))
+                case .retrying(let attempt, let delay, let reason):
+                    FileHandle.standardError.write(Data("fieldsync: \(reason); retry \(attempt) in \(delay) s\n".utf8))
+                case .pushed(let total) where interactive:
+                    FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))
+                case .pulled(let total) where interactive:
+                    FileHandle.standardError.write(Data("\rpulled \(total)…".utf8))
+                default:
+                    break
+                }
+            }
+            await transport.shutdown()
+        } catch {
+            await transport.shutdown()
+            if interactive { FileHandle.standardError.write(Data("\r".utf8)) }
+            throw CLIError("sync with \(url) failed: \(error)")
+        }
+        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let duration = (report.durationSeconds * 100).rounded() / 100
+        if json {
+            var o: [String: JSONValue] = [
+                "server": .string(url), "pushed": .int(Int64(report.pushed)), "pulled": .int(Int64(report.pulled)),
+                "new_conflicts": .int(Int64(report.newConflicts)), "duration_seconds": .number(duration),
+                "retries": .int(Int64(report.retries)), "node": .string(try store.identity().node.rawValue),
+            ]
+            if let old = report.retiredNode { o["retired_node"] = .string(old.rawValue) }
+            print(JSONValue.object(o).canonicalText)
+        } else {
+            print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import AsyncHTTPClient
+import FieldSyncCore
+import FieldSyncProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The sync protocol over HTTP(S) with AsyncHTTPClient. Call ``shutdown()`` when done.
+public final class HTTPSyncTransport: SyncTransport {
+    public let baseURL: String
+    let client: HTTPClient
+    let timeout: TimeAmount
+    let node: NodeID?
+
+    /// The most bytes of a response the client reads.
+    static let maximumResponseBytes = 256 * 1024 * 1024
+
+    public init(baseURL: String, node: NodeID? = nil, timeout: TimeAmount = .seconds(60)) throws {
+        guard let url = URL(string: baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw TransportConfigurationError("\(baseURL) is not an http:// or https:// URL")
+        }
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: timeout)
+        configuration.decompression = .enabled(limit: .none)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeout = timeout
+        self.node = node
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    public func knowledge() async throws -> KnowledgeResponse {
+        let json = try await send(method: .GET, path: "/v1/knowledge", body: nil)
+        do { return try KnowledgeResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    public func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
+        let json = try await send(method: .POST, path: "/v1/push", body: PushBody.bytes(node: node, revisionTexts: revisionTexts))
+        do { return try PushResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    public func pull(_ request: PullRequest) async throws -> PullResponse {
+        let json = try await send(method: .POST, path: "/v1/pull", body: request.json.canonicalBytes)
+        do { return try PullResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    func send(method: HTTPMethod, path: String, body: [UInt8]?) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        if let node { request.headers.add(name: "FieldSync-Node", value: node.rawValue) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let status: Int
+        let bytes: ByteBuffer
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            status = Int(response.status.code)
+            bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
+        } catch {
+            throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
+        }
+        let json = try? JSONValue(parsing: bytes.readableBytesView)
+        switch status {
+        case 200..<300:
+            guard let json else { throw SyncError.badResponse("the body of \(path) is not JSON") }
+            return json
+        case 400..<500:
+            let error = json.flatMap(ProtocolError.init(json:)) ?? ProtocolError(.malformed, "HTTP \(status) from \(path)")
+            throw SyncError.rejected(status: status, error: error)
+        default:
+            let message = json.flatMap(ProtocolError.init(json:))?.message ?? "HTTP \(status) from \(path)"
+            throw SyncError.server(status: status, message: message)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("connectTimeout") { return "connection timed out" }
+        if text.contains("remoteConnectionClosed") { return "the connection was closed by the server" }
+        if text.contains("readTimeout") || text.contains("deadlineExceeded") { return "the server did not answer in time" }
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}
+
+/// A server address or client setting that cannot be used.
+public struct TransportConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

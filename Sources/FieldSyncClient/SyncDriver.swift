@@ -1,0 +1,131 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import Foundation
+import Logging
+
+/// What one sync did, for the summary line and `sync --json`.
+public struct SyncReport: Sendable, Equatable {
+    public var pushed = 0
+    public var pulled = 0
+    public var newConflicts = 0
+    public var pushBatches = 0
+    public var pullBatches = 0
+    public var durationSeconds = 0.0
+    /// Set when the replica found that the server knew more of its own node's revisions than it did
+    /// (it was restored from a backup) and took a new node id.
+    public var retiredNode: NodeID?
+    public var newNode: NodeID?
+    public var retries = 0
+
+    public init() {}
+}
+
+/// A progress event, for a terminal progress line.
+public enum SyncProgress: Sendable {
+    case pushed(total: Int)
+    case pulled(total: Int)
+    case retrying(attempt: Int, delaySeconds: Double, reason: String)
+    case nodeRetired(old: NodeID, new: NodeID)
+}
+
+/// Runs one sync: push what the server lacks, then pull what the replica lacks, batch by batch.
+///
+/// Which revisions to send is always derived from the knowledge the peer reports, never from a
+/// cursor remembered here, so a server restored from an old backup gets everything again. Each
+/// pulled batch is committed in one transaction, so an interrupted sync resumes where it stopped.
+public struct SyncDriver: Sendable {
+    public var store: ReplicaStore
+    public var transport: any SyncTransport
+    public var batchSize: Int
+    public var retries: Int
+    public var initialBackoffSeconds: Double
+    public var logger: Logger
+
+    public init(
+        store: ReplicaStore, transport: any SyncTransport, batchSize: Int = SyncProtocol.defaultBatchRevisions, retries: Int = 3,
+        initialBackoffSeconds: Double = 0.5, logger: Logger = Logger(label: "fieldsync.sync")
+    ) {
+        self.store = store
+        self.transport = transport
+        self.batchSize = min(max(1, batchSize), SyncProtocol.maximumBatchRevisions)
+        self.retries = max(0, retries)
+        self.initialBackoffSeconds = initialBackoffSeconds
+        self.logger = logger
+    }
+
+    public func run(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
+        let started = ContinuousClock.now
+        var report = SyncReport()
+        var serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+
+        // A replica restored from a backup must never reuse a dot: if the server holds more of this
+        // node's revisions than the replica, take a new node id before writing or pushing anything.
+        let identity = try store.identity()
+        let local = try await store.knowledge()
+        if serverKnowledge[identity.node] > local[identity.node] {
+            let fresh = try store.retireNodeID(
+                reason: "the server held revisions \(local[identity.node] + 1)…\(serverKnowledge[identity.node]) of this node that the replica lacked (restored from a backup?)",
+                now: Self.now())
+            report.retiredNode = identity.node
+            report.newNode = fresh
+            progress(.nodeRetired(old: identity.node, new: fresh))
+            logger.notice("replica node id retired", metadata: ["old": "\(identity.node)", "new": "\(fresh)"])
+        }
+        let node = try store.identity().node
+
+        while true {
+            let page = try await store.missing(from: serverKnowledge, limit: batchSize)
+            if page.texts.isEmpty { break }
+            let response = try await withRetry(&report, progress) { try await transport.push(node: node, revisionTexts: page.texts) }
+            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 else {
+                throw SyncError.badResponse("the server accepted nothing of a push batch and its knowledge did not change")
+            }
+            report.pushed += response.accepted
+            report.pushBatches += 1
+            serverKnowledge = response.knowledge
+            progress(.pushed(total: report.pushed))
+            if !page.more { break }
+        }
+
+        while true {
+            let request = PullRequest(knowledge: try await store.knowledge(), limit: batchSize)
+            let response = try await withRetry(&report, progress) { try await transport.pull(request) }
+            if response.revisions.isEmpty { break }
+            let outcome: ReceiveOutcome
+            do {
+                outcome = try store.receive(response.revisions, now: Self.now())
+            } catch let error as ProtocolError {
+                throw SyncError.badResponse("a pulled batch was rejected: \(error.message)")
+            }
+            report.pulled += outcome.accepted
+            report.newConflicts += outcome.newConflicts
+            report.pullBatches += 1
+            progress(.pulled(total: report.pulled))
+            if !response.more { break }
+        }
+        report.durationSeconds = Double(started.duration(to: .now).components.attoseconds) / 1e18
+            + Double(started.duration(to: .now).components.seconds)
+        return report
+    }
+
+    /// Retries transient failures with exponential backoff (0.5 s, 1 s, 2 s, ... by default).
+    func withRetry<T: Sendable>(
+        _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void, _ operation: () async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await operation()
+            } catch let error as SyncError where error.isTransient && attempt < retries {
+                attempt += 1
+                report.retries += 1
+                let delay = initialBackoffSeconds * pow(2, Double(attempt - 1))
+                progress(.retrying(attempt: attempt, delaySeconds: delay, reason: error.description))
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            }
+        }
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

@@ -1,0 +1,51 @@
+import FieldSyncCore
+import FieldSyncProtocol
+
+/// How the sync driver reaches a central node: over HTTP in production, in-process in tests.
+public protocol SyncTransport: Sendable {
+    func knowledge() async throws -> KnowledgeResponse
+    /// Sends one batch of revisions, given as their canonical JSON texts.
+    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse
+    func pull(_ request: PullRequest) async throws -> PullResponse
+}
+
+/// Why a sync step failed, split by whether trying again can help.
+public enum SyncError: Error, Sendable, CustomStringConvertible {
+    /// The server could not be reached or the connection broke; worth retrying.
+    case transport(String)
+    /// The server answered 5xx; worth retrying.
+    case server(status: Int, message: String)
+    /// The server refused the request (4xx); retrying the same request cannot help.
+    case rejected(status: Int, error: ProtocolError)
+    /// The server's answer was not a valid protocol message.
+    case badResponse(String)
+
+    public var isTransient: Bool {
+        switch self {
+        case .transport, .server: true
+        case .rejected, .badResponse: false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .transport(let message): message
+        case .server(let status, let message): "the server failed (HTTP \(status)): \(message)"
+        case .rejected(let status, let error): "the server refused the request (HTTP \(status), \(error.code.rawValue)): \(error.message)"
+        case .badResponse(let message): "unexpected answer from the server: \(message)"
+        }
+    }
+}
+
+/// Splices already-canonical revision texts into a push body without re-encoding them.
+public enum PushBody {
+    public static func bytes(node: NodeID, revisionTexts: [String]) -> [UInt8] {
+        var bytes = Array("{\"node\":\"\(node.rawValue)\",\"protocol\":\(SyncProtocol.version),\"revisions\":[".utf8)
+        for (i, text) in revisionTexts.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += Array(text.utf8)
+        }
+        bytes += Array("]}".utf8)
+        return bytes
+    }
+}

@@ -1,0 +1,16 @@
+/// One event in the causal history: the `counter`-th revision authored by `node` (counters start at 1).
+public struct Dot: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var node: NodeID
+    public var counter: UInt64
+
+    public init(node: NodeID, counter: UInt64) {
+        self.node = node
+        self.counter = counter
+    }
+
+    public var description: String { "\(node):\(counter)" }
+
+    public static func < (a: Dot, b: Dot) -> Bool {
+        a.node != b.node ? a.node < b.node : a.counter < b.counter
+    }
+}

@@ -1,0 +1,174 @@
+/// The incident record's fields and their types, after HURIDOCS' events formats.
+///
+/// Every operation that enters a replica, typed at the CLI, imported from a file or received from a
+/// peer, is checked here. Errors name the path and the expected type. See `docs/RECORD-MODEL.md`.
+public enum IncidentSchema {
+    /// What a path addresses.
+    public enum PathKind: Equatable, Sendable {
+        case scalar(FieldType)
+        /// A set of strings (`tags`, `violations`), changed element by element.
+        case set(FieldType)
+        /// A collection of sub-entries (`victims`, ...), addressed as `victims.<id>.<field>`.
+        case collection
+    }
+
+    /// The type a scalar value or set element must have.
+    public enum FieldType: Equatable, Sendable {
+        case text, nonEmptyText, edtfDate, country, latitude, longitude, count, anyJSON, ageRange
+        case oneOf([String])
+
+        public var expectation: String {
+            switch self {
+            case .text: "a string"
+            case .nonEmptyText: "a non-empty string"
+            case .edtfDate: "an EDTF date such as 2025-03-07, 2025-03, 2025-03-07~ or 2025-03-06/2025-03-08"
+            case .country: "an ISO 3166-1 alpha-2 country code such as SY"
+            case .latitude: "a number from -90 to 90"
+            case .longitude: "a number from -180 to 180"
+            case .count: "a non-negative integer"
+            case .anyJSON: "any JSON value but null"
+            case .ageRange: "an age range such as 18-30, 60+, child, adult, elderly or unknown"
+            case .oneOf(let values): "one of " + values.joined(separator: ", ")
+            }
+        }
+    }
+
+    public static let scalarFields: [String: FieldType] = [
+        "title": .nonEmptyText,
+        "narrative": .text,
+        "occurred.start": .edtfDate,
+        "occurred.end": .edtfDate,
+        "location.place": .text,
+        "location.district": .text,
+        "location.governorate": .text,
+        "location.country": .country,
+        "location.lat": .latitude,
+        "location.lon": .longitude,
+        "casualties.killed": .count,
+        "casualties.injured": .count,
+        "casualties.missing": .count,
+        "status": .oneOf(Vocabulary.status),
+    ]
+
+    public static let setFields: [String: FieldType] = [
+        "tags": .nonEmptyText,
+        "violations": .oneOf(Vocabulary.violations),
+    ]
+
+    /// Collections and the fields of their entries.
+    public static let collections: [String: [String: FieldType]] = [
+        "perpetrators": [
+            "name": .text, "group": .text, "affiliation": .text,
+            "identification": .oneOf(Vocabulary.identificationBasis),
+        ],
+        "victims": [
+            "pseudonym": .text, "sex": .oneOf(Vocabulary.victimSex), "age_range": .ageRange,
+            "status": .oneOf(Vocabulary.victimStatus),
+        ],
+        "sources": [
+            "kind": .oneOf(Vocabulary.sourceKinds), "reliability": .oneOf(Vocabulary.reliability),
+            "description": .text,
+        ],
+    ]
+
+    /// Paths that can never be cleared.
+    public static let requiredFields: Set<String> = ["title"]
+    public static let maximumTextLength = 100_000
+    public static let maximumPathLength = 256
+
+    /// What `path` addresses; throws for an unknown path outside `custom.`.
+    public static func kind(of path: String) throws(ValidationError) -> PathKind {
+        if let type = scalarFields[path] { return .scalar(type) }
+        if let type = setFields[path] { return .set(type) }
+        if collections[path] != nil { return .collection }
+        guard path.utf8.count <= maximumPathLength else { throw ValidationError(String(path.prefix(40)) + "…", "path too long") }
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if parts.first == "custom" {
+            guard parts.count >= 2, parts.dropFirst().allSatisfy({ !$0.isEmpty }) else {
+                throw ValidationError(path, "custom paths look like custom.KEY or custom.KEY.SUBKEY")
+            }
+            return .scalar(.anyJSON)
+        }
+        if parts.count == 3, let fields = collections[parts[0]] {
+            guard isEntryID(parts[1]) else {
+                throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -")
+            }
+            guard let type = fields[parts[2]] else {
+                throw ValidationError(path, "unknown field; \(parts[0]) entries have " + fields.keys.sorted().joined(separator: ", "))
+            }
+            return .scalar(type)
+        }
+        throw ValidationError(path, "unknown field; see `fieldsync help add` or docs/RECORD-MODEL.md (free keys go under custom.)")
+    }
+
+    /// Checks one operation's path and value.
+    public static func validate(_ operation: FieldOperation) throws(ValidationError) {
+        let path = operation.path
+        switch (try kind(of: path), operation) {
+        case (.scalar(let type), .set(_, let value)):
+            try check(value, as: type, at: path)
+        case (.scalar, .unset):
+            if requiredFields.contains(path) { throw ValidationError(path, "is required and cannot be cleared") }
+        case (.set(let type), .add(_, let element)), (.set(let type), .remove(_, let element)):
+            try check(.string(element), as: type, at: path)
+        case (.set, _):
+            throw ValidationError(path, "is a set of strings: change it with \(path)+=VALUE or \(path)-=VALUE")
+        case (.collection, _):
+            throw ValidationError(path, "is a collection: add an entry with \(path)+={...} or address \(path).<id>.<field>")
+        case (.scalar, _):
+            throw ValidationError(path, "is not a set: use \(path)=VALUE")
+        }
+    }
+
+    /// Checks a value against a field type.
+    public static func check(_ value: JSONValue, as type: FieldType, at path: String) throws(ValidationError) {
+        func fail() -> ValidationError {
+            ValidationError(path, "expected \(type.expectation), got \(describe(value))")
+        }
+        if case .string(let s) = value, s.utf8.count > maximumTextLength {
+            throw ValidationError(path, "text longer than \(maximumTextLength) bytes")
+        }
+        switch type {
+        case .text:
+            guard value.stringValue != nil else { throw fail() }
+        case .nonEmptyText:
+            guard let s = value.stringValue, s.contains(where: { !$0.isWhitespace }) else { throw fail() }
+        case .edtfDate:
+            guard let s = value.stringValue else { throw fail() }
+            if let problem = EDTF.problem(in: s) { throw ValidationError(path, "\(problem) (\(type.expectation))") }
+        case .country:
+            guard let s = value.stringValue, CountryCode.isValid(s) else { throw fail() }
+        case .latitude:
+            guard let n = value.numberValue, (-90...90).contains(n) else { throw fail() }
+        case .longitude:
+            guard let n = value.numberValue, (-180...180).contains(n) else { throw fail() }
+        case .count:
+            guard let n = value.intValue, n >= 0 else { throw fail() }
+        case .anyJSON:
+            guard value != .null else { throw ValidationError(path, "null is not a value; clear the field with --unset \(path)") }
+        case .ageRange:
+            guard let s = value.stringValue, isAgeRange(s) else { throw fail() }
+        case .oneOf(let values):
+            guard let s = value.stringValue, values.contains(s) else { throw fail() }
+        }
+    }
+
+    /// Entry ids: 1 to 64 characters of `a-z`, `0-9` and `-`.
+    public static func isEntryID(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64
+            && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+    }
+
+    static func isAgeRange(_ s: String) -> Bool {
+        if Vocabulary.ageRanges.contains(s) { return true }
+        if s.hasSuffix("+"), let n = Int(s.dropLast()), (0...130).contains(n) { return true }
+        let bounds = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]) else { return false }
+        return 0 <= low && low <= high && high <= 130
+    }
+
+    static func describe(_ value: JSONValue) -> String {
+        let text = value.canonicalText
+        return value.typeName + " " + (text.count > 40 ? String(text.prefix(40)) + "…" : text)
+    }
+}

@@ -1,0 +1,139 @@
+/// One immutable change to one record: the unit that is stored, synced, signed and kept forever.
+///
+/// Its causal `context` is the record's version vector as its author saw it; every earlier write
+/// that the context covers is superseded by this revision's writes to the same registers.
+public struct Revision: Hashable, Sendable {
+    /// A put sets or clears fields; a delete marks the record deleted. Both write the `deleted` register.
+    public enum Kind: String, Sendable, Hashable {
+        case put, delete
+    }
+
+    /// The revision format version written in the `v` member.
+    public static let formatVersion: Int64 = 1
+    /// Limits that keep one revision small; see `Protocol/sync-protocol.md`, "Limits".
+    public static let maximumOperations = 1000
+    public static let maximumAuthorLength = 200
+    public static let maximumNoteLength = 10_000
+
+    public var dot: Dot
+    public var record: RecordID
+    public var kind: Kind
+    public var operations: [FieldOperation]
+    public var context: VersionVector
+    public var author: String
+    /// Wall-clock milliseconds since 1970, for information only: never used for ordering.
+    public var time: Int64
+    /// Why the change was made; required on resolutions.
+    public var note: String?
+    /// Base64 Ed25519 signature over ``signedBytes`` by the key of `dot.node`; nil when unsigned.
+    public var signature: String?
+
+    public init(
+        dot: Dot, record: RecordID, kind: Kind = .put, operations: [FieldOperation], context: VersionVector,
+        author: String, time: Int64, note: String? = nil, signature: String? = nil
+    ) {
+        self.dot = dot
+        self.record = record
+        self.kind = kind
+        self.operations = operations
+        self.context = context
+        self.author = author
+        self.time = time
+        self.note = note
+        self.signature = signature
+    }
+
+    /// Every register this revision writes, with the value written (nil clears the field).
+    public var writes: [(key: RegisterKey, value: JSONValue?)] {
+        var result: [(key: RegisterKey, value: JSONValue?)] = [(RegisterKey.deleted, .bool(kind == .delete))]
+        for op in operations { result.append((op.key, op.registerValue)) }
+        return result
+    }
+
+    /// The revision as a JSON object, with its signature when it has one.
+    public var json: JSONValue {
+        var o = unsignedObject
+        if let signature { o["sig"] = .string(signature) }
+        return .object(o)
+    }
+
+    /// The canonical bytes that a signature covers: the canonical JSON of every member but `sig`.
+    public var signedBytes: [UInt8] { JSONValue.object(unsignedObject).canonicalBytes }
+
+    private var unsignedObject: [String: JSONValue] {
+        var o: [String: JSONValue] = [
+            "v": .int(Revision.formatVersion),
+            "node": .string(dot.node.rawValue),
+            "counter": .int(Int64(dot.counter)),
+            "record": .string(record.rawValue),
+            "kind": .string(kind.rawValue),
+            "ops": .array(operations.map(\.json)),
+            "context": context.json,
+            "author": .string(author),
+            "time": .int(time),
+        ]
+        if let note { o["note"] = .string(note) }
+        return o
+    }
+
+    /// Reads a revision and checks its shape (not its field values; see ``IncidentSchema``).
+    public init(json: JSONValue, at path: String = "revision") throws(DecodingProblem) {
+        guard case .object(let o) = json else { throw DecodingProblem(path, "expected an object") }
+        let known: Set<String> = ["v", "node", "counter", "record", "kind", "ops", "context", "author", "time", "note", "sig"]
+        if let extra = o.keys.sorted().first(where: { !known.contains($0) }) {
+            throw DecodingProblem("\(path).\(extra)", "unexpected member")
+        }
+        guard case .int(let v)? = o["v"] else { throw DecodingProblem("\(path).v", "expected an integer") }
+        guard v == Revision.formatVersion else {
+            throw DecodingProblem("\(path).v", "unsupported revision format \(v); this build reads \(Revision.formatVersion)")
+        }
+        guard let nodeText = o["node"]?.stringValue, let node = NodeID(nodeText) else {
+            throw DecodingProblem("\(path).node", "expected a node id (16 lowercase hex digits)")
+        }
+        guard case .int(let counter)? = o["counter"], counter >= 1 else {
+            throw DecodingProblem("\(path).counter", "expected an integer >= 1")
+        }
+        guard let recordText = o["record"]?.stringValue, let record = RecordID(recordText), recordText == record.rawValue else {
+            throw DecodingProblem("\(path).record", "expected a lowercase UUID")
+        }
+        guard let kindText = o["kind"]?.stringValue, let kind = Kind(rawValue: kindText) else {
+            throw DecodingProblem("\(path).kind", "expected \"put\" or \"delete\"")
+        }
+        guard case .array(let opsJSON)? = o["ops"] else { throw DecodingProblem("\(path).ops", "expected an array") }
+        guard opsJSON.count <= Revision.maximumOperations else {
+            throw DecodingProblem("\(path).ops", "more than \(Revision.maximumOperations) operations")
+        }
+        var operations: [FieldOperation] = []
+        var keys = Set<RegisterKey>()
+        for (i, opJSON) in opsJSON.enumerated() {
+            let op = try FieldOperation(json: opJSON, at: "\(path).ops[\(i)]")
+            guard keys.insert(op.key).inserted else { throw DecodingProblem("\(path).ops[\(i)]", "writes \(op.key) twice") }
+            operations.append(op)
+        }
+        if kind == .delete, !operations.isEmpty { throw DecodingProblem("\(path).ops", "a delete carries no operations") }
+        guard let contextJSON = o["context"] else { throw DecodingProblem("\(path).context", "missing") }
+        let context = try VersionVector(json: contextJSON, at: "\(path).context")
+        guard context[node] < UInt64(counter) else {
+            throw DecodingProblem("\(path).context", "covers the revision itself (\(node):\(counter))")
+        }
+        guard let author = o["author"]?.stringValue, !author.isEmpty, author.count <= Revision.maximumAuthorLength else {
+            throw DecodingProblem("\(path).author", "expected a non-empty string of at most \(Revision.maximumAuthorLength) characters")
+        }
+        guard case .int(let time)? = o["time"] else { throw DecodingProblem("\(path).time", "expected integer milliseconds") }
+        var note: String?
+        if let noteJSON = o["note"] {
+            guard let text = noteJSON.stringValue, text.count <= Revision.maximumNoteLength else {
+                throw DecodingProblem("\(path).note", "expected a string of at most \(Revision.maximumNoteLength) characters")
+            }
+            note = text
+        }
+        var signature: String?
+        if let sigJSON = o["sig"] {
+            guard let text = sigJSON.stringValue else { throw DecodingProblem("\(path).sig", "expected a base64 string") }
+            signature = text
+        }
+        self.init(
+            dot: Dot(node: node, counter: UInt64(counter)), record: record, kind: kind, operations: operations,
+            context: context, author: author, time: time, note: note, signature: signature)
+    }
+}

@@ -1,0 +1,97 @@
+import FieldSyncCore
+
+/// The sync protocol's version and limits (`Protocol/sync-protocol.md`, "Versioning" and "Limits").
+public enum SyncProtocol {
+    /// The version this build speaks; every message carries it in `protocol`.
+    public static let version: Int64 = 1
+    /// The most revisions in one push or pull batch.
+    public static let maximumBatchRevisions = 1000
+    /// The default number of revisions a client asks for per pull, and sends per push.
+    public static let defaultBatchRevisions = 500
+    /// The largest request body the server reads, in bytes; larger bodies get 413.
+    public static let maximumRequestBytes = 8 * 1024 * 1024
+
+    /// Checks the `protocol` member of a message.
+    static func checkVersion(_ object: [String: JSONValue]) throws(ProtocolError) {
+        guard case .int(let v)? = object["protocol"] else {
+            throw ProtocolError(.malformed, "protocol: expected the protocol version number (this build speaks \(version))")
+        }
+        guard v == version else {
+            throw ProtocolError(.unsupportedVersion, "protocol version \(v) is not supported; this build speaks \(version)")
+        }
+    }
+
+    static func object(_ json: JSONValue, _ what: String) throws(ProtocolError) -> [String: JSONValue] {
+        guard case .object(let o) = json else { throw ProtocolError(.malformed, "\(what): expected a JSON object") }
+        return o
+    }
+
+    static func revisions(_ json: JSONValue?, limit: Int) throws(ProtocolError) -> [Revision] {
+        guard case .array(let items)? = json else { throw ProtocolError(.malformed, "revisions: expected an array") }
+        guard items.count <= limit else {
+            throw ProtocolError(.tooLarge, "revisions: \(items.count) revisions in one batch; the limit is \(limit)")
+        }
+        var result: [Revision] = []
+        result.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            do {
+                result.append(try Revision(json: item, at: "revisions[\(i)]"))
+            } catch {
+                throw ProtocolError(.malformed, error.description)
+            }
+        }
+        return result
+    }
+
+    static func knowledge(_ json: JSONValue?, at path: String) throws(ProtocolError) -> VersionVector {
+        guard let json else { throw ProtocolError(.malformed, "\(path): missing") }
+        do { return try VersionVector(json: json, at: path) } catch { throw ProtocolError(.malformed, error.description) }
+    }
+}
+
+/// A message or file that this build cannot accept, with a stable machine-readable code.
+public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stable error codes, listed in `Protocol/sync-protocol.md`, "Errors".
+    public enum Code: String, Sendable {
+        case malformed = "malformed"
+        case invalidJSON = "invalid_json"
+        case unsupportedVersion = "unsupported_version"
+        case tooLarge = "too_large"
+        case causalGap = "causal_gap"
+        case conflictingDuplicate = "conflicting_duplicate"
+        case invalidField = "invalid_field"
+        case checksumMismatch = "checksum_mismatch"
+        case unauthorized = "unauthorized"
+        case forbidden = "forbidden"
+        case badSignature = "bad_signature"
+        case unknownNode = "unknown_node"
+        case notFound = "not_found"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// `{"error": {"code": ..., "message": ...}}`, the body of every 4xx and 5xx response.
+    public var json: JSONValue { ["error": ["code": .string(code.rawValue), "message": .string(message)]] }
+
+    public init?(json: JSONValue) {
+        guard let error = json["error"], let codeText = error["code"]?.stringValue, let code = Code(rawValue: codeText),
+            let message = error["message"]?.stringValue
+        else { return nil }
+        self.init(code, message)
+    }
+}
+
+extension JSONValue {
+    /// Parses a message body, turning parse failures into a ``ProtocolError``.
+    public static func parseMessage(_ bytes: some Collection<UInt8>) throws(ProtocolError) -> JSONValue {
+        do { return try JSONValue(parsing: bytes) } catch { throw ProtocolError(.invalidJSON, error.description) }
+    }
+}

@@ -1,0 +1,129 @@
+import FieldSyncCore
+
+/// `GET /v1/knowledge` response: the server's node id and version vector.
+public struct KnowledgeResponse: Sendable, Equatable {
+    public var node: NodeID
+    public var knowledge: VersionVector
+
+    public init(node: NodeID, knowledge: VersionVector) {
+        self.node = node
+        self.knowledge = knowledge
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "knowledge": knowledge.json]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "knowledge response")
+        try SyncProtocol.checkVersion(o)
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        self.init(node: node, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+    }
+}
+
+/// `POST /v1/push` request: a batch of revisions in causal order, stored all or nothing.
+public struct PushRequest: Sendable, Equatable {
+    /// The pushing replica's node id (it may relay revisions of other nodes).
+    public var node: NodeID
+    public var revisions: [Revision]
+
+    public init(node: NodeID, revisions: [Revision]) {
+        self.node = node
+        self.revisions = revisions
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "revisions": .array(revisions.map(\.json))]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "push request")
+        try SyncProtocol.checkVersion(o)
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        self.init(node: node, revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions))
+    }
+}
+
+/// `POST /v1/push` response.
+public struct PushResponse: Sendable, Equatable {
+    /// Revisions stored by this push.
+    public var accepted: Int
+    /// Revisions the server already held (re-delivery is harmless).
+    public var duplicates: Int
+    public var knowledge: VersionVector
+
+    public init(accepted: Int, duplicates: Int, knowledge: VersionVector) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.knowledge = knowledge
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)), "knowledge": knowledge.json]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "push response")
+        try SyncProtocol.checkVersion(o)
+        guard case .int(let a)? = o["accepted"], case .int(let d)? = o["duplicates"] else {
+            throw ProtocolError(.malformed, "accepted, duplicates: expected integers")
+        }
+        self.init(accepted: Int(a), duplicates: Int(d), knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+    }
+}
+
+/// `POST /v1/pull` request: what the client holds, and how many revisions it wants at most.
+public struct PullRequest: Sendable, Equatable {
+    public var knowledge: VersionVector
+    public var limit: Int
+
+    public init(knowledge: VersionVector, limit: Int = SyncProtocol.defaultBatchRevisions) {
+        self.knowledge = knowledge
+        self.limit = limit
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "knowledge": knowledge.json, "limit": .int(Int64(limit))]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "pull request")
+        try SyncProtocol.checkVersion(o)
+        var limit = SyncProtocol.defaultBatchRevisions
+        if let l = o["limit"] {
+            guard case .int(let n) = l, n >= 1, n <= Int64(SyncProtocol.maximumBatchRevisions) else {
+                throw ProtocolError(.malformed, "limit: expected an integer from 1 to \(SyncProtocol.maximumBatchRevisions)")
+            }
+            limit = Int(n)
+        }
+        self.init(knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"), limit: limit)
+    }
+}
+
+/// `POST /v1/pull` response: the next revisions the client lacks, in causal order.
+public struct PullResponse: Sendable, Equatable {
+    public var revisions: [Revision]
+    /// True when the server holds further revisions the client lacks.
+    public var more: Bool
+    public var knowledge: VersionVector
+
+    public init(revisions: [Revision], more: Bool, knowledge: VersionVector) {
+        self.revisions = revisions
+        self.more = more
+        self.knowledge = knowledge
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "revisions": .array(revisions.map(\.json)), "more": .bool(more), "knowledge": knowledge.json]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "pull response")
+        try SyncProtocol.checkVersion(o)
+        guard case .bool(let more)? = o["more"] else { throw ProtocolError(.malformed, "more: expected a boolean") }
+        self.init(
+            revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions),
+            more: more, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+    }
+}

@@ -1,0 +1,43 @@
+import FieldSyncCore
+
+/// What the central node needs from its storage. The server talks only to this protocol, so a
+/// PostgreSQL backend shared by several stateless `serve` instances can replace the SQLite one.
+///
+/// Every method is atomic: a push stores all its revisions or none.
+public protocol SyncStorage: Sendable {
+    /// The storage's own node id (it authors no revisions; the id names it in responses).
+    func nodeID() async throws -> NodeID
+    func knowledge() async throws -> VersionVector
+    /// Stores a causally ordered batch, all or nothing. Throws ``ProtocolError`` with `.causalGap`,
+    /// `.conflictingDuplicate` or `.invalidField` when the batch cannot be stored.
+    func store(_ revisions: [Revision]) async throws -> StoreOutcome
+    /// Up to `limit` revisions that `peer` lacks, in causal order, as canonical JSON text.
+    func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions
+}
+
+/// What storing a batch did.
+public struct StoreOutcome: Sendable, Equatable {
+    public var accepted: Int
+    public var duplicates: Int
+    /// Conflicted paths that did not exist before the batch.
+    public var newConflicts: Int
+    public var knowledge: VersionVector
+
+    public init(accepted: Int, duplicates: Int, newConflicts: Int, knowledge: VersionVector) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.newConflicts = newConflicts
+        self.knowledge = knowledge
+    }
+}
+
+/// A page of revisions a peer lacks, kept as stored canonical text so that serving them needs no re-encoding.
+public struct MissingRevisions: Sendable, Equatable {
+    public var texts: [String]
+    public var more: Bool
+
+    public init(texts: [String], more: Bool) {
+        self.texts = texts
+        self.more = more
+    }
+}

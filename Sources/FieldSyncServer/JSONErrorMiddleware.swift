@@ -1,0 +1,59 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import Hummingbird
+import Logging
+
+/// Turns every error into a JSON error body (`{"error": {"code", "message"}}`) with a fitting status,
+/// so clients never have to parse HTML or plain text. Unexpected errors become 500 and are logged.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as ProtocolError {
+            return JSONResponse.error(error)
+        } catch let error as HTTPError {
+            let code: ProtocolError.Code =
+                switch error.status {
+                case .contentTooLarge: .tooLarge
+                case .notFound: .notFound
+                case .unauthorized: .unauthorized
+                case .forbidden: .forbidden
+                default: .malformed
+                }
+            let message = error.body ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return JSONResponse.make(status: error.status, ProtocolError(code, message).json)
+        } catch {
+            context.logger.error("internal error", metadata: ["error": "\(error)"])
+            return JSONResponse.make(status: .internalServerError, ["error": ["code": "internal", "message": "internal server error"]])
+        }
+    }
+}
+
+/// Building JSON responses from ``JSONValue``s.
+enum JSONResponse {
+    static func make(status: HTTPResponse.Status = .ok, _ json: JSONValue) -> Response {
+        make(status: status, bytes: json.canonicalBytes)
+    }
+
+    static func make(status: HTTPResponse.Status = .ok, bytes: [UInt8]) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func error(_ error: ProtocolError) -> Response {
+        make(status: status(for: error.code), error.json)
+    }
+
+    static func status(for code: ProtocolError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .malformed, .invalidJSON, .unsupportedVersion, .checksumMismatch: .badRequest
+        case .tooLarge: .contentTooLarge
+        case .causalGap, .conflictingDuplicate: .conflict
+        case .invalidField, .badSignature, .unknownNode: .unprocessableContent
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .notFound: .notFound
+        }
+    }
+}

@@ -1,0 +1,388 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import Foundation
+import GRDB
+
+/// A replica in one SQLite file: the revision log, the version vector and the materialized records.
+///
+/// Every method that writes runs in exactly one transaction and either completes or leaves the file
+/// unchanged. The `Database` never escapes the closures below.
+public final class ReplicaStore: Sendable {
+    let writer: any DatabaseWriter
+    public let path: String
+
+    private init(writer: any DatabaseWriter, path: String) {
+        self.writer = writer
+        self.path = path
+    }
+
+    /// How the file is opened: a `DatabaseQueue` for one CLI process, a `DatabasePool` for the server.
+    public enum Access: Sendable { case single, pool }
+
+    /// Creates a new replica file; refuses to touch an existing one.
+    public static func create(at path: String, name: String, node: NodeID = .random(), now: Int64, access: Access = .single) throws -> ReplicaStore {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= Revision.maximumAuthorLength else {
+            throw StoreError(.invalid, "the name must be 1 to \(Revision.maximumAuthorLength) characters")
+        }
+        if FileManager.default.fileExists(atPath: path) {
+            throw StoreError(.alreadyExists, "a file already exists at \(path); refusing to overwrite it")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        // Created 0600 before SQLite opens it: the replica holds evidence (and, later, a private key).
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw StoreError(.io, "cannot create \(path): check that the folder exists and is writable")
+        }
+        do {
+            let store = try open(existingAt: path, access: access, requireReplica: false)
+            try store.writer.write { db in
+                try db.execute(
+                    sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, ?, NULL, ?)",
+                    arguments: [node.rawValue, trimmed, now])
+            }
+            return store
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+    }
+
+    /// Opens an existing replica, migrating an older schema forward.
+    public static func open(at path: String, access: Access = .single) throws -> ReplicaStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.noReplica, "no replica at \(path): run `fieldsync init --name NAME` first, or pass --store")
+        }
+        return try open(existingAt: path, access: access, requireReplica: true)
+    }
+
+    private static func open(existingAt path: String, access: Access, requireReplica: Bool) throws -> ReplicaStore {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.foreignKeysEnabled = true
+        let writer: any DatabaseWriter
+        do {
+            switch access {
+            case .single: writer = try DatabaseQueue(path: path, configuration: config)
+            case .pool: writer = try DatabasePool(path: path, configuration: config)
+            }
+            let migrator = StoreSchema.migrator
+            let superseded = try writer.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded {
+                throw StoreError(.newerSchema, "\(path) was written by a newer version of fieldsync; upgrade fieldsync to open it")
+            }
+            try migrator.migrate(writer)
+            if requireReplica {
+                let hasReplica = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM replica)") ?? false }
+                guard hasReplica else { throw StoreError(.notAStore, "\(path) is not a FieldSync replica (no identity); run `fieldsync init`") }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError {
+            throw StoreError.from(error, path: path)
+        }
+        return ReplicaStore(writer: writer, path: path)
+    }
+
+    // MARK: Identity
+
+    public func identity() throws -> ReplicaIdentity {
+        try read { db in try Self.identity(db) }
+    }
+
+    static func identity(_ db: Database) throws -> ReplicaIdentity {
+        guard let row = try Row.fetchOne(db, sql: "SELECT node, name, server FROM replica WHERE id = 1"),
+            let node = NodeID(row["node"])
+        else { throw StoreError(.notAStore, "the replica has no identity") }
+        let retired = try String.fetchAll(db, sql: "SELECT node FROM retired_node ORDER BY retired").compactMap(NodeID.init)
+        return ReplicaIdentity(node: node, name: row["name"], server: row["server"], retiredNodes: retired)
+    }
+
+    public func setServer(_ url: String?) throws {
+        try write { db in try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [url]) }
+    }
+
+    /// Takes a fresh node id, retiring the current one, so that no dot is ever reused
+    /// (for a replica restored from a backup). Returns the new id.
+    @discardableResult
+    public func retireNodeID(reason: String, now: Int64) throws -> NodeID {
+        let fresh = NodeID.random()
+        try write { db in
+            let old = try Self.identity(db).node
+            try db.execute(sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+            try db.execute(sql: "UPDATE replica SET node = ? WHERE id = 1", arguments: [fresh.rawValue])
+        }
+        return fresh
+    }
+
+    // MARK: Knowledge and revisions
+
+    public func knowledge() throws -> VersionVector {
+        try read { db in try Self.knowledge(db) }
+    }
+
+    static func knowledge(_ db: Database) throws -> VersionVector {
+        var vector = VersionVector()
+        for row in try Row.fetchAll(db, sql: "SELECT node, counter FROM knowledge") {
+            if let node = NodeID(row["node"]) { vector[node] = UInt64(row["counter"] as Int64) }
+        }
+        return vector
+    }
+
+    /// What a local change writes, decided by a builder that sees the record's current state.
+    public typealias LocalChange = (kind: Revision.Kind, operations: [FieldOperation], note: String?)
+
+    /// Records a revision authored here. `build` sees the record's current state (nil for a new
+    /// record) and returns what to write; the whole step is one transaction.
+    public func commitLocal(record id: RecordID, now: Int64, build: (RecordState?) throws -> LocalChange) throws -> Revision {
+        try commitLocal(records: [id], now: now) { _, state in try build(state) }[0]
+    }
+
+    /// Records one revision per record id, all in one transaction: either every one is stored or none.
+    public func commitLocal(records ids: [RecordID], now: Int64, build: (Int, RecordState?) throws -> LocalChange) throws -> [Revision] {
+        try write { db in
+            let identity = try Self.identity(db)
+            var counter = try Self.knowledge(db)[identity.node]
+            var cache: [RecordID: RecordState] = [:]
+            var revisions: [Revision] = []
+            for (index, id) in ids.enumerated() {
+                let current = try Self.loadState(db, id, cache: &cache)
+                let change = try build(index, current)
+                counter += 1
+                let revision = Revision(
+                    dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
+                    operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
+                    time: now, note: change.note)
+                _ = try Self.apply(db, revision, cache: &cache, now: now)
+                revisions.append(revision)
+            }
+            try Self.saveStates(db, cache, now: now)
+            return revisions
+        }
+    }
+
+    /// Applies revisions received from a peer, in the order given, all or nothing.
+    /// Throws ``ProtocolError`` for a causal gap, a duplicate dot with different content, or an invalid field.
+    public func receive(_ revisions: [Revision], now: Int64) throws -> ReceiveOutcome {
+        try write { db in try Self.receive(db, revisions, now: now) }
+    }
+
+    static func receive(_ db: Database, _ revisions: [Revision], now: Int64) throws -> ReceiveOutcome {
+            var cache: [RecordID: RecordState] = [:]
+            var accepted = 0
+            var duplicates = 0
+            var conflictsBefore: [RecordID: Int] = [:]
+            var knowledge = try Self.knowledge(db)
+            for revision in revisions {
+                switch knowledge.delivery(of: revision) {
+                case .gap(let gap):
+                    throw ProtocolError(.causalGap, gap.description)
+                case .duplicate:
+                    let stored = try String.fetchOne(
+                        db, sql: "SELECT body FROM revision WHERE node = ? AND counter = ?",
+                        arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
+                    if let stored, stored != revision.json.canonicalText {
+                        throw ProtocolError(.conflictingDuplicate, "revision \(revision.dot) is already stored with different content; refusing to replace it")
+                    }
+                    duplicates += 1
+                case .ready:
+                    for op in revision.operations {
+                        do { try IncidentSchema.validate(op) } catch {
+                            throw ProtocolError(.invalidField, "revision \(revision.dot): \(error.description)")
+                        }
+                    }
+                    if conflictsBefore[revision.record] == nil {
+                        conflictsBefore[revision.record] = try Self.loadState(db, revision.record, cache: &cache)?.conflicts.count ?? 0
+                    }
+                    _ = try Self.apply(db, revision, cache: &cache, now: now)
+                    knowledge.add(revision.dot)
+                    accepted += 1
+                }
+            }
+            try Self.saveStates(db, cache, now: now)
+            var newConflicts = 0
+            for (id, before) in conflictsBefore {
+                newConflicts += max(0, (cache[id]?.conflicts.count ?? 0) - before)
+            }
+            return ReceiveOutcome(accepted: accepted, duplicates: duplicates, newConflicts: newConflicts, knowledge: knowledge)
+    }
+
+    /// Appends a ready revision to the log and folds it into the cached record state.
+    private static func apply(_ db: Database, _ revision: Revision, cache: inout [RecordID: RecordState], now: Int64) throws -> Bool {
+        var state = try loadState(db, revision.record, cache: &cache) ?? RecordState(id: revision.record)
+        guard state.apply(revision) else { return false }
+        cache[revision.record] = state
+        try db.execute(
+            sql: "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, ?, ?, ?)",
+            arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, revision.json.canonicalText, now])
+        try db.execute(
+            sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter",
+            arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
+        return true
+    }
+
+    private static func loadState(_ db: Database, _ id: RecordID, cache: inout [RecordID: RecordState]) throws -> RecordState? {
+        if let cached = cache[id] { return cached }
+        return try loadState(db, id)
+    }
+
+    static func loadState(_ db: Database, _ id: RecordID) throws -> RecordState? {
+        guard let text = try String.fetchOne(db, sql: "SELECT state FROM record WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+        return try RecordState(json: JSONValue(parsing: text))
+    }
+
+    private static func saveStates(_ db: Database, _ states: [RecordID: RecordState], now: Int64) throws {
+        for (id, state) in states {
+            try db.execute(
+                sql: """
+                    INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
+                        deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
+                    """,
+                arguments: [
+                    id.rawValue, state.json.canonicalText, state.value(at: "title")?.stringValue, state.isDeleted,
+                    state.conflicts.count, now,
+                ])
+        }
+    }
+
+    /// Up to `limit` revisions that a peer with `peer` knowledge lacks, in this replica's log order
+    /// (a causal order), as stored canonical text.
+    public func missing(from peer: VersionVector, limit: Int) throws -> MissingRevisions {
+        try read { db in try Self.missing(db, from: peer, limit: limit) }
+    }
+
+    static func missing(_ db: Database, from peer: VersionVector, limit: Int) throws -> MissingRevisions {
+            let mine = try Self.knowledge(db)
+            var rows: [(seq: Int64, body: String)] = []
+            for node in mine.nodes where mine[node] > peer[node] {
+                let found = try Row.fetchAll(
+                    db, sql: "SELECT seq, body FROM revision WHERE node = ? AND counter > ? ORDER BY counter LIMIT ?",
+                    arguments: [node.rawValue, Int64(peer[node]), limit + 1])
+                rows += found.map { (seq: $0["seq"], body: $0["body"]) }
+            }
+            rows.sort { $0.seq < $1.seq }
+            return MissingRevisions(texts: rows.prefix(limit).map(\.body), more: rows.count > limit)
+    }
+
+    /// Every revision in log order, for bundle export.
+    public func allRevisions() throws -> [Revision] {
+        try read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM revision ORDER BY seq").map { try Revision(json: JSONValue(parsing: $0)) }
+        }
+    }
+
+    // MARK: Records
+
+    /// Finds the record whose id starts with `prefix` (at least 4 characters), as git does.
+    public func resolveID(_ prefix: String) throws -> RecordID {
+        let lower = prefix.lowercased()
+        guard lower.count >= 4, lower.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            throw StoreError(.invalid, "\"\(prefix)\" is not a record id: give at least 4 characters of an id shown by `fieldsync list`")
+        }
+        let ids = try read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM record WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", arguments: [lower, lower + "\u{FFFF}"])
+        }
+        switch ids.count {
+        case 0: throw StoreError(.notFound, "no record with id \(prefix)")
+        case 1: return RecordID(ids[0])!
+        default: throw StoreError(.ambiguous, "id prefix \(prefix) matches more than one record; give more characters")
+        }
+    }
+
+    public func record(_ id: RecordID) throws -> RecordState? {
+        try read { db in try Self.loadState(db, id) }
+    }
+
+    /// Records ordered by id; optionally only those with open conflicts, or including deleted ones.
+    public func records(conflictedOnly: Bool = false, includeDeleted: Bool = false) throws -> [RecordState] {
+        var sql = "SELECT state FROM record WHERE 1 = 1"
+        if conflictedOnly { sql += " AND conflicts > 0" }
+        if !includeDeleted && !conflictedOnly { sql += " AND deleted = 0" }
+        sql += " ORDER BY id"
+        return try read { db in try String.fetchAll(db, sql: sql).map { try RecordState(json: JSONValue(parsing: $0)) } }
+    }
+
+    /// A record's revisions in the order this replica received them.
+    public func history(of id: RecordID) throws -> [StoredRevision] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, body, received FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue]).map { row in
+                StoredRevision(seq: row["seq"], revision: try Revision(json: JSONValue(parsing: row["body"] as String)), received: row["received"])
+            }
+        }
+    }
+
+    public func status() throws -> ReplicaStatus {
+        try read { db in
+            let identity = try Self.identity(db)
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS records, COALESCE(SUM(deleted), 0) AS deleted,
+                       COALESCE(SUM(conflicts > 0), 0) AS conflicted, COALESCE(SUM(conflicts), 0) AS conflicts
+                FROM record
+                """)!
+            let revisions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM revision") ?? 0
+            return ReplicaStatus(
+                identity: identity, records: row["records"] - (row["deleted"] as Int), deletedRecords: row["deleted"],
+                revisions: revisions, conflictedRecords: row["conflicted"], conflicts: row["conflicts"], knowledge: try Self.knowledge(db))
+        }
+    }
+
+    /// `PRAGMA integrity_check`; returns "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in one write transaction, mapping SQLite failures to ``StoreError``.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try writer.write(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try writer.read(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+    }
+}
+
+extension StoreError {
+    static func from(_ error: DatabaseError, path: String) -> StoreError {
+        switch error.resultCode {
+        case .SQLITE_NOTADB: StoreError(.notAStore, "\(path) is not a FieldSync replica (not an SQLite database)")
+        case .SQLITE_BUSY, .SQLITE_LOCKED: StoreError(.locked, "\(path) is locked by another process; try again when it finishes")
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN: StoreError(.io, "cannot write \(path): check its permissions")
+        case .SQLITE_CORRUPT: StoreError(.notAStore, "\(path) is damaged (SQLite reports corruption)")
+        case .SQLITE_FULL: StoreError(.io, "the disk holding \(path) is full")
+        default: StoreError(.io, "\(path): \(error.message ?? "SQLite error \(error.resultCode.rawValue)")")
+        }
+    }
+}
+
+extension ReplicaStore: SyncStorage {
+    public func nodeID() async throws -> NodeID {
+        try await asyncRead { db in try Self.identity(db).node }
+    }
+
+    public func knowledge() async throws -> VersionVector {
+        try await asyncRead { db in try Self.knowledge(db) }
+    }
+
+    public func store(_ revisions: [Revision]) async throws -> StoreOutcome {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let outcome = try await asyncWrite { db in try Self.receive(db, revisions, now: now) }
+        return StoreOutcome(accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts, knowledge: outcome.knowledge)
+    }
+
+    public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {
+        try await asyncRead { db in try Self.missing(db, from: peer, limit: limit) }
+    }
+
+    func asyncWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await writer.write(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+    }
+
+    func asyncRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await writer.read(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+    }
+}

@@ -1,0 +1,4 @@
+import FieldSyncCLI
+import Foundation
+
+exit(await FieldSyncCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))
