@@ -79,7 +79,7 @@ struct BundleImportCommand: AsyncParsableCommand {
 
     static func read(_ path: String) throws -> BundleFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
-        do { return try BundleFile(fileBytes: Array(data)) } catch let error as ProtocolError {
+        do { return try BundleFile(fileBytes: Array(data)) } catch {
             throw CLIError("\(path): \(error.message); nothing was imported")
         }
     }

@@ -21,7 +21,7 @@ public struct FieldSyncCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, AddCommand.self, EditCommand.self, DeleteCommand.self, ShowCommand.self, ListCommand.self,
-            StatusCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
+            StatusCommand.self, ConflictsCommand.self, ResolveCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
         ])
 
     public init() {}

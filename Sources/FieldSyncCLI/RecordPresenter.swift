@@ -77,22 +77,26 @@ enum RecordPresenter {
     }
 
     /// A revision in a record's history, as data.
-    static func historyJSON(_ stored: StoredRevision) -> JSONValue {
+    static func historyJSON(_ stored: StoredRevision, _ step: HistoryStep) -> JSONValue {
         let r = stored.revision
         var o: [String: JSONValue] = [
             "node": .string(r.dot.node.rawValue), "counter": .int(Int64(r.dot.counter)), "kind": .string(r.kind.rawValue),
             "author": .string(r.author), "time": .string(isoTime(r.time)), "received": .string(isoTime(stored.received)),
             "operations": .array(r.operations.map(\.json)), "context": r.context.json,
             "signed": .bool(r.signature != nil),
+            "conflicts_created": .array(step.conflictsCreated.map(JSONValue.string)),
+            "conflicts_resolved": .array(step.conflictsResolved.map(JSONValue.string)),
         ]
         if let note = r.note { o["note"] = .string(note) }
         return .object(o)
     }
 
-    static func historyText(_ stored: StoredRevision) -> String {
+    static func historyText(_ stored: StoredRevision, _ step: HistoryStep) -> String {
         let r = stored.revision
-        var out = "\(isoTime(r.time))  \(r.author)  \(r.dot)  \(r.kind == .delete ? "deleted the record" : "put")\n"
+        let action = step.conflictsResolved.isEmpty ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
+        var out = "\(isoTime(r.time))  \(r.author)  node \(r.dot.node) #\(r.dot.counter)  \(action)\n"
         if let note = r.note { out += "    note: \(note)\n" }
+        if !step.conflictsCreated.isEmpty { out += "    conflict created on \(step.conflictsCreated.joined(separator: ", "))\n" }
         for op in r.operations {
             switch op {
             case .set(let path, let value): out += "    set \(path) = \(valueText(value))\n"

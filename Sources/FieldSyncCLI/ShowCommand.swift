@@ -18,16 +18,17 @@ struct ShowCommand: AsyncParsableCommand {
         let recordID = try store.resolveID(id)
         guard let state = try store.record(recordID) else { throw CLIError("no record with id \(id)") }
         let revisions = history ? try store.history(of: recordID) : []
+        let steps = HistoryStep.replay(revisions.map(\.revision))
         if json {
             var object = RecordPresenter.recordJSON(state).objectValue!
-            if history { object["history"] = .array(revisions.map(RecordPresenter.historyJSON)) }
+            if history { object["history"] = .array(zip(revisions, steps).map(RecordPresenter.historyJSON)) }
             print(JSONValue.object(object).prettyText())
             return
         }
         print(RecordPresenter.recordText(state), terminator: "")
         if history {
             print("\nhistory (\(revisions.count) revisions):")
-            for stored in revisions { print(RecordPresenter.historyText(stored), terminator: "") }
+            for (stored, step) in zip(revisions, steps) { print(RecordPresenter.historyText(stored, step), terminator: "") }
         }
     }
 }
