@@ -1,0 +1,139 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import FieldSyncTestSupport
+import Foundation
+import GRDB
+import Testing
+
+/// The SQLite replica: migrations, transactions and the rules of receiving revisions.
+@Suite struct ReplicaStoreTests {
+    let dir: TemporaryDirectory
+    init() throws { dir = try TemporaryDirectory("store") }
+
+    @Test func createRefusesToOverwriteAndFileIsPrivate() throws {
+        let path = dir.file("a.sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        #expect(try store.identity().name == "Rima")
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(throws: StoreError.self) { try ReplicaStore.create(at: path, name: "Other", now: 1) }
+        #expect(try ReplicaStore.open(at: path).identity().name == "Rima")
+    }
+
+    @Test func migrationsRunOnFreshAndExistingFiles() throws {
+        let path = dir.file("m.sqlite")
+        _ = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        // Reopening an existing file re-runs the migrator without error and keeps the data.
+        let reopened = try ReplicaStore.open(at: path)
+        let id = try Fixtures.addIncident(reopened, title: "Looting of shops")
+        #expect(try ReplicaStore.open(at: path).record(id) != nil)
+        let queue = try DatabaseQueue(path: path)
+        let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
+        #expect(applied == ["v1"])
+        let tables = try queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
+        #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
+    }
+
+    @Test func aStoreFromAFutureSchemaIsRefusedUnchanged() throws {
+        let path = dir.file("future.sqlite")
+        _ = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect { try ReplicaStore.open(at: path) } throws: { ($0 as? StoreError)?.kind == .newerSchema }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+
+    @Test func aFileThatIsNotSQLiteIsRefused() throws {
+        let path = dir.file("notes.txt")
+        try Data("these are my notes, not a database\n".utf8 + Array(repeating: 0x41, count: 200)).write(to: URL(fileURLWithPath: path))
+        #expect { try ReplicaStore.open(at: path) } throws: { ($0 as? StoreError)?.kind == .notAStore }
+        #expect { try ReplicaStore.open(at: dir.file("missing.sqlite")) } throws: { ($0 as? StoreError)?.kind == .noReplica }
+    }
+
+    @Test func aFailingBuilderWritesNothing() throws {
+        let store = try ReplicaStore.create(at: dir.file("t.sqlite"), name: "Rima", now: 1)
+        let id = try Fixtures.addIncident(store, title: "Detentions at checkpoint")
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            _ = try store.commitLocal(records: [RecordID.generate(millisecondsSince1970: 5), id], now: 5) { index, _ in
+                if index == 1 { throw Boom() }
+                return (.put, [.set(path: "title", value: "first")], nil)
+            }
+        }
+        #expect(try store.status().revisions == 1)
+        #expect(try store.status().records == 1)
+        #expect(try store.knowledge().total == 1)
+    }
+
+    @Test func aBatchWithACausalGapIsRejectedWhole() throws {
+        let source = try ReplicaStore.create(at: dir.file("src.sqlite"), name: "Rima", now: 1)
+        let id = try Fixtures.addIncident(source, title: "Shelling")
+        try Fixtures.edit(source, id, [.set(path: "casualties.killed", value: 3)])
+        try Fixtures.edit(source, id, [.set(path: "casualties.killed", value: 4)])
+        let all = try source.allRevisions()
+        let target = try ReplicaStore.create(at: dir.file("dst.sqlite"), name: "Omar", now: 1)
+        #expect { try target.receive([all[0], all[2]], now: 2) } throws: { ($0 as? ProtocolError)?.code == .causalGap }
+        #expect(try target.status().revisions == 0)
+        #expect(try target.records().isEmpty)
+        let outcome = try target.receive(all, now: 3)
+        #expect(outcome.accepted == 3)
+        #expect(try target.receive(all, now: 4).duplicates == 3)
+        #expect(try Fixtures.canonicalState(target) == Fixtures.canonicalState(source))
+    }
+
+    @Test func aDuplicateDotWithDifferentContentIsRejected() throws {
+        let source = try ReplicaStore.create(at: dir.file("s.sqlite"), name: "Rima", now: 1)
+        try Fixtures.addIncident(source, title: "Original title")
+        var forged = try source.allRevisions()[0]
+        forged.operations = [.set(path: "title", value: "Altered title")]
+        let target = try ReplicaStore.create(at: dir.file("d.sqlite"), name: "Omar", now: 1)
+        _ = try target.receive(try source.allRevisions(), now: 2)
+        #expect { try target.receive([forged], now: 3) } throws: { ($0 as? ProtocolError)?.code == .conflictingDuplicate }
+        #expect(try target.records()[0].value(at: "title") == "Original title")
+    }
+
+    @Test func anInvalidFieldFromAPeerIsRejected() throws {
+        let target = try ReplicaStore.create(at: dir.file("v.sqlite"), name: "Omar", now: 1)
+        let bad = Revision(
+            dot: Dot(node: .random(), counter: 1), record: .generate(millisecondsSince1970: 1),
+            operations: [.set(path: "title", value: "x"), .set(path: "casualties.killed", value: -3)], context: VersionVector(), author: "M", time: 1)
+        #expect { try target.receive([bad], now: 2) } throws: { ($0 as? ProtocolError)?.code == .invalidField }
+        #expect(try target.status().revisions == 0)
+    }
+
+    @Test func missingPagesInCausalOrder() throws {
+        let store = try ReplicaStore.create(at: dir.file("p.sqlite"), name: "Rima", now: 1)
+        for i in 0..<7 { try Fixtures.addIncident(store, title: "Incident \(i)") }
+        var peer = VersionVector()
+        var received: [Revision] = []
+        while true {
+            let page = try store.missing(from: peer, limit: 3)
+            let revisions = try page.texts.map { try Revision(json: JSONValue(parsing: $0)) }
+            received += revisions
+            for r in revisions { peer.add(r.dot) }
+            if !page.more { break }
+        }
+        #expect(received.map(\.dot.counter) == Array(1...7))
+        #expect(try store.missing(from: peer, limit: 3).texts.isEmpty)
+    }
+
+    @Test func idPrefixesResolveLikeGit() throws {
+        let store = try ReplicaStore.create(at: dir.file("ids.sqlite"), name: "Rima", now: 1)
+        let id = try Fixtures.addIncident(store, title: "A")
+        #expect(try store.resolveID(String(id.rawValue.prefix(8))) == id)
+        #expect(try store.resolveID(id.rawValue.uppercased()) == id)
+        #expect { try store.resolveID("ab") } throws: { ($0 as? StoreError)?.kind == .invalid }
+        #expect { try store.resolveID("ffffffff") } throws: { ($0 as? StoreError)?.kind == .notFound }
+    }
+
+    @Test func retiringANodeIDKeepsTheOldOne() throws {
+        let store = try ReplicaStore.create(at: dir.file("r.sqlite"), name: "Rima", now: 1)
+        let old = try store.identity().node
+        let fresh = try store.retireNodeID(reason: "test", now: 2)
+        #expect(fresh != old)
+        #expect(try store.identity().node == fresh)
+        #expect(try store.identity().retiredNodes == [old])
+    }
+}
