@@ -11,7 +11,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as ProtocolError {
             return JSONResponse.error(error)
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
             let code: ProtocolError.Code =
                 switch error.status {
                 case .contentTooLarge: .tooLarge
@@ -20,7 +20,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 case .forbidden: .forbidden
                 default: .malformed
                 }
-            let message = error.body ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            let message =
+                (error as? HTTPError)?.body
+                ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
             return JSONResponse.make(status: error.status, ProtocolError(code, message).json)
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)"])

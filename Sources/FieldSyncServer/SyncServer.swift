@@ -98,7 +98,7 @@ struct SyncRoutes<Storage: SyncStorage>: Sendable {
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: SyncProtocol.maximumRequestBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             throw ProtocolError(.tooLarge, "request body larger than \(SyncProtocol.maximumRequestBytes) bytes; send smaller batches")
         }
         return try JSONValue.parseMessage(buffer.readableBytesView)

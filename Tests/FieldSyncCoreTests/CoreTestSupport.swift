@@ -1,0 +1,46 @@
+import Testing
+
+@testable import FieldSyncCore
+
+/// A small deterministic generator, so a property test's failing seed reproduces the whole history.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Fixed identities and builders shared by the unit tests.
+enum Fixture {
+    static let nodeA = NodeID("aaaaaaaaaaaaaaa1")!
+    static let nodeB = NodeID("bbbbbbbbbbbbbbb2")!
+    static let nodeC = NodeID("ccccccccccccccc3")!
+    static let record = RecordID("01890a5d-ac96-774b-bcce-b302099a8057")!
+    static let otherRecord = RecordID("01890a5d-ac96-774b-bcce-b302099a8058")!
+
+    static func vector(_ entries: (NodeID, UInt64)...) -> VersionVector {
+        VersionVector(Dictionary(entries, uniquingKeysWith: { _, last in last }))
+    }
+
+    static func revision(
+        _ node: NodeID, _ counter: UInt64, record: RecordID = Fixture.record, kind: Revision.Kind = .put,
+        _ operations: [FieldOperation] = [], context: VersionVector = VersionVector(), author: String = "tester",
+        time: Int64 = 1_700_000_000_000, note: String? = nil, signature: String? = nil
+    ) -> Revision {
+        Revision(
+            dot: Dot(node: node, counter: counter), record: record, kind: kind, operations: operations,
+            context: context, author: author, time: time, note: note, signature: signature)
+    }
+}
+
+/// Parses JSON text that the test itself wrote; fails the test if it does not parse.
+func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
+    try #require(try? JSONValue(parsing: text), "fixture JSON does not parse: \(text)", sourceLocation: sourceLocation)
+}
