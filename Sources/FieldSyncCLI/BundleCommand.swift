@@ -31,7 +31,7 @@ struct BundleExportCommand: AsyncParsableCommand {
         if let lacking { peerKnowledge = try BundleImportCommand.read(lacking).knowledge }
         let identity = try store.identity()
         let revisions = try store.allRevisions().filter { !peerKnowledge.covers($0.dot) }
-        let bundle = BundleFile(from: identity.node, knowledge: try await store.knowledge(), revisions: revisions, created: nowMilliseconds())
+        let bundle = BundleFile(from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds())
         try Self.writeAtomically(bundle.fileBytes, to: out)
         print("wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out)")
     }

@@ -44,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "fieldsync.serve")
         let app = buildApplication(
-            storage: replica, configuration: ServerConfiguration(host: host, port: port), logger: logger
+            storage: SQLiteSyncStorage(replica: replica), configuration: ServerConfiguration(host: host, port: port), logger: logger
         ) { boundPort in
             print("fieldsync serve: listening on http://\(host):\(boundPort) (store \(path))")
             fflush(nil)

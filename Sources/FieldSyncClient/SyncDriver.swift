@@ -62,7 +62,7 @@ public struct SyncDriver: Sendable {
         // A replica restored from a backup must never reuse a dot: if the server holds more of this
         // node's revisions than the replica, take a new node id before writing or pushing anything.
         let identity = try store.identity()
-        let local = try await store.knowledge()
+        let local = try store.knowledge()
         if serverKnowledge[identity.node] > local[identity.node] {
             let fresh = try store.retireNodeID(
                 reason: "the server held revisions \(local[identity.node] + 1)…\(serverKnowledge[identity.node]) of this node that the replica lacked (restored from a backup?)",
@@ -75,7 +75,7 @@ public struct SyncDriver: Sendable {
         let node = try store.identity().node
 
         while true {
-            let page = try await store.missing(from: serverKnowledge, limit: batchSize)
+            let page = try store.missing(from: serverKnowledge, limit: batchSize)
             if page.texts.isEmpty { break }
             let response = try await withRetry(&report, progress) { try await transport.push(node: node, revisionTexts: page.texts) }
             guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 else {
@@ -89,7 +89,7 @@ public struct SyncDriver: Sendable {
         }
 
         while true {
-            let request = PullRequest(knowledge: try await store.knowledge(), limit: batchSize)
+            let request = PullRequest(knowledge: try store.knowledge(), limit: batchSize)
             let response = try await withRetry(&report, progress) { try await transport.pull(request) }
             if response.revisions.isEmpty { break }
             let outcome: ReceiveOutcome

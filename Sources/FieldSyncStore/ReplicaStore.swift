@@ -359,25 +359,32 @@ extension StoreError {
     }
 }
 
-extension ReplicaStore: SyncStorage {
+/// The central node's storage on embedded SQLite: a ``ReplicaStore`` opened as a `DatabasePool`.
+public struct SQLiteSyncStorage: SyncStorage {
+    public let replica: ReplicaStore
+
+    public init(replica: ReplicaStore) { self.replica = replica }
+
     public func nodeID() async throws -> NodeID {
-        try await asyncRead { db in try Self.identity(db).node }
+        try await replica.asyncRead { db in try ReplicaStore.identity(db).node }
     }
 
     public func knowledge() async throws -> VersionVector {
-        try await asyncRead { db in try Self.knowledge(db) }
+        try await replica.asyncRead { db in try ReplicaStore.knowledge(db) }
     }
 
     public func store(_ revisions: [Revision]) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let outcome = try await asyncWrite { db in try Self.receive(db, revisions, now: now) }
+        let outcome = try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now) }
         return StoreOutcome(accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts, knowledge: outcome.knowledge)
     }
 
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {
-        try await asyncRead { db in try Self.missing(db, from: peer, limit: limit) }
+        try await replica.asyncRead { db in try ReplicaStore.missing(db, from: peer, limit: limit) }
     }
+}
 
+extension ReplicaStore {
     func asyncWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await writer.write(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
     }

@@ -24,7 +24,7 @@ import Testing
     func app() -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return buildApplication(storage: server, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        return buildApplication(storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
     }
 
     func body(_ json: JSONValue) -> ByteBuffer { ByteBuffer(bytes: json.canonicalBytes) }
