@@ -34,6 +34,11 @@ struct EditCommand: AsyncParsableCommand {
         }
         _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
+            // Every edit writes the `deleted` register, so editing would silently settle a delete.
+            if current.conflicts.contains(where: { $0.path == "deleted" }) {
+                throw CLIError("record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
+            }
+            if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
             return (.put, try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID), nil)
         }
         if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }

@@ -52,6 +52,10 @@ struct ResolveCommand: AsyncParsableCommand {
             throw CLIError("--note TEXT is required: say why you resolved it this way")
         }
         guard !choices.isEmpty else { throw CLIError("nothing chosen; the record is unchanged") }
+        // Any resolution writes the `deleted` register: it must not settle a delete the admin did not choose on.
+        if state.conflicts.contains(where: { $0.path == "deleted" }), choices["deleted"] == nil {
+            throw CLIError("record \(recordID) was also deleted on one replica while edited on another: add --keep or --delete")
+        }
         let deleting = choices["deleted"] == .bool(true)
         var operations: [FieldOperation] = []
         for (path, value) in choices.sorted(by: { $0.key < $1.key }) where path != "deleted" {

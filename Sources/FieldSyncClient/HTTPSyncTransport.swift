@@ -23,6 +23,9 @@ public final class HTTPSyncTransport: SyncTransport {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: timeout)
         configuration.decompression = .enabled(limit: .none)
+        // The sync driver retries with its own visible backoff (`--retries`); a refused connection
+        // should reach it at once rather than after AsyncHTTPClient's silent retries.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = timeout
         self.node = node

@@ -74,10 +74,19 @@ public struct SyncDriver: Sendable {
         }
         let node = try store.identity().node
 
+        var pushBatchSize = batchSize
         while true {
-            let page = try store.missing(from: serverKnowledge, limit: batchSize)
+            let page = try store.missing(from: serverKnowledge, limit: pushBatchSize)
             if page.texts.isEmpty { break }
-            let response = try await withRetry(&report, progress) { try await transport.push(node: node, revisionTexts: page.texts) }
+            let response: PushResponse
+            do {
+                response = try await withRetry(&report, progress) { try await transport.push(node: node, revisionTexts: page.texts) }
+            } catch SyncError.rejected(let status, let error) where error.code == .tooLarge && page.texts.count > 1 {
+                // The server counts bytes as well as revisions: long narratives need smaller batches.
+                pushBatchSize = max(1, page.texts.count / 2)
+                logger.info("push batch too large; halving", metadata: ["status": "\(status)", "batch": "\(pushBatchSize)"])
+                continue
+            }
             guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 else {
                 throw SyncError.badResponse("the server accepted nothing of a push batch and its knowledge did not change")
             }

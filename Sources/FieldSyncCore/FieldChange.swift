@@ -24,8 +24,13 @@ public enum FieldChange: Hashable, Sendable {
             path.removeLast()
         }
         guard !path.isEmpty else { throw ValidationError(assignment, "missing PATH before =") }
-        let value = (try? JSONValue(parsing: text)) ?? .string(text)
-        switch (mode, try IncidentSchema.kind(of: path)) {
+        let kind = try IncidentSchema.kind(of: path)
+        var value = (try? JSONValue(parsing: text)) ?? .string(text)
+        // A text field given `title=2025` or `narrative=1.50` means exactly the text typed.
+        if case .scalar(let type) = kind, [.text, .nonEmptyText, .edtfDate].contains(type), value.stringValue == nil {
+            value = .string(text)
+        }
+        switch (mode, kind) {
         case ("=", _):
             return .set(path: path, value: value)
         case ("+", .set):

@@ -84,8 +84,9 @@ public enum IncidentSchema {
         guard path.utf8.count <= maximumPathLength else { throw ValidationError(String(path.prefix(40)) + "…", "path too long") }
         let parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if parts.first == "custom" {
-            guard parts.count >= 2, parts.dropFirst().allSatisfy({ !$0.isEmpty }) else {
-                throw ValidationError(path, "custom paths look like custom.KEY or custom.KEY.SUBKEY")
+            // One level only, so that `fields` nests every value at exactly one place.
+            guard parts.count == 2, !parts[1].isEmpty else {
+                throw ValidationError(path, "custom paths look like custom.KEY (one level; the value may be any JSON, objects included)")
             }
             return .scalar(.anyJSON)
         }

@@ -229,7 +229,14 @@ struct JSONParser {
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if isIntegral, let integer = Int64(text), abs(integer) <= 9_007_199_254_740_992 { return .int(integer) }
+        if isIntegral {
+            // Integers beyond 2^53 cannot be exchanged exactly with most JSON implementations: refuse
+            // them rather than round a counter or a time stamp silently.
+            guard let integer = Int64(text), integer.magnitude <= 9_007_199_254_740_992 else {
+                throw JSONParseError(offset: start, reason: "integer out of range (more than 2^53 in magnitude)")
+            }
+            return .int(integer)
+        }
         guard let double = Double(text), double.isFinite else { throw JSONParseError(offset: start, reason: "number out of range") }
         return .number(double)
     }

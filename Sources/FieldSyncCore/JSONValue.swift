@@ -45,6 +45,10 @@ extension JSONValue {
         if case .object(let o) = self { o[key] } else { nil }
     }
 
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let a) = self, a.indices.contains(index) { a[index] } else { nil }
+    }
+
     /// Makes a number value, normalising integral doubles to `.int` as the parser does.
     public static func number(_ d: Double) -> JSONValue {
         if d.rounded() == d, abs(d) <= 9_007_199_254_740_992 { return .int(Int64(d)) }

@@ -21,7 +21,8 @@ public struct Revision: Hashable, Sendable {
     public var operations: [FieldOperation]
     public var context: VersionVector
     public var author: String
-    /// Wall-clock milliseconds since 1970, for information only: never used for ordering.
+    /// Wall-clock milliseconds since 1970. Never used for causality; it only picks which candidate
+    /// of a conflict is displayed (see ``Candidate/displayOrder(_:_:)``).
     public var time: Int64
     /// Why the change was made; required on resolutions.
     public var note: String?
@@ -116,14 +117,14 @@ public struct Revision: Hashable, Sendable {
         guard context[node] < UInt64(counter) else {
             throw DecodingProblem("\(path).context", "covers the revision itself (\(node):\(counter))")
         }
-        guard let author = o["author"]?.stringValue, !author.isEmpty, author.count <= Revision.maximumAuthorLength else {
-            throw DecodingProblem("\(path).author", "expected a non-empty string of at most \(Revision.maximumAuthorLength) characters")
+        guard let author = o["author"]?.stringValue, !author.isEmpty, author.unicodeScalars.count <= Revision.maximumAuthorLength else {
+            throw DecodingProblem("\(path).author", "expected a non-empty string of at most \(Revision.maximumAuthorLength) Unicode scalars")
         }
         guard case .int(let time)? = o["time"] else { throw DecodingProblem("\(path).time", "expected integer milliseconds") }
         var note: String?
         if let noteJSON = o["note"] {
-            guard let text = noteJSON.stringValue, text.count <= Revision.maximumNoteLength else {
-                throw DecodingProblem("\(path).note", "expected a string of at most \(Revision.maximumNoteLength) characters")
+            guard let text = noteJSON.stringValue, text.unicodeScalars.count <= Revision.maximumNoteLength else {
+                throw DecodingProblem("\(path).note", "expected a string of at most \(Revision.maximumNoteLength) Unicode scalars")
             }
             note = text
         }

@@ -22,7 +22,7 @@ public final class ReplicaStore: Sendable {
     /// Creates a new replica file; refuses to touch an existing one.
     public static func create(at path: String, name: String, node: NodeID = .random(), now: Int64, access: Access = .single) throws -> ReplicaStore {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= Revision.maximumAuthorLength else {
+        guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= Revision.maximumAuthorLength else {
             throw StoreError(.invalid, "the name must be 1 to \(Revision.maximumAuthorLength) characters")
         }
         if FileManager.default.fileExists(atPath: path) {

@@ -29,8 +29,18 @@ public struct FieldSyncBinary: Sendable {
         url = found
     }
 
-    /// Runs `fieldsync ARGS` and waits for it. `store` becomes `--store` (appended after the subcommand).
-    public func run(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
+    /// Runs `fieldsync ARGS` and waits for it without blocking Swift concurrency's few threads (an
+    /// in-process server in the same test run needs them). `store` becomes `--store`.
+    public func run(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) async throws -> CommandResult {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(arguments, store: store, stdin: stdin, environment: environment) })
+            }
+        }
+    }
+
+    /// Runs `fieldsync ARGS` on the calling thread and waits for it.
+    public func runBlocking(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments + (store.map { ["--store", $0] } ?? [])

@@ -1,0 +1,143 @@
+import FieldSyncCore
+import FieldSyncTestSupport
+import Foundation
+import Testing
+
+/// Conflict review through the CLI: three replicas and a live server on 127.0.0.1.
+@Suite struct ConflictReviewTests {
+    let w: CLIWorkspace
+    init() throws { w = try CLIWorkspace("review") }
+
+    func sync(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> JSONValue {
+        try await w.ok(name, "sync", "--json", sourceLocation: sourceLocation).json()
+    }
+
+    /// Admin and two documenters; one record synced everywhere, then edited concurrently on `casualties.killed`.
+    func setUp(_ server: LiveServer) async throws -> String {
+        for name in ["admin", "rima", "omar"] { try await w.initReplica(name, server: server.url) }
+        let id = try await w.add("rima", "--title", "Killings in Al-Snobar", "--set", "casualties.killed=10")
+        for name in ["rima", "omar", "admin"] { _ = try await sync(name) }
+        try await w.ok("rima", "edit", id, "--set", "casualties.killed=12")
+        try await w.ok("omar", "edit", id, "--set", "casualties.killed=15")
+        _ = try await sync("rima")
+        #expect(try await sync("omar")["new_conflicts"] == 1)
+        _ = try await sync("admin")
+        return id
+    }
+
+    @Test func adminSeesBothSidesWithTheBaseAndResolvesEverywhere() async throws {
+        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let id = try await setUp(server)
+        let listing = try await w.ok("admin", "conflicts", "--json").json()
+        let conflict = try #require(listing[0]?["conflicts"]?[0])
+        #expect(listing[0]?["id"]?.stringValue == id)
+        #expect(conflict["path"] == "casualties.killed")
+        #expect(conflict["base"]?["value"] == 10)
+        #expect(conflict["base"]?["author"] == "rima")
+        let candidates = try #require(conflict["candidates"]?.arrayValue)
+        #expect(Set(candidates.compactMap { $0["author"]?.stringValue }) == ["rima", "omar"])
+        let omarsNumber = try #require(candidates.firstIndex { $0["author"] == "omar" }) + 1
+        #expect(try await w.ok("admin", "conflicts").stdout.contains("base: 10"))
+        #expect(try await w.ok("admin", "status", "--json").json()["conflicts"] == 1)
+
+        try await w.ok("admin", "resolve", String(id.prefix(8)), "--pick", "casualties.killed=\(omarsNumber)", "--note", "Hospital list names 15")
+        #expect(try await w.show("admin", id)["conflicts"] == [])
+        for name in ["admin", "rima", "omar"] { _ = try await sync(name) }
+        for name in ["admin", "rima", "omar"] {
+            let record = try await w.show(name, id)
+            #expect(record["conflicts"] == [], "\(name)")
+            #expect(record["fields"]?["casualties"]?["killed"] == 15, "\(name)")
+        }
+        #expect(Set(try await w.states(["admin", "rima", "omar"])).count == 1)
+        // Every claim stays in history, with the resolution and its note.
+        let history = try await #require(try await w.ok("rima", "show", id, "--history", "--json").json()["history"]?.arrayValue)
+        let written = history.flatMap { $0["operations"]?.arrayValue ?? [] }
+            .filter { $0["path"] == "casualties.killed" }.compactMap { $0["value"]?.intValue }
+        #expect(Set(written).isSuperset(of: [10, 12, 15]))
+        let resolution = try #require(history.last)
+        #expect(resolution["note"] == "Hospital list names 15")
+        #expect(resolution["author"] == "admin")
+        #expect(resolution["conflicts_resolved"] == ["casualties.killed"])
+        #expect(history.contains { $0["conflicts_created"] == ["casualties.killed"] })
+        await server.stop()
+    }
+
+    @Test func aResolutionOnAnOutOfDateViewSettlesOnlyWhatTheAdminSaw() async throws {
+        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let id = try await setUp(server)
+        try await w.initReplica("lina", server: server.url)
+        // Lina synced before the conflict arose, then wrote a third figure concurrently, and syncs late.
+        let early = w.dir.file("early.bundle")
+        try await w.ok("admin", "bundle", "export", "--out", early)
+        try await w.ok("lina", "bundle", "import", early)
+        try await w.ok("lina", "edit", id, "--set", "casualties.killed=20")
+        try await w.ok("admin", "resolve", id, "--set", "casualties.killed=14", "--note", "Average of two counts pending a visit")
+        _ = try await sync("admin")
+        _ = try await sync("lina")
+        _ = try await sync("admin")
+        let record = try await w.show("admin", id)
+        let conflicts = try #require(record["conflicts"]?.arrayValue)
+        #expect(conflicts.count == 1)
+        let values = Set(conflicts[0]["candidates"]?.arrayValue?.compactMap { $0["value"]?.intValue } ?? [])
+        #expect(values == [14, 20])
+        await server.stop()
+    }
+
+    @Test func twoAdminsResolvingDifferentlyMakeANewConflict() async throws {
+        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let id = try await setUp(server)
+        try await w.initReplica("admin2", server: server.url)
+        _ = try await sync("admin2")
+        try await w.ok("admin", "resolve", id, "--set", "casualties.killed=12", "--note", "First admin's reading")
+        try await w.ok("admin2", "resolve", id, "--set", "casualties.killed=15", "--note", "Second admin's reading")
+        _ = try await sync("admin")
+        _ = try await sync("admin2")
+        _ = try await sync("admin")
+        let conflicts = try await #require(try await w.show("admin", id)["conflicts"]?.arrayValue)
+        #expect(conflicts.count == 1)
+        let authors = Set(conflicts[0]["candidates"]?.arrayValue?.compactMap { $0["author"]?.stringValue } ?? [])
+        #expect(authors == ["admin", "admin2"])
+        await server.stop()
+    }
+
+    @Test func deleteAgainstEditIsKeptOrDeletedByChoice() async throws {
+        for name in ["a", "b"] { try await w.initReplica(name) }
+        let id = try await w.add("a", "--title", "Contested record")
+        try await w.exchange("a", "b")
+        try await w.ok("a", "delete", id)
+        try await w.ok("b", "edit", id, "--set", "narrative=New testimony")
+        try await w.exchange("a", "b")
+        let record = try await w.show("b", id)
+        #expect(record["deleted"] == false)
+        #expect(record["fields"]?["narrative"] == "New testimony")
+        #expect(record["conflicts"]?[0]?["path"] == "deleted")
+        let missingChoice = try await w.run("b", "resolve", id, "--note", "x")
+        #expect(missingChoice.status == 1)
+        try await w.ok("b", "resolve", id, "--keep", "--note", "The testimony is new evidence")
+        #expect(try await w.show("b", id)["conflicts"] == [])
+        #expect(try await w.show("b", id)["deleted"] == false)
+    }
+
+    @Test func badResolutionsChangeNothing() async throws {
+        for name in ["a", "b"] { try await w.initReplica(name) }
+        let id = try await w.add("a", "--title", "Detentions", "--set", "casualties.missing=3")
+        try await w.exchange("a", "b")
+        try await w.ok("a", "edit", id, "--set", "casualties.missing=4")
+        try await w.ok("b", "edit", id, "--set", "casualties.missing=5")
+        try await w.exchange("a", "b")
+        let before = try await w.state("b")
+        let cases: [([String], String)] = [
+            (["resolve", id, "--pick", "title=1", "--note", "n"], "not in conflict"),
+            (["resolve", id, "--pick", "casualties.missing=3", "--note", "n"], "candidates 1 to 2"),
+            (["resolve", "ffffffff", "--pick", "casualties.missing=1", "--note", "n"], "no record"),
+            (["resolve", id, "--pick", "casualties.missing=1"], "--note"),
+            (["resolve", id, "--set", "casualties.missing=-1", "--note", "n"], "casualties.missing"),
+        ]
+        for (arguments, message) in cases {
+            let result = try await w.binary.run(arguments, store: w.store("b"))
+            #expect(result.status == 1, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+            #expect(try await w.state("b") == before)
+        }
+    }
+}
