@@ -1,0 +1,93 @@
+import Foundation
+
+/// `fieldsync serve --port 0` running as a child process; its URL is read from its first line of output.
+public final class ServerProcess: @unchecked Sendable {
+    // `output` is guarded by `lock`; the process handle is only touched by start and stop.
+    let process: Process
+    let lock = NSLock()
+    var output = ""
+    public let url: String
+
+    public var log: String { lock.withLock { output } }
+
+    init(process: Process, url: String) {
+        self.process = process
+        self.url = url
+    }
+
+    public static func start(binary: FieldSyncBinary, store: String, extraArguments: [String] = []) async throws -> ServerProcess {
+        let process = Process()
+        process.executableURL = binary.url
+        process.arguments = ["serve", "--store", store, "--host", "127.0.0.1", "--port", "0"] + extraArguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let (lines, continuation) = AsyncStream<String>.makeStream()
+        let holder = OutputHolder()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                continuation.finish()
+                return
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            holder.append(text)
+            continuation.yield(text)
+        }
+        var seen = ""
+        for await chunk in lines {
+            seen += chunk
+            if let range = seen.range(of: #"listening on (http\S+)"#, options: .regularExpression) {
+                let url = String(seen[range].dropFirst("listening on ".count))
+                let server = ServerProcess(process: process, url: url)
+                holder.attach(server)
+                return server
+            }
+        }
+        throw ServerDidNotStart(output: seen)
+    }
+
+    func append(_ text: String) { lock.withLock { output += text } }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    public func stop(signal: Int32 = SIGTERM) async -> Int32 {
+        kill(process.processIdentifier, signal)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+        return process.terminationStatus
+    }
+}
+
+/// Collects output until the server object exists, then forwards to it.
+final class OutputHolder: @unchecked Sendable {
+    // Guarded by `lock`.
+    let lock = NSLock()
+    var buffer = ""
+    weak var server: ServerProcess?
+
+    func append(_ text: String) {
+        lock.withLock {
+            if let server { server.append(text) } else { buffer += text }
+        }
+    }
+
+    /// From now on output goes to `server`, starting with what was buffered.
+    func attach(_ server: ServerProcess) {
+        lock.withLock {
+            self.server = server
+            server.append(buffer)
+            buffer = ""
+        }
+    }
+}
+
+public struct ServerDidNotStart: Error, CustomStringConvertible {
+    public var output: String
+    public var description: String { "fieldsync serve did not start: \(output)" }
+}
