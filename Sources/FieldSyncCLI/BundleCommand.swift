@@ -31,7 +31,9 @@ struct BundleExportCommand: AsyncParsableCommand {
         if let lacking { peerKnowledge = try BundleImportCommand.read(lacking).knowledge }
         let identity = try store.identity()
         let revisions = try store.allRevisions().filter { !peerKnowledge.covers($0.dot) }
-        let bundle = BundleFile(from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds())
+        let directory = try store.keyDirectory()
+        let keys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }
+        let bundle = BundleFile(from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
         try Self.writeAtomically(bundle.fileBytes, to: out)
         print("wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out)")
     }
@@ -63,7 +65,7 @@ struct BundleImportCommand: AsyncParsableCommand {
         let bundle = try Self.read(file)
         let outcome: ReceiveOutcome
         do {
-            outcome = try store.receive(bundle.revisions, now: nowMilliseconds())
+            outcome = try store.receiveVerified(bundle.revisions, learning: bundle.keys, now: nowMilliseconds())
         } catch let error as ProtocolError {
             throw CLIError("\(file): \(error.message); nothing was imported")
         }

@@ -27,6 +27,7 @@ struct EditCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try storeOptions.open()
         let recordID = try store.resolveID(id)
+        let enrolment = try store.enrolment()
         var changes = try assignments.map { try FieldChange.parse(assignment: $0) }
         for path in unsetPaths {
             _ = try IncidentSchema.kind(of: path)
@@ -39,6 +40,20 @@ struct EditCommand: AsyncParsableCommand {
                 throw CLIError("record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
             }
             if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
+            // Said before any write: the server would refuse a documenter's edit of a conflicted path
+            // (it settles the conflict), and the work would be stranded at sync time.
+            if enrolment?.role == .documenter {
+                let conflicted = Set(current.conflicts.map(\.path))
+                let touched = changes.map { change -> String in
+                    switch change {
+                    case .set(let p, _), .unset(let p), .add(let p, _), .remove(let p, _): p
+                    case .addEntry(let c, _), .removeEntry(let c, _): c
+                    }
+                }.filter { conflicted.contains($0) }
+                if !touched.isEmpty {
+                    throw CLIError("\(touched.joined(separator: ", ")) is in conflict; only an admin can settle it (see `fieldsync conflicts`). Your other fields can still be edited.")
+                }
+            }
             return (.put, try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID), nil)
         }
         if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }

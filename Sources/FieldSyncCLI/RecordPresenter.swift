@@ -1,4 +1,5 @@
 import FieldSyncCore
+import FieldSyncProtocol
 import FieldSyncStore
 import Foundation
 
@@ -77,13 +78,14 @@ enum RecordPresenter {
     }
 
     /// A revision in a record's history, as data.
-    static func historyJSON(_ stored: StoredRevision, _ step: HistoryStep) -> JSONValue {
+    static func historyJSON(_ stored: StoredRevision, _ step: HistoryStep, _ signature: SignatureStatus) -> JSONValue {
         let r = stored.revision
         var o: [String: JSONValue] = [
             "node": .string(r.dot.node.rawValue), "counter": .int(Int64(r.dot.counter)), "kind": .string(r.kind.rawValue),
             "author": .string(r.author), "time": .string(isoTime(r.time)), "received": .string(isoTime(stored.received)),
             "operations": .array(r.operations.map(\.json)), "context": r.context.json,
             "signed": .bool(r.signature != nil),
+            "signature": .string(signature.state), "signed_by": signature.signer.map(JSONValue.string) ?? .null,
             "conflicts_created": .array(step.conflictsCreated.map(JSONValue.string)),
             "conflicts_resolved": .array(step.conflictsResolved.map(JSONValue.string)),
         ]
@@ -91,10 +93,11 @@ enum RecordPresenter {
         return .object(o)
     }
 
-    static func historyText(_ stored: StoredRevision, _ step: HistoryStep) -> String {
+    static func historyText(_ stored: StoredRevision, _ step: HistoryStep, _ signature: SignatureStatus) -> String {
         let r = stored.revision
         let action = step.conflictsResolved.isEmpty ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
         var out = "\(isoTime(r.time))  \(r.author)  node \(r.dot.node) #\(r.dot.counter)  \(action)\n"
+        out += "    signature: \(signature.state)\(signature.signer.map { " (signed by \($0)'s device)" } ?? "")\n"
         if let note = r.note { out += "    note: \(note)\n" }
         if !step.conflictsCreated.isEmpty { out += "    conflict created on \(step.conflictsCreated.joined(separator: ", "))\n" }
         for op in r.operations {
@@ -106,5 +109,23 @@ enum RecordPresenter {
             }
         }
         return out
+    }
+}
+
+/// Whether a revision's signature checks out against the keys this replica knows.
+struct SignatureStatus {
+    /// `verified`, `invalid`, `unsigned` or `unknown-key`.
+    var state: String
+    var signer: String?
+
+    init(of revision: Revision, in directory: KeyDirectory) {
+        signer = directory[revision.dot.node]?.user
+        if revision.signature == nil {
+            state = "unsigned"
+        } else if let entry = directory[revision.dot.node] {
+            state = SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) ? "verified" : "invalid"
+        } else {
+            state = "unknown-key"
+        }
     }
 }

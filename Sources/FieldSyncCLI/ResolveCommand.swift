@@ -39,6 +39,9 @@ struct ResolveCommand: AsyncParsableCommand {
         let recordID = try store.resolveID(id)
         guard let state = try store.record(recordID) else { throw CLIError("no record with id \(id)") }
         guard state.isConflicted else { throw CLIError("record \(recordID) has no open conflicts") }
+        if let enrolment = try store.enrolment(), enrolment.role != .admin {
+            throw CLIError("only an admin may resolve conflicts; \(enrolment.user) is enrolled as a \(enrolment.role.rawValue)")
+        }
         var choices = try parseChoices(state)
         var note = self.note
         if choices.isEmpty {

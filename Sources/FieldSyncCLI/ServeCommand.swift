@@ -26,11 +26,15 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
     }
 
+    /// `--store`, else `$FIELDSYNC_STORE`, else `server.sqlite` in the XDG data folder.
+    static func storePath(_ store: String?) -> String {
+        if let store { return store }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return ((StoreOptions().path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("server.sqlite")
+    }
+
     func run() async throws {
-        var options = StoreOptions()
-        options.store = store
-        let path = store ?? (ProcessInfo.processInfo.environment["FIELDSYNC_STORE"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((options.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("server.sqlite"))
+        let path = Self.storePath(store)
         let replica: ReplicaStore
         if FileManager.default.fileExists(atPath: path) {
             replica = try ReplicaStore.open(at: path, access: .pool)

@@ -19,16 +19,20 @@ struct ShowCommand: AsyncParsableCommand {
         guard let state = try store.record(recordID) else { throw CLIError("no record with id \(id)") }
         let revisions = history ? try store.history(of: recordID) : []
         let steps = HistoryStep.replay(revisions.map(\.revision))
+        let directory = try store.keyDirectory()
+        let signatures = revisions.map { SignatureStatus(of: $0.revision, in: directory) }
         if json {
             var object = RecordPresenter.recordJSON(state).objectValue!
-            if history { object["history"] = .array(zip(revisions, steps).map(RecordPresenter.historyJSON)) }
+            if history {
+                object["history"] = .array(revisions.indices.map { RecordPresenter.historyJSON(revisions[$0], steps[$0], signatures[$0]) })
+            }
             print(JSONValue.object(object).prettyText())
             return
         }
         print(RecordPresenter.recordText(state), terminator: "")
         if history {
             print("\nhistory (\(revisions.count) revisions):")
-            for (stored, step) in zip(revisions, steps) { print(RecordPresenter.historyText(stored, step), terminator: "") }
+            for i in revisions.indices { print(RecordPresenter.historyText(revisions[i], steps[i], signatures[i]), terminator: "") }
         }
     }
 }

@@ -36,12 +36,8 @@ struct SyncCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try storeOptions.open()
-        let identity = try store.identity()
-        guard let url = server ?? identity.server else {
-            throw CLIError("no server to sync with: give --server URL, or remember one with `fieldsync init --server URL`")
-        }
-        try Self.checkURL(url)
-        let transport = try HTTPSyncTransport(baseURL: url, node: identity.node)
+        let transport = try CentralNode.connect(store, override: server)
+        let url = transport.baseURL
         let interactive = isatty(STDERR_FILENO) == 1
         let driver = SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: retries)
         let report: SyncReport

@@ -11,11 +11,12 @@ public final class HTTPSyncTransport: SyncTransport {
     let client: HTTPClient
     let timeout: TimeAmount
     let node: NodeID?
+    let token: String?
 
     /// The most bytes of a response the client reads.
     static let maximumResponseBytes = 256 * 1024 * 1024
 
-    public init(baseURL: String, node: NodeID? = nil, timeout: TimeAmount = .seconds(60)) throws {
+    public init(baseURL: String, node: NodeID? = nil, token: String? = nil, timeout: TimeAmount = .seconds(60)) throws {
         guard let url = URL(string: baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw TransportConfigurationError("\(baseURL) is not an http:// or https:// URL")
         }
@@ -29,6 +30,7 @@ public final class HTTPSyncTransport: SyncTransport {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = timeout
         self.node = node
+        self.token = token
     }
 
     public func shutdown() async {
@@ -50,11 +52,27 @@ public final class HTTPSyncTransport: SyncTransport {
         do { return try PullResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
     }
 
-    func send(method: HTTPMethod, path: String, body: [UInt8]?) async throws -> JSONValue {
+    public func keys() async throws -> KeyDirectory {
+        let json = try await send(method: .GET, path: "/v1/keys", body: nil)
+        do { return try KeyDirectory(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    public func registerNode(_ node: NodeID) async throws {
+        _ = try await send(method: .POST, path: "/v1/nodes", body: JSONValue.object(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)]).canonicalBytes)
+    }
+
+    public func enrol(_ request: EnrolRequest) async throws -> EnrolResponse {
+        let json = try await send(method: .POST, path: "/v1/enroll", body: request.json.canonicalBytes)
+        do { return try EnrolResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    /// Sends a request and returns the JSON answer; 4xx and 5xx become ``SyncError``s.
+    public func send(method: HTTPMethod, path: String, body: [UInt8]?) async throws -> JSONValue {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         if let node { request.headers.add(name: "FieldSync-Node", value: node.rawValue) }
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))

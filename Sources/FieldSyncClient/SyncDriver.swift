@@ -70,6 +70,7 @@ public struct SyncDriver: Sendable {
             report.retiredNode = identity.node
             report.newNode = fresh
             progress(.nodeRetired(old: identity.node, new: fresh))
+            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
             logger.notice("replica node id retired", metadata: ["old": "\(identity.node)", "new": "\(fresh)"])
         }
         let node = try store.identity().node
@@ -97,13 +98,16 @@ public struct SyncDriver: Sendable {
             if !page.more { break }
         }
 
+        // Every pulled revision is checked against the server's key directory before it is stored.
+        let directory = try await withRetry(&report, progress) { try await transport.keys() }
+        let keys = Array(directory.entries.values)
         while true {
             let request = PullRequest(knowledge: try store.knowledge(), limit: batchSize)
             let response = try await withRetry(&report, progress) { try await transport.pull(request) }
             if response.revisions.isEmpty { break }
             let outcome: ReceiveOutcome
             do {
-                outcome = try store.receive(response.revisions, now: Self.now())
+                outcome = try store.receiveVerified(response.revisions, learning: keys, now: Self.now())
             } catch let error as ProtocolError {
                 throw SyncError.badResponse("a pulled batch was rejected: \(error.message)")
             }

@@ -7,6 +7,10 @@ public protocol SyncTransport: Sendable {
     /// Sends one batch of revisions, given as their canonical JSON texts.
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse
     func pull(_ request: PullRequest) async throws -> PullResponse
+    /// The server's key directory: every enrolled node's public key, user, role and revocation.
+    func keys() async throws -> KeyDirectory
+    /// Registers a new node id for this device (after the replica retired its old one).
+    func registerNode(_ node: NodeID) async throws
 }
 
 /// Why a sync step failed, split by whether trying again can help.

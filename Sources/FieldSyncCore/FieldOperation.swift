@@ -23,6 +23,23 @@ public struct RegisterKey: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     public var description: String { element.map { "\(path)[\($0)]" } ?? path }
+
+    // Keys compare by their UTF-8 bytes, not by Unicode canonical equivalence as `String` does: two
+    // spellings of "café" (precomposed and combining) are different registers, whatever the arrival
+    // order, so replicas holding the same revisions hold byte-identical state.
+    public static func == (a: RegisterKey, b: RegisterKey) -> Bool {
+        a.path.utf8.elementsEqual(b.path.utf8)
+            && (a.element == nil) == (b.element == nil)
+            && (a.element.map { x in b.element.map { x.utf8.elementsEqual($0.utf8) } ?? false } ?? true)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for byte in path.utf8 { hasher.combine(byte) }
+        if let element {
+            hasher.combine(0xFF as UInt8)
+            for byte in element.utf8 { hasher.combine(byte) }
+        }
+    }
 }
 
 /// One change to one field that a revision makes.

@@ -15,18 +15,22 @@ public struct BundleFile: Sendable, Equatable {
     /// Revisions in causal order.
     public var revisions: [Revision]
     public var created: Int64
+    /// Public keys of the nodes whose revisions the bundle holds, so the reader can verify signatures.
+    public var keys: [KeyEntry]
 
-    public init(from: NodeID, knowledge: VersionVector, revisions: [Revision], created: Int64) {
+    public init(from: NodeID, knowledge: VersionVector, revisions: [Revision], created: Int64, keys: [KeyEntry] = []) {
         self.from = from
         self.knowledge = knowledge
         self.revisions = revisions
         self.created = created
+        self.keys = keys.sorted { $0.node < $1.node }
     }
 
     private var body: [String: JSONValue] {
         [
             "format": .string(BundleFile.format), "protocol": .int(SyncProtocol.version), "from": .string(from.rawValue),
             "knowledge": knowledge.json, "created": .int(created), "revisions": .array(revisions.map(\.json)),
+            "keys": .array(keys.map(\.json)),
         ]
     }
 
@@ -63,8 +67,11 @@ public struct BundleFile: Sendable, Equatable {
         }
         guard let fromText = o["from"]?.stringValue, let from = NodeID(fromText) else { throw ProtocolError(.malformed, "from: expected a node id") }
         guard case .int(let created)? = o["created"] else { throw ProtocolError(.malformed, "created: expected integer milliseconds") }
+        guard let keysJSON = o["keys"]?.arrayValue else { throw ProtocolError(.malformed, "keys: expected an array of key entries") }
+        var keys: [KeyEntry] = []
+        for (i, key) in keysJSON.enumerated() { keys.append(try KeyEntry(json: key, at: "keys[\(i)]")) }
         self.init(
             from: from, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"),
-            revisions: try SyncProtocol.revisions(o["revisions"], limit: Int.max), created: created)
+            revisions: try SyncProtocol.revisions(o["revisions"], limit: Int.max), created: created, keys: keys)
     }
 }

@@ -12,7 +12,7 @@ public enum SyncProtocol {
     public static let maximumRequestBytes = 8 * 1024 * 1024
 
     /// Checks the `protocol` member of a message.
-    static func checkVersion(_ object: [String: JSONValue]) throws(ProtocolError) {
+    public static func checkVersion(_ object: [String: JSONValue]) throws(ProtocolError) {
         guard case .int(let v)? = object["protocol"] else {
             throw ProtocolError(.malformed, "protocol: expected the protocol version number (this build speaks \(version))")
         }
@@ -66,6 +66,7 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         case badSignature = "bad_signature"
         case unknownNode = "unknown_node"
         case notFound = "not_found"
+        case rateLimited = "rate_limited"
     }
 
     public var code: Code

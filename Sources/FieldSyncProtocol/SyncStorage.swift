@@ -10,7 +10,9 @@ public protocol SyncStorage: Sendable {
     func knowledge() async throws -> VersionVector
     /// Stores a causally ordered batch, all or nothing. Throws ``ProtocolError`` with `.causalGap`,
     /// `.conflictingDuplicate` or `.invalidField` when the batch cannot be stored.
-    func store(_ revisions: [Revision]) async throws -> StoreOutcome
+    /// `admit` sees each new revision with the record it changes, inside the same transaction, and
+    /// rejects the whole batch by throwing (signature and role checks).
+    func store(_ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome
     /// Up to `limit` revisions that `peer` lacks, in causal order, as canonical JSON text.
     func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions
 }
@@ -21,12 +23,15 @@ public struct StoreOutcome: Sendable, Equatable {
     public var duplicates: Int
     /// Conflicted paths that did not exist before the batch.
     public var newConflicts: Int
+    /// Revisions that settled conflicts.
+    public var resolutions: Int
     public var knowledge: VersionVector
 
-    public init(accepted: Int, duplicates: Int, newConflicts: Int, knowledge: VersionVector) {
+    public init(accepted: Int, duplicates: Int, newConflicts: Int, resolutions: Int = 0, knowledge: VersionVector) {
         self.accepted = accepted
         self.duplicates = duplicates
         self.newConflicts = newConflicts
+        self.resolutions = resolutions
         self.knowledge = knowledge
     }
 }

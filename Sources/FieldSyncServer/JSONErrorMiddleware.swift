@@ -56,6 +56,7 @@ enum JSONResponse {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
         case .notFound: .notFound
+        case .rateLimited: .tooManyRequests
         }
     }
 }

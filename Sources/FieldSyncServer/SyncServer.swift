@@ -1,5 +1,6 @@
 import FieldSyncCore
 import FieldSyncProtocol
+import Foundation
 import Hummingbird
 import Logging
 import HTTPTypes
@@ -21,22 +22,27 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Builds the central node's router: health, knowledge, push and pull under `/v1/`.
-/// Tests drive it in-process with `app.test(.router)`.
-public func buildRouter(storage: some SyncStorage, logger: Logger) -> Router<SyncRequestContext> {
+/// Builds the central node's router. Health and enrolment are open; every other route needs the
+/// bearer token of an enrolled device. Tests drive it in-process with `app.test(.router)`.
+public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
-    let routes = SyncRoutes(storage: storage, logger: logger)
+    let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter())
     router.get("/v1/health") { _, _ in JSONResponse.make(["status": "ok", "protocol": .int(SyncProtocol.version)]) }
-    router.get("/v1/knowledge") { request, context in try await routes.knowledge(request, context) }
-    router.post("/v1/push") { request, context in try await routes.push(request, context) }
-    router.post("/v1/pull") { request, context in try await routes.pull(request, context) }
+    router.post("/v1/enroll") { request, context in try await routes.enrol(request, context) }
+    let authenticated = router.group("/v1").add(middleware: BearerAuthMiddleware(storage: storage))
+    authenticated.get("knowledge") { request, context in try await routes.knowledge(request, context) }
+    authenticated.post("push") { request, context in try await routes.push(request, context) }
+    authenticated.post("pull") { request, context in try await routes.pull(request, context) }
+    authenticated.get("keys") { _, _ in JSONResponse.make(try await storage.keyDirectory().json) }
+    authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }
+    AdminRoutes(storage: storage).add(to: authenticated)
     return router
 }
 
 /// Builds the central node. `onServerRunning` receives the bound port (useful with port 0).
-public func buildApplication(
-    storage: some SyncStorage, configuration: ServerConfiguration, logger: Logger,
+public func buildApplication<Storage: SyncStorage & AccountStorage>(
+    storage: Storage, configuration: ServerConfiguration, logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     Application(
@@ -46,34 +52,87 @@ public func buildApplication(
         logger: logger)
 }
 
-/// The handlers behind the `/v1/` routes.
-struct SyncRoutes<Storage: SyncStorage>: Sendable {
+/// The handlers behind the sync and enrolment routes.
+struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
     let storage: Storage
     let logger: Logger
+    let limiter: EnrolmentRateLimiter
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     func knowledge(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
         let response = KnowledgeResponse(node: try await storage.nodeID(), knowledge: try await storage.knowledge())
         return JSONResponse.make(response.json)
     }
 
+    func enrol(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
+        let address = context.sourceAddress
+        let clock = Date().timeIntervalSince1970
+        guard limiter.allows(address, now: clock) else {
+            throw ProtocolError(.rateLimited, "too many failed enrolment attempts from \(address); wait 15 minutes")
+        }
+        let enrol = try EnrolRequest(json: try await JSONBody.read(request))
+        let token = Secrets.newToken()
+        let principal: Principal
+        do {
+            principal = try await storage.redeem(
+                codeHash: Secrets.hash(Secrets.normaliseCode(enrol.code)), node: enrol.node, publicKey: enrol.publicKey,
+                tokenHash: Secrets.hash(token), now: Self.now())
+        } catch let error as ProtocolError where error.code == .unauthorized {
+            limiter.recordFailure(address, now: clock)
+            try await storage.appendAudit(AuditEntry(time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message, address: address))
+            throw error
+        }
+        try await storage.appendAudit(AuditEntry(
+            time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol", detail: "role \(principal.role.rawValue)", address: address))
+        logger.info("enrol", metadata: ["user": "\(principal.account)", "node": "\(enrol.node)"])
+        return JSONResponse.make(EnrolResponse(token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID()).json)
+    }
+
     func push(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        let body = try await Self.readJSON(request)
-        let push = try PushRequest(json: body)
-        let outcome = try await storage.store(push.revisions)
+        let principal = try context.requirePrincipal()
+        let push = try PushRequest(json: try await JSONBody.read(request))
+        let directory = try await storage.keyDirectory()
+        let outcome = try await storage.store(push.revisions) { revision, current in
+            try Self.admit(revision, current: current, directory: directory)
+        }
+        var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
+        if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
+        try await storage.appendAudit(AuditEntry(
+            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: outcome.resolutions > 0 ? "push+resolve" : "push",
+            detail: detail, address: context.sourceAddress))
         logger.info(
             "push", metadata: [
-                "peer": "\(push.node)", "received": "\(push.revisions.count)", "accepted": "\(outcome.accepted)",
+                "peer": "\(push.node)", "user": "\(principal.account)", "received": "\(push.revisions.count)", "accepted": "\(outcome.accepted)",
                 "duplicates": "\(outcome.duplicates)", "new_conflicts": "\(outcome.newConflicts)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
         return JSONResponse.make(PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, knowledge: outcome.knowledge).json)
     }
 
+    /// The server's checks on every new pushed revision: a registered, unrevoked node; a valid
+    /// signature; and only admins may push a revision that settles a conflict.
+    static func admit(_ revision: Revision, current: RecordState?, directory: KeyDirectory) throws {
+        try directory.verify(revision)
+        let entry = directory[revision.dot.node]!
+        if entry.revoked != nil {
+            throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+        }
+        if let current, entry.role != .admin {
+            let settled = current.pathsSettled(by: revision)
+            if !settled.isEmpty {
+                throw ProtocolError(
+                    .forbidden,
+                    "revision \(revision.dot) resolves the conflict on \(settled.joined(separator: ", ")); only an admin may resolve conflicts (\(entry.user ?? "its author") is not)")
+            }
+        }
+    }
+
     func pull(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        let body = try await Self.readJSON(request)
-        let pull = try PullRequest(json: body)
+        let principal = try context.requirePrincipal()
+        let pull = try PullRequest(json: try await JSONBody.read(request))
         let knowledge = try await storage.knowledge()
         let page = try await storage.missing(from: pull.knowledge, limit: pull.limit)
         // The stored revisions are already canonical JSON: splice them in rather than re-encoding.
@@ -85,24 +144,33 @@ struct SyncRoutes<Storage: SyncStorage>: Sendable {
             bytes += Array(text.utf8)
         }
         bytes += Array("]}".utf8)
+        try await storage.appendAudit(AuditEntry(
+            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "pull",
+            detail: "sent \(page.texts.count)\(page.more ? ", more remain" : "")", address: context.sourceAddress))
         logger.info(
             "pull", metadata: [
-                "peer": "\(request.headers[.fieldSyncNode] ?? "unknown")", "sent": "\(page.texts.count)", "more": "\(page.more)",
+                "peer": "\(principal.node)", "user": "\(principal.account)", "sent": "\(page.texts.count)", "more": "\(page.more)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
         return JSONResponse.make(bytes: bytes)
     }
 
-    static func readJSON(_ request: Request) async throws -> JSONValue {
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: SyncProtocol.maximumRequestBytes)
-        } catch is NIOTooManyBytesError {
-            throw ProtocolError(.tooLarge, "request body larger than \(SyncProtocol.maximumRequestBytes) bytes; send smaller batches")
-        }
-        return try JSONValue.parseMessage(buffer.readableBytesView)
+    /// A restored replica's new node id, registered for the same device and key.
+    func registerNode(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let body = try await JSONBody.read(request)
+        guard let o = body.objectValue else { throw ProtocolError(.malformed, "expected a JSON object") }
+        try SyncProtocol.checkVersion(o)
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let header = request.headers[.authorization] else { throw ProtocolError(.unauthorized, "a bearer token is required") }
+        let tokenHash = Secrets.hash(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        try await storage.registerNode(node, for: principal, tokenHash: tokenHash, now: Self.now())
+        try await storage.appendAudit(AuditEntry(
+            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "register-node", detail: "new node \(node)",
+            address: context.sourceAddress))
+        return JSONResponse.make(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)])
     }
+
 }
 
 extension HTTPField.Name {
@@ -112,4 +180,18 @@ extension HTTPField.Name {
 
 extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// Reading request bodies as JSON, within the protocol's size limit.
+enum JSONBody {
+    static func read(_ request: Request) async throws -> JSONValue {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: SyncProtocol.maximumRequestBytes)
+        } catch is NIOTooManyBytesError {
+            throw ProtocolError(.tooLarge, "request body larger than \(SyncProtocol.maximumRequestBytes) bytes; send smaller batches")
+        }
+        return try JSONValue.parseMessage(buffer.readableBytesView)
+    }
 }

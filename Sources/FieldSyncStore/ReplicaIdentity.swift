@@ -33,5 +33,7 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var accepted: Int
     public var duplicates: Int
     public var newConflicts: Int
+    /// Revisions that settled conflicts (they superseded two or more concurrent candidates of a path).
+    public var resolutions: Int
     public var knowledge: VersionVector
 }

@@ -42,6 +42,10 @@ public final class ReplicaStore: Sendable {
                 try db.execute(
                     sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, ?, NULL, ?)",
                     arguments: [node.rawValue, trimmed, now])
+                let key = DeviceKey.generate()
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
+                    arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
             }
             return store
         } catch {
@@ -77,6 +81,15 @@ public final class ReplicaStore: Sendable {
             if requireReplica {
                 let hasReplica = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM replica)") ?? false }
                 guard hasReplica else { throw StoreError(.notAStore, "\(path) is not a FieldSync replica (no identity); run `fieldsync init`") }
+            }
+            // Every replica signs what it writes; one made before signing existed gets its key now.
+            try writer.write { db in
+                if try Row.fetchOne(db, sql: "SELECT 1 FROM device_key") == nil {
+                    let key = DeviceKey.generate()
+                    try db.execute(
+                        sql: "INSERT INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
+                        arguments: [Data(key.rawRepresentation), key.publicKeyBase64, Int64(Date().timeIntervalSince1970 * 1000)])
+                }
             }
         } catch let error as StoreError {
             throw error
@@ -144,6 +157,7 @@ public final class ReplicaStore: Sendable {
     public func commitLocal(records ids: [RecordID], now: Int64, build: (Int, RecordState?) throws -> LocalChange) throws -> [Revision] {
         try write { db in
             let identity = try Self.identity(db)
+            let key = try Self.deviceKey(db)
             var counter = try Self.knowledge(db)[identity.node]
             var cache: [RecordID: RecordState] = [:]
             var revisions: [Revision] = []
@@ -151,10 +165,10 @@ public final class ReplicaStore: Sendable {
                 let current = try Self.loadState(db, id, cache: &cache)
                 let change = try build(index, current)
                 counter += 1
-                let revision = Revision(
+                let revision = try key.sign(Revision(
                     dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
                     operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
-                    time: now, note: change.note)
+                    time: now, note: change.note))
                 _ = try Self.apply(db, revision, cache: &cache, now: now)
                 revisions.append(revision)
             }
@@ -165,14 +179,30 @@ public final class ReplicaStore: Sendable {
 
     /// Applies revisions received from a peer, in the order given, all or nothing.
     /// Throws ``ProtocolError`` for a causal gap, a duplicate dot with different content, or an invalid field.
-    public func receive(_ revisions: [Revision], now: Int64) throws -> ReceiveOutcome {
-        try write { db in try Self.receive(db, revisions, now: now) }
+    /// Checks a new revision (never a duplicate) against the record it changes before it is stored;
+    /// throwing rejects the whole batch. Used to verify signatures and roles.
+    public typealias Admission = @Sendable (Revision, RecordState?) throws -> Void
+
+    public func receive(_ revisions: [Revision], now: Int64, admit: Admission = { _, _ in }) throws -> ReceiveOutcome {
+        try write { db in try Self.receive(db, revisions, now: now, admit: admit) }
     }
 
-    static func receive(_ db: Database, _ revisions: [Revision], now: Int64) throws -> ReceiveOutcome {
+    /// Receives revisions from a peer after checking every new one's signature against the keys this
+    /// replica knows plus `keys` (learned in the same transaction, trust on first use). A revision that
+    /// is unsigned, of an unknown node, or altered rejects the whole batch.
+    public func receiveVerified(_ revisions: [Revision], learning keys: [KeyEntry] = [], now: Int64) throws -> ReceiveOutcome {
+        try write { db in
+            try Self.rememberKeys(db, keys)
+            let directory = try Self.keyDirectory(db)
+            return try Self.receive(db, revisions, now: now) { revision, _ in try directory.verify(revision) }
+        }
+    }
+
+    static func receive(_ db: Database, _ revisions: [Revision], now: Int64, admit: Admission) throws -> ReceiveOutcome {
             var cache: [RecordID: RecordState] = [:]
             var accepted = 0
             var duplicates = 0
+            var resolutions = 0
             var conflictsBefore: [RecordID: Int] = [:]
             var knowledge = try Self.knowledge(db)
             for revision in revisions {
@@ -193,8 +223,11 @@ public final class ReplicaStore: Sendable {
                             throw ProtocolError(.invalidField, "revision \(revision.dot): \(error.description)")
                         }
                     }
+                    let current = try Self.loadState(db, revision.record, cache: &cache)
+                    try admit(revision, current)
+                    if let current, !current.pathsSettled(by: revision).isEmpty { resolutions += 1 }
                     if conflictsBefore[revision.record] == nil {
-                        conflictsBefore[revision.record] = try Self.loadState(db, revision.record, cache: &cache)?.conflicts.count ?? 0
+                        conflictsBefore[revision.record] = current?.conflicts.count ?? 0
                     }
                     _ = try Self.apply(db, revision, cache: &cache, now: now)
                     knowledge.add(revision.dot)
@@ -206,7 +239,7 @@ public final class ReplicaStore: Sendable {
             for (id, before) in conflictsBefore {
                 newConflicts += max(0, (cache[id]?.conflicts.count ?? 0) - before)
             }
-            return ReceiveOutcome(accepted: accepted, duplicates: duplicates, newConflicts: newConflicts, knowledge: knowledge)
+            return ReceiveOutcome(accepted: accepted, duplicates: duplicates, newConflicts: newConflicts, resolutions: resolutions, knowledge: knowledge)
     }
 
     /// Appends a ready revision to the log and folds it into the cached record state.
@@ -373,10 +406,12 @@ public struct SQLiteSyncStorage: SyncStorage {
         try await replica.asyncRead { db in try ReplicaStore.knowledge(db) }
     }
 
-    public func store(_ revisions: [Revision]) async throws -> StoreOutcome {
+    public func store(_ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let outcome = try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now) }
-        return StoreOutcome(accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts, knowledge: outcome.knowledge)
+        let outcome = try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now, admit: admit) }
+        return StoreOutcome(
+            accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts,
+            resolutions: outcome.resolutions, knowledge: outcome.knowledge)
     }
 
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {

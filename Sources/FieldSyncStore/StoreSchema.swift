@@ -44,6 +44,64 @@ enum StoreSchema {
                 CREATE INDEX record_conflicted ON record (conflicts) WHERE conflicts > 0;
                 """)
         }
+        migrator.registerMigration("v2-security") { db in
+            try db.execute(sql: """
+                CREATE TABLE device_key (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    private_key BLOB NOT NULL,
+                    public_key TEXT NOT NULL,
+                    created INTEGER NOT NULL
+                );
+                CREATE TABLE enrolment (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    server TEXT NOT NULL,
+                    token TEXT NOT NULL,
+                    user TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    enrolled INTEGER NOT NULL
+                );
+                CREATE TABLE node_key (
+                    node TEXT PRIMARY KEY,
+                    public_key TEXT NOT NULL,
+                    user TEXT,
+                    role TEXT,
+                    revoked INTEGER
+                );
+                CREATE TABLE account (
+                    name TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    created INTEGER NOT NULL,
+                    revoked INTEGER
+                );
+                CREATE TABLE enrolment_code (
+                    hash TEXT PRIMARY KEY,
+                    account TEXT NOT NULL REFERENCES account (name),
+                    created INTEGER NOT NULL,
+                    expires INTEGER NOT NULL,
+                    used INTEGER
+                );
+                CREATE TABLE device (
+                    node TEXT PRIMARY KEY,
+                    account TEXT NOT NULL REFERENCES account (name),
+                    public_key TEXT NOT NULL,
+                    token_hash TEXT NOT NULL,
+                    enrolled INTEGER NOT NULL,
+                    revoked INTEGER
+                );
+                CREATE INDEX device_token ON device (token_hash);
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time INTEGER NOT NULL,
+                    user TEXT,
+                    device TEXT,
+                    action TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    address TEXT
+                );
+                CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                """)
+        }
         return migrator
     }
 }

@@ -1,3 +1,4 @@
+import FieldSyncClient
 import FieldSyncProtocol
 import FieldSyncServer
 import FieldSyncStore
@@ -41,5 +42,43 @@ public final class LiveServer: Sendable {
     public func stop() async {
         task.cancel()
         _ = try? await task.value
+    }
+}
+
+extension LiveServer {
+    /// Creates an account on the server's store and enrols `replica` with it over HTTP, as
+    /// `fieldsync server add-user` and `fieldsync enroll` do.
+    public func enrol(_ replica: ReplicaStore, as user: String, role: Role = .documenter) async throws {
+        try await Enrolling.enrol(replica, as: user, role: role, serverStore: store, url: url)
+    }
+}
+
+/// Enrolment for tests, through the real code path.
+public enum Enrolling {
+    public static func issueCode(on serverStore: ReplicaStore, for user: String, role: Role, expiresIn milliseconds: Int64 = 3_600_000) throws -> String {
+        let code = Secrets.newEnrolmentCode()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try serverStore.addAccount(name: user, role: role, codeHash: Secrets.hash(code), expires: now + milliseconds, now: now)
+        return code
+    }
+
+    public static func enrol(_ replica: ReplicaStore, as user: String, role: Role, serverStore: ReplicaStore, url: String) async throws {
+        let code = try issueCode(on: serverStore, for: user, role: role)
+        let node = try replica.identity().node
+        let transport = try HTTPSyncTransport(baseURL: url, node: node)
+        do {
+            let response = try await transport.enrol(EnrolRequest(code: code, node: node, publicKey: try replica.publicKey()))
+            await transport.shutdown()
+            try replica.saveEnrolment(Enrolment(server: url, token: response.token, user: response.user, role: response.role), now: 0)
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+    }
+
+    /// An authenticated transport for an enrolled replica.
+    public static func transport(for replica: ReplicaStore) throws -> HTTPSyncTransport {
+        guard let enrolment = try replica.enrolment() else { throw StoreError(.invalid, "not enrolled") }
+        return try HTTPSyncTransport(baseURL: enrolment.server, node: try replica.identity().node, token: enrolment.token)
     }
 }

@@ -33,8 +33,22 @@ struct CLIWorkspace {
         try await binary.run(arguments, store: store(name), stdin: stdin)
     }
 
-    func initReplica(_ name: String, server: String? = nil) async throws {
-        if let server { try await ok(name, "init", "--name", name, "--server", server) } else { try await ok(name, "init", "--name", name) }
+    func initReplica(_ name: String) async throws {
+        try await ok(name, "init", "--name", name)
+    }
+
+    /// Creates a replica and enrols it with a central node, as a person would: an account made with
+    /// `fieldsync server add-user` on the server's store, then `fieldsync enroll` with the code.
+    func initReplica(_ name: String, server: String, serverStore: String, role: String = "documenter") async throws {
+        try await initReplica(name)
+        try await enrol(name, server: server, serverStore: serverStore, role: role)
+    }
+
+    func enrol(_ name: String, server: String, serverStore: String, role: String = "documenter") async throws {
+        let added = try await binary.run(["server", "add-user", name, "--role", role, "--store", serverStore, "--json"])
+        #expect(added.status == 0, "\(added)")
+        let code = try #require(try added.json()["code"]?.stringValue)
+        try await ok(name, "enroll", "--server", server, "--code", code)
     }
 
     func add(_ name: String, _ arguments: String...) async throws -> String {

@@ -14,9 +14,12 @@ import Testing
 
     /// Admin and two documenters; one record synced everywhere, then edited concurrently on `casualties.killed`.
     func setUp(_ server: LiveServer) async throws -> String {
-        for name in ["admin", "rima", "omar"] { try await w.initReplica(name, server: server.url) }
+        try await w.initReplica("admin", server: server.url, serverStore: server.store.path, role: "admin")
+        for name in ["rima", "omar"] { try await w.initReplica(name, server: server.url, serverStore: server.store.path) }
         let id = try await w.add("rima", "--title", "Killings in Al-Snobar", "--set", "casualties.killed=10")
         for name in ["rima", "omar", "admin"] { _ = try await sync(name) }
+        // A snapshot from before the conflict, for a late documenter.
+        try await w.ok("admin", "bundle", "export", "--out", w.dir.file("early.bundle"))
         try await w.ok("rima", "edit", id, "--set", "casualties.killed=12")
         try await w.ok("omar", "edit", id, "--set", "casualties.killed=15")
         _ = try await sync("rima")
@@ -65,11 +68,9 @@ import Testing
     @Test func aResolutionOnAnOutOfDateViewSettlesOnlyWhatTheAdminSaw() async throws {
         let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
         let id = try await setUp(server)
-        try await w.initReplica("lina", server: server.url)
+        try await w.initReplica("lina", server: server.url, serverStore: server.store.path)
         // Lina synced before the conflict arose, then wrote a third figure concurrently, and syncs late.
-        let early = w.dir.file("early.bundle")
-        try await w.ok("admin", "bundle", "export", "--out", early)
-        try await w.ok("lina", "bundle", "import", early)
+        try await w.ok("lina", "bundle", "import", w.dir.file("early.bundle"))
         try await w.ok("lina", "edit", id, "--set", "casualties.killed=20")
         try await w.ok("admin", "resolve", id, "--set", "casualties.killed=14", "--note", "Average of two counts pending a visit")
         _ = try await sync("admin")
@@ -86,7 +87,7 @@ import Testing
     @Test func twoAdminsResolvingDifferentlyMakeANewConflict() async throws {
         let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
         let id = try await setUp(server)
-        try await w.initReplica("admin2", server: server.url)
+        try await w.initReplica("admin2", server: server.url, serverStore: server.store.path, role: "admin")
         _ = try await sync("admin2")
         try await w.ok("admin", "resolve", id, "--set", "casualties.killed=12", "--note", "First admin's reading")
         try await w.ok("admin2", "resolve", id, "--set", "casualties.killed=15", "--note", "Second admin's reading")

@@ -11,7 +11,7 @@ import Testing
     @Test(arguments: [SIGTERM, SIGINT])
     func servesSyncsAndStopsCleanlyOnSignal(signal: Int32) async throws {
         let server = try await ServerProcess.start(binary: w.binary, store: w.dir.file("central.sqlite"))
-        try await w.initReplica("rima", server: server.url)
+        try await w.initReplica("rima", server: server.url, serverStore: w.dir.file("central.sqlite"))
         for i in 0..<5 { _ = try await w.add("rima", "--title", "Incident \(i)") }
         let report = try await w.ok("rima", "sync", "--json").json()
         #expect(report["pushed"] == 5)
@@ -32,7 +32,7 @@ import Testing
         let server = try await ServerProcess.start(binary: w.binary, store: w.dir.file("central.sqlite"))
         let names = (0..<8).map { "doc\($0)" }
         for name in names {
-            try await w.initReplica(name, server: server.url)
+            try await w.initReplica(name, server: server.url, serverStore: w.dir.file("central.sqlite"))
             for i in 0..<10 { _ = try await w.add(name, "--title", "\(name) incident \(i)") }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

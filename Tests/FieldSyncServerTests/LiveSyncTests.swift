@@ -1,6 +1,7 @@
 import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
+import FieldSyncServer
 import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
@@ -11,19 +12,28 @@ import Testing
     let dir: TemporaryDirectory
     init() throws { dir = try TemporaryDirectory("live") }
 
-    func replica(_ name: String) throws -> ReplicaStore {
-        try ReplicaStore.create(at: dir.file("\(name).sqlite"), name: name, now: 1)
+    /// A replica enrolled with `server` as a documenter.
+    func replica(_ name: String, _ server: LiveServer, role: Role = .documenter) async throws -> ReplicaStore {
+        let store = try ReplicaStore.create(at: dir.file("\(name).sqlite"), name: name, now: 1)
+        try await server.enrol(store, as: name, role: role)
+        return store
     }
 
     func sync(_ store: ReplicaStore, _ server: LiveServer, batchSize: Int = 500) async throws -> SyncReport {
-        let transport = try HTTPSyncTransport(baseURL: server.url)
+        var enrolment = try #require(try store.enrolment())
+        if enrolment.server != server.url {
+            // The server restarted on a new port.
+            enrolment.server = server.url
+            try store.saveEnrolment(enrolment, now: 2)
+        }
+        let transport = try Enrolling.transport(for: store)
         defer { Task { await transport.shutdown() } }
         return try await SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: 0).run()
     }
 
     @Test func threeReplicasConvergeByteForByteIncludingConflicts() async throws {
         let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
-        let rima = try replica("Rima"), omar = try replica("Omar"), lina = try replica("Lina")
+        let rima = try await replica("Rima", server), omar = try await replica("Omar", server), lina = try await replica("Lina", server)
         let id = try Fixtures.addIncident(rima, title: "Raid on the village of Al-Rusafa", [.set(path: "casualties.killed", value: 9)])
         _ = try await sync(rima, server)
         _ = try await sync(omar, server)
@@ -51,7 +61,7 @@ import Testing
 
     @Test func aSecondSyncSendsNothingAndRePushIsHarmless() async throws {
         let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
-        let rima = try replica("Rima")
+        let rima = try await replica("Rima", server)
         for i in 0..<30 { try Fixtures.addIncident(rima, title: "Incident \(i)") }
         let first = try await sync(rima, server, batchSize: 7)
         #expect(first.pushed == 30)
@@ -60,7 +70,7 @@ import Testing
         #expect(second.pushed == 0)
         #expect(second.pulled == 0)
         // Pushing the same batch again stores nothing twice.
-        let transport = try HTTPSyncTransport(baseURL: server.url)
+        let transport = try Enrolling.transport(for: rima)
         let texts = try rima.missing(from: VersionVector(), limit: 30).texts
         let again = try await transport.push(node: try rima.identity().node, revisionTexts: texts)
         await transport.shutdown()
@@ -73,13 +83,25 @@ import Testing
     @Test func aServerRestoredFromAnOldBackupGetsEverythingAgain() async throws {
         let serverPath = dir.file("server.sqlite")
         var server = try await LiveServer.start(storePath: serverPath)
-        let rima = try replica("Rima")
+        let rima = try await replica("Rima", server)
         try Fixtures.addIncident(rima, title: "First")
         _ = try await sync(rima, server)
         await server.stop()
-        try FileManager.default.removeItem(atPath: serverPath)
+        // A file-level backup takes the database and its write-ahead log together.
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: serverPath + suffix) {
+            try FileManager.default.copyItem(atPath: serverPath + suffix, toPath: dir.file("backup.sqlite") + suffix)
+        }
         server = try await LiveServer.start(storePath: serverPath)
         try Fixtures.addIncident(rima, title: "Second")
+        _ = try await sync(rima, server)
+        await server.stop()
+        // The central node's disk dies; the admin restores last night's backup.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: serverPath + suffix) }
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: dir.file("backup.sqlite") + suffix) {
+            try FileManager.default.copyItem(atPath: dir.file("backup.sqlite") + suffix, toPath: serverPath + suffix)
+        }
+        server = try await LiveServer.start(storePath: serverPath)
+        try Fixtures.addIncident(rima, title: "Third")
         let report = try await sync(rima, server)
         #expect(report.pushed == 2)
         #expect(try Fixtures.canonicalState(server.store) == Fixtures.canonicalState(rima))
@@ -89,12 +111,12 @@ import Testing
     @Test func anInterruptedPullResumesAfterTheServerRestarts() async throws {
         let serverPath = dir.file("server.sqlite")
         var server = try await LiveServer.start(storePath: serverPath)
-        let rima = try replica("Rima")
+        let rima = try await replica("Rima", server)
         for i in 0..<60 { try Fixtures.addIncident(rima, title: "Incident \(i)") }
         _ = try await sync(rima, server)
-        let omar = try replica("Omar")
+        let omar = try await replica("Omar", server)
         // Stop the server after the second pulled batch has been committed.
-        let http = try HTTPSyncTransport(baseURL: server.url)
+        let http = try Enrolling.transport(for: omar)
         let stopping = StopAfterPulls(inner: http, pulls: 2, server: server)
         await #expect(throws: SyncError.self) {
             _ = try await SyncDriver(store: omar, transport: stopping, batchSize: 10, retries: 0).run()
@@ -114,6 +136,7 @@ import Testing
         let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
         let path = dir.file("laptop.sqlite")
         let laptop = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        try await server.enrol(laptop, as: "rima")
         try Fixtures.addIncident(laptop, title: "Before the backup")
         _ = try await sync(laptop, server)
         try FileManager.default.copyItem(atPath: path, toPath: dir.file("backup.sqlite"))
@@ -137,7 +160,7 @@ import Testing
     }
 
     @Test func anUnreachableServerIsAClearError() async throws {
-        let rima = try replica("Rima")
+        let rima = try ReplicaStore.create(at: dir.file("Rima.sqlite"), name: "Rima", now: 1)
         let transport = try HTTPSyncTransport(baseURL: "http://127.0.0.1:1")
         do {
             _ = try await SyncDriver(store: rima, transport: transport, retries: 1, initialBackoffSeconds: 0.01).run()
@@ -166,6 +189,8 @@ final class StopAfterPulls: SyncTransport, @unchecked Sendable {
 
     func knowledge() async throws -> KnowledgeResponse { try await inner.knowledge() }
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse { try await inner.push(node: node, revisionTexts: revisionTexts) }
+    func keys() async throws -> KeyDirectory { try await inner.keys() }
+    func registerNode(_ node: NodeID) async throws { try await inner.registerNode(node) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         let response = try await inner.pull(request)
         count += 1

@@ -21,6 +21,17 @@ import Testing
         client = try ReplicaStore.create(at: dir.file("client.sqlite"), name: "Rima", now: 1)
     }
 
+    /// Enrols `replica` on the server store directly and returns its bearer token.
+    func token(for replica: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
+        let code = try Enrolling.issueCode(on: server, for: user, role: role)
+        let token = Secrets.newToken()
+        _ = try await SQLiteSyncStorage(replica: server).redeem(
+            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
+        return token
+    }
+
+    func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+
     func app() -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -40,13 +51,14 @@ import Testing
     }
 
     @Test func healthAndKnowledge() async throws {
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/health", method: .get) { response in
                 #expect(response.status == .ok)
                 let status = try Self.json(response)["status"]
                 #expect(status == "ok")
             }
-            try await http.execute(uri: "/v1/knowledge", method: .get) { response in
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(token)) { response in
                 #expect(response.status == .ok)
                 let knowledge = try KnowledgeResponse(json: Self.json(response))
                 #expect(knowledge.knowledge.isEmpty)
@@ -58,14 +70,15 @@ import Testing
     @Test func pushStoresABatchAndRePushIsHarmless() async throws {
         let revisions = try clientRevisions(3)
         let push = PushRequest(node: try client.identity().node, revisions: revisions)
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: body(push.json)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(push.json)) { response in
                 #expect(response.status == .ok)
                 let result = try PushResponse(json: Self.json(response))
                 #expect(result.accepted == 3)
                 #expect(result.knowledge.total == 3)
             }
-            try await http.execute(uri: "/v1/push", method: .post, body: body(push.json)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(push.json)) { response in
                 #expect(response.status == .ok)
                 let result = try PushResponse(json: Self.json(response))
                 #expect(result.accepted == 0)
@@ -77,12 +90,13 @@ import Testing
 
     @Test func pullPagesUntilNothingRemains() async throws {
         _ = try server.receive(try clientRevisions(5), now: 2)
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
             var knowledge = VersionVector()
             var pages = 0
             var total = 0
             while true {
-                let more = try await http.execute(uri: "/v1/pull", method: .post, body: body(PullRequest(knowledge: knowledge, limit: 2).json)) { response in
+                let more = try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(PullRequest(knowledge: knowledge, limit: 2).json)) { response in
                     #expect(response.status == .ok)
                     let page = try PullResponse(json: Self.json(response))
                     #expect(page.revisions.count <= 2)
@@ -108,8 +122,9 @@ import Testing
         ("\u{FF}\u{FE}", "invalid_json"),
     ])
     func badPushBodiesGet400(body text: String, code: String) async throws {
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: body(text)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(text)) { response in
                 #expect(response.status == .badRequest)
                 let code = try Self.errorCode(response)
                 #expect(code == code)
@@ -123,8 +138,9 @@ import Testing
         bytes.writeBytes([0xC3, 0x28])
         bytes.writeString("\"}")
         let buffer = bytes
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: buffer) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: buffer) { response in
                 #expect(response.status == .badRequest)
                 let code = try Self.errorCode(response)
                 #expect(code == "invalid_json")
@@ -135,8 +151,9 @@ import Testing
     @Test func aCausalGapGets409AndNothingIsStored() async throws {
         let revisions = try clientRevisions(3)
         let push = PushRequest(node: try client.identity().node, revisions: [revisions[0], revisions[2]])
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: body(push.json)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(push.json)) { response in
                 #expect(response.status == .conflict)
                 let code = try Self.errorCode(response)
                 #expect(code == "causal_gap")
@@ -150,8 +167,9 @@ import Testing
         var revision = try clientRevisions(1)[0]
         revision.operations.append(.set(path: "location.lat", value: 123.5))
         let push = PushRequest(node: revision.dot.node, revisions: [revision])
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: body(push.json)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(push.json)) { response in
                 #expect(response.status == .unprocessableContent)
                 let code = try Self.errorCode(response)
                 #expect(code == "invalid_field")
@@ -167,13 +185,14 @@ import Testing
             "revisions": .array(Array(repeating: one, count: SyncProtocol.maximumBatchRevisions + 1)),
         ])
         let huge = ByteBuffer(repeating: UInt8(ascii: " "), count: SyncProtocol.maximumRequestBytes + 10)
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, body: body(many)) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(many)) { response in
                 #expect(response.status == .contentTooLarge)
                 let code = try Self.errorCode(response)
                 #expect(code == "too_large")
             }
-            try await http.execute(uri: "/v1/push", method: .post, body: huge) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: huge) { response in
                 #expect(response.status == .contentTooLarge)
                 let code = try Self.errorCode(response)
                 #expect(code == "too_large")
@@ -183,19 +202,21 @@ import Testing
     }
 
     @Test func badPullRequestsGet400() async throws {
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/pull", method: .post, body: body(#"{"protocol":1,"knowledge":{"zz":1}}"#)) { response in
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":1,"knowledge":{"zz":1}}"#)) { response in
                 #expect(response.status == .badRequest)
             }
-            try await http.execute(uri: "/v1/pull", method: .post, body: body(#"{"protocol":1,"knowledge":{},"limit":0}"#)) { response in
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":1,"knowledge":{},"limit":0}"#)) { response in
                 #expect(response.status == .badRequest)
             }
         }
     }
 
     @Test func unknownRoutesGet404WithAJSONBody() async throws {
+        let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v2/push", method: .post, body: body("{}")) { response in
+            try await http.execute(uri: "/v2/push", method: .post, headers: auth(token), body: body("{}")) { response in
                 #expect(response.status == .notFound)
                 let code = try Self.errorCode(response)
                 #expect(code == "not_found")

@@ -1,5 +1,6 @@
 import FieldSyncClient
 import FieldSyncCore
+import FieldSyncProtocol
 import FieldSyncStore
 import FieldSyncTestSupport
 import PropertyBased
@@ -31,8 +32,9 @@ import Testing
                 let dir = try TemporaryDirectory("prop")
                 defer { dir.remove() }
                 let server = try ReplicaStore.create(at: dir.file("server.sqlite"), name: "central", now: 1, access: .pool)
-                let transport = StorageTransport(storage: SQLiteSyncStorage(replica: server))
                 let replicas = try (0..<3).map { try ReplicaStore.create(at: dir.file("r\($0).sqlite"), name: "R\($0)", now: 1) }
+                let directory = KeyDirectory(try replicas.map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) })
+                let transport = StorageTransport(storage: SQLiteSyncStorage(replica: server), directory: directory)
                 // Two shared records, created on replica 0 and synced everywhere first.
                 var ids: [RecordID] = []
                 for i in 0..<2 { ids.append(try Fixtures.addIncident(replicas[0], title: "Incident \(i)")) }

@@ -1,6 +1,6 @@
 import FieldSyncCore
 import FieldSyncProtocol
-import FieldSyncStore
+@testable import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
 import GRDB
@@ -30,9 +30,25 @@ import Testing
         #expect(try ReplicaStore.open(at: path).record(id) != nil)
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1"])
+        #expect(applied == ["v1", "v2-security"])
         let tables = try queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
         #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
+    }
+
+    @Test func aVersion1FileIsMigratedAndGetsASigningKey() throws {
+        let path = dir.file("old.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator.migrate(queue, upTo: "v1")
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, '0123456789abcdef', 'Rima', NULL, 1)")
+        }
+        try queue.close()
+        let store = try ReplicaStore.open(at: path)
+        #expect(try store.identity().node.rawValue == "0123456789abcdef")
+        #expect(SignatureCheck.isPublicKey(try store.publicKey()))
+        let id = try Fixtures.addIncident(store, title: "Written after the upgrade")
+        let revision = try #require(try store.history(of: id).first?.revision)
+        #expect(SignatureCheck.isValid(revision, publicKeyBase64: try store.publicKey()))
     }
 
     @Test func aStoreFromAFutureSchemaIsRefusedUnchanged() throws {

@@ -1,0 +1,52 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import Foundation
+
+/// `fieldsync server`: administration directly on the central node's store, on its own machine.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server", abstract: "Administer the central node's store directly (on the server machine).",
+        subcommands: [ServerAddUserCommand.self])
+}
+
+struct ServerAddUserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-user", abstract: "Create an account and print its one-time enrolment code.",
+        discussion: """
+            The code is single-use, carries 200 random bits, and expires (default 24 hours). Give it to \
+            the person in a safe way; they run `fieldsync enroll --server URL --code CODE`.
+
+            Example (the first admin):
+              fieldsync server add-user amira --role admin --store /srv/fieldsync/central.sqlite
+            """)
+
+    @Argument(help: "The account name (letters, digits, '.', '_', '-').") var name: String
+    @Option(help: "admin or documenter.") var role: String
+    @Option(help: ArgumentHelp("The server's store.", valueName: "PATH")) var store: String?
+    @Option(help: "Hours until the code expires (1 to 720).") var expiresHours = 24
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func validate() throws {
+        guard Role(rawValue: role) != nil else { throw ValidationError("--role must be admin or documenter") }
+        guard AccountName.isValid(name) else { throw ValidationError("the name must be \(AccountName.rule)") }
+        guard (1...720).contains(expiresHours) else { throw ValidationError("--expires-hours must be from 1 to 720") }
+    }
+
+    func run() async throws {
+        let path = ServeCommand.storePath(store)
+        let replica = FileManager.default.fileExists(atPath: path)
+            ? try ReplicaStore.open(at: path) : try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds())
+        let code = Secrets.newEnrolmentCode()
+        let now = nowMilliseconds()
+        let expires = now + Int64(expiresHours) * 3_600_000
+        try replica.addAccount(name: name, role: Role(rawValue: role)!, codeHash: Secrets.hash(code), expires: expires, now: now)
+        if json {
+            print(JSONValue.object(["user": .string(name), "role": .string(role), "code": .string(code), "expires": .string(RecordPresenter.isoTime(expires))]).canonicalText)
+        } else {
+            print("account \(name) (\(role)); one-time enrolment code, valid until \(RecordPresenter.isoTime(expires)):")
+            print(code)
+        }
+    }
+}

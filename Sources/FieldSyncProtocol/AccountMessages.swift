@@ -1,0 +1,102 @@
+import FieldSyncCore
+
+/// `POST /v1/enroll` request: a one-time code, the device's node id and public key.
+public struct EnrolRequest: Sendable, Equatable {
+    public var code: String
+    public var node: NodeID
+    public var publicKey: String
+
+    public init(code: String, node: NodeID, publicKey: String) {
+        self.code = code
+        self.node = node
+        self.publicKey = publicKey
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "code": .string(code), "node": .string(node.rawValue), "public_key": .string(publicKey)]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "enrol request")
+        try SyncProtocol.checkVersion(o)
+        guard let code = o["code"]?.stringValue, !code.isEmpty, code.count <= 200 else { throw ProtocolError(.malformed, "code: expected a string") }
+        guard let nodeText = o["node"]?.stringValue, let node = NodeID(nodeText) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let key = o["public_key"]?.stringValue, SignatureCheck.isPublicKey(key) else {
+            throw ProtocolError(.malformed, "public_key: expected a base64 Ed25519 public key")
+        }
+        self.init(code: code, node: node, publicKey: key)
+    }
+}
+
+/// `POST /v1/enroll` response: the bearer token (shown once) and who the device belongs to.
+public struct EnrolResponse: Sendable, Equatable {
+    public var token: String
+    public var user: String
+    public var role: Role
+    public var serverNode: NodeID
+
+    public init(token: String, user: String, role: Role, serverNode: NodeID) {
+        self.token = token
+        self.user = user
+        self.role = role
+        self.serverNode = serverNode
+    }
+
+    public var json: JSONValue {
+        [
+            "protocol": .int(SyncProtocol.version), "token": .string(token), "user": .string(user), "role": .string(role.rawValue),
+            "server_node": .string(serverNode.rawValue),
+        ]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "enrol response")
+        try SyncProtocol.checkVersion(o)
+        guard let token = o["token"]?.stringValue, let user = o["user"]?.stringValue,
+            let role = o["role"]?.stringValue.flatMap(Role.init(rawValue:)), let nodeText = o["server_node"]?.stringValue,
+            let node = NodeID(nodeText)
+        else { throw ProtocolError(.malformed, "enrol response: expected token, user, role and server_node") }
+        self.init(token: token, user: user, role: role, serverNode: node)
+    }
+}
+
+/// `POST /v1/users` request (admin): a new account and how long its enrolment code lives.
+public struct AddUserRequest: Sendable, Equatable {
+    public var name: String
+    public var role: Role
+    public var expiresHours: Int
+
+    public init(name: String, role: Role, expiresHours: Int = 24) {
+        self.name = name
+        self.role = role
+        self.expiresHours = expiresHours
+    }
+
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "name": .string(name), "role": .string(role.rawValue), "expires_hours": .int(Int64(expiresHours))]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "add-user request")
+        try SyncProtocol.checkVersion(o)
+        guard let name = o["name"]?.stringValue, AccountName.isValid(name) else {
+            throw ProtocolError(.malformed, "name: \(AccountName.rule)")
+        }
+        guard let role = o["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { throw ProtocolError(.malformed, "role: expected admin or documenter") }
+        var hours: Int64 = 24
+        if let h = o["expires_hours"] {
+            guard case .int(let value) = h, (1...720).contains(value) else { throw ProtocolError(.malformed, "expires_hours: expected 1 to 720") }
+            hours = value
+        }
+        self.init(name: name, role: role, expiresHours: Int(hours))
+    }
+}
+
+/// Account names: what admins type and the audit log shows.
+public enum AccountName {
+    public static let rule = "1 to 64 characters of letters, digits, '.', '_' and '-'"
+
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+}

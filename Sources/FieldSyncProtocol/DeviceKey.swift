@@ -1,0 +1,137 @@
+import Crypto
+import FieldSyncCore
+import Foundation
+
+/// A device's Ed25519 signing key. The private half never leaves the replica file; the public half
+/// is registered with the server at enrolment and travels in key directories and bundles.
+public struct DeviceKey: Sendable {
+    /// The 32 raw private-key bytes (kept as bytes: the Crypto key type is not `Sendable`).
+    public let rawRepresentation: [UInt8]
+
+    public static func generate() -> DeviceKey {
+        DeviceKey(checked: Array(Curve25519.Signing.PrivateKey().rawRepresentation))
+    }
+
+    public init(rawRepresentation: [UInt8]) throws {
+        _ = try Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation)
+        self.rawRepresentation = rawRepresentation
+    }
+
+    private init(checked bytes: [UInt8]) { rawRepresentation = bytes }
+
+    private var privateKey: Curve25519.Signing.PrivateKey {
+        // The bytes were checked when this value was made.
+        try! Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation)
+    }
+
+    /// The public key as standard base64 of its 32 raw bytes.
+    public var publicKeyBase64: String { privateKey.publicKey.rawRepresentation.base64EncodedString() }
+
+    /// The revision with `sig` set: Ed25519 over ``Revision/signedBytes``, base64.
+    public func sign(_ revision: Revision) throws -> Revision {
+        var signed = revision
+        signed.signature = try privateKey.signature(for: revision.signedBytes).base64EncodedString()
+        return signed
+    }
+}
+
+/// Checks revision signatures against public keys.
+public enum SignatureCheck {
+    /// True when `revision.signature` is a valid Ed25519 signature of its canonical bytes by `publicKeyBase64`.
+    public static func isValid(_ revision: Revision, publicKeyBase64: String) -> Bool {
+        guard let signature = revision.signature, let sigData = Data(base64Encoded: signature),
+            let keyData = Data(base64Encoded: publicKeyBase64),
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
+        else { return false }
+        return key.isValidSignature(sigData, for: Data(revision.signedBytes))
+    }
+
+    /// Whether a string is a base64 Ed25519 public key.
+    public static func isPublicKey(_ text: String) -> Bool {
+        guard let data = Data(base64Encoded: text) else { return false }
+        return (try? Curve25519.Signing.PublicKey(rawRepresentation: data)) != nil
+    }
+}
+
+/// Role of an account on the central node.
+public enum Role: String, Sendable, CaseIterable {
+    case admin, documenter
+}
+
+/// One node's public key and who it belongs to, as the central node vouches for it.
+public struct KeyEntry: Sendable, Equatable {
+    public var node: NodeID
+    public var publicKey: String
+    public var user: String?
+    public var role: Role?
+    /// When the device was revoked (ms since 1970); revisions it pushed before stay valid.
+    public var revoked: Int64?
+
+    public init(node: NodeID, publicKey: String, user: String? = nil, role: Role? = nil, revoked: Int64? = nil) {
+        self.node = node
+        self.publicKey = publicKey
+        self.user = user
+        self.role = role
+        self.revoked = revoked
+    }
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = ["node": .string(node.rawValue), "public_key": .string(publicKey)]
+        o["user"] = user.map(JSONValue.string) ?? .null
+        o["role"] = role.map { .string($0.rawValue) } ?? .null
+        o["revoked"] = revoked.map(JSONValue.int) ?? .null
+        return .object(o)
+    }
+
+    public init(json: JSONValue, at path: String) throws(ProtocolError) {
+        guard let nodeText = json["node"]?.stringValue, let node = NodeID(nodeText) else {
+            throw ProtocolError(.malformed, "\(path).node: expected a node id")
+        }
+        guard let key = json["public_key"]?.stringValue, SignatureCheck.isPublicKey(key) else {
+            throw ProtocolError(.malformed, "\(path).public_key: expected a base64 Ed25519 public key")
+        }
+        var revoked: Int64?
+        if case .int(let r)? = json["revoked"] { revoked = r }
+        self.init(
+            node: node, publicKey: key, user: json["user"]?.stringValue, role: json["role"]?.stringValue.flatMap(Role.init(rawValue:)),
+            revoked: revoked)
+    }
+}
+
+/// Node → key entries; what a replica uses to verify revisions it receives.
+public struct KeyDirectory: Sendable, Equatable {
+    public var entries: [NodeID: KeyEntry]
+
+    public init(_ entries: [KeyEntry] = []) {
+        self.entries = Dictionary(entries.map { ($0.node, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    public subscript(node: NodeID) -> KeyEntry? { entries[node] }
+
+    /// `{"protocol": 1, "keys": [...]}`, sorted by node.
+    public var json: JSONValue {
+        ["protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json })]
+    }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        let o = try SyncProtocol.object(json, "key directory")
+        try SyncProtocol.checkVersion(o)
+        guard let keys = o["keys"]?.arrayValue else { throw ProtocolError(.malformed, "keys: expected an array") }
+        var entries: [KeyEntry] = []
+        for (i, key) in keys.enumerated() { entries.append(try KeyEntry(json: key, at: "keys[\(i)]")) }
+        self.init(entries)
+    }
+
+    /// Checks a revision's signature against the directory: the node must be known and the signature valid.
+    public func verify(_ revision: Revision) throws(ProtocolError) {
+        guard let entry = entries[revision.dot.node] else {
+            throw ProtocolError(.unknownNode, "revision \(revision.dot): node \(revision.dot.node) has no registered key")
+        }
+        guard revision.signature != nil else {
+            throw ProtocolError(.badSignature, "revision \(revision.dot) is not signed")
+        }
+        guard SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) else {
+            throw ProtocolError(.badSignature, "revision \(revision.dot): the signature does not match its content and its node's key")
+        }
+    }
+}

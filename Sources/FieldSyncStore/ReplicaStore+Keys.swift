@@ -1,0 +1,95 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import Foundation
+import GRDB
+
+/// What `fieldsync enroll` recorded: the server this replica belongs to, its bearer token and role.
+public struct Enrolment: Sendable, Equatable {
+    public var server: String
+    public var token: String
+    public var user: String
+    public var role: Role
+
+    public init(server: String, token: String, user: String, role: Role) {
+        self.server = server
+        self.token = token
+        self.user = user
+        self.role = role
+    }
+}
+
+extension ReplicaStore {
+    static func deviceKey(_ db: Database) throws -> DeviceKey {
+        guard let bytes = try Data.fetchOne(db, sql: "SELECT private_key FROM device_key WHERE id = 1") else {
+            throw StoreError(.notAStore, "the replica has no device key")
+        }
+        return try DeviceKey(rawRepresentation: Array(bytes))
+    }
+
+    /// This replica's public signing key (base64).
+    public func publicKey() throws -> String {
+        try read { db in try Self.deviceKey(db).publicKeyBase64 }
+    }
+
+    public func enrolment() throws -> Enrolment? {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role FROM enrolment WHERE id = 1"),
+                let role = Role(rawValue: row["role"])
+            else { return nil }
+            return Enrolment(server: row["server"], token: row["token"], user: row["user"], role: role)
+        }
+    }
+
+    public func saveEnrolment(_ enrolment: Enrolment, now: Int64) throws {
+        try write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled) VALUES (1, ?, ?, ?, ?, ?)",
+                arguments: [enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now])
+            try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+        }
+    }
+
+    /// The keys this replica knows: its own (for its current and retired node ids) and those it learned
+    /// from the server's key directory or from bundles.
+    public func keyDirectory() throws -> KeyDirectory {
+        try read { db in try Self.keyDirectory(db) }
+    }
+
+    static func keyDirectory(_ db: Database) throws -> KeyDirectory {
+        var entries: [KeyEntry] = []
+        for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked FROM node_key") {
+            guard let node = NodeID(row["node"]) else { continue }
+            entries.append(KeyEntry(
+                node: node, publicKey: row["public_key"], user: row["user"], role: (row["role"] as String?).flatMap(Role.init(rawValue:)),
+                revoked: row["revoked"]))
+        }
+        let identity = try identity(db)
+        let own = try deviceKey(db).publicKeyBase64
+        for node in [identity.node] + identity.retiredNodes where !entries.contains(where: { $0.node == node }) {
+            entries.append(KeyEntry(node: node, publicKey: own, user: identity.name))
+        }
+        return KeyDirectory(entries)
+    }
+
+    /// Learns keys. A node whose key is already known with a different value is refused: a key never
+    /// changes, so a different one means forgery.
+    public func rememberKeys(_ entries: [KeyEntry]) throws {
+        try write { db in try Self.rememberKeys(db, entries) }
+    }
+
+    static func rememberKeys(_ db: Database, _ entries: [KeyEntry]) throws {
+            let known = try Self.keyDirectory(db)
+            for entry in entries {
+                if let existing = known[entry.node], existing.publicKey != entry.publicKey {
+                    throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the one this replica knows; refusing it")
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO node_key (node, public_key, user, role, revoked) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (node) DO UPDATE SET user = COALESCE(excluded.user, user),
+                            role = COALESCE(excluded.role, role), revoked = COALESCE(excluded.revoked, revoked)
+                        """,
+                    arguments: [entry.node.rawValue, entry.publicKey, entry.user, entry.role?.rawValue, entry.revoked])
+            }
+    }
+}

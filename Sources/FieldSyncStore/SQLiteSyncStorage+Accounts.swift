@@ -1,0 +1,154 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import Foundation
+import GRDB
+
+extension ReplicaStore {
+    static func addAccount(_ db: Database, name: String, role: Role, codeHash: String, expires: Int64, now: Int64) throws {
+        if let row = try Row.fetchOne(db, sql: "SELECT role, revoked FROM account WHERE name = ?", arguments: [name]) {
+            guard (row["revoked"] as Int64?) == nil else { throw StoreError(.invalid, "account \(name) was revoked; choose another name") }
+            guard (row["role"] as String) == role.rawValue else {
+                throw StoreError(.invalid, "account \(name) exists with role \(row["role"] as String)")
+            }
+        } else {
+            try db.execute(sql: "INSERT INTO account (name, role, created) VALUES (?, ?, ?)", arguments: [name, role.rawValue, now])
+        }
+        try db.execute(
+            sql: "INSERT INTO enrolment_code (hash, account, created, expires) VALUES (?, ?, ?, ?)",
+            arguments: [codeHash, name, now, expires])
+        try appendAudit(db, AuditEntry(time: now, user: name, device: nil, action: "add-user", detail: "role \(role.rawValue)", address: nil))
+    }
+
+    static func appendAudit(_ db: Database, _ entry: AuditEntry) throws {
+        try db.execute(
+            sql: "INSERT INTO audit (time, user, device, action, detail, address) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [entry.time, entry.user, entry.device, entry.action, entry.detail, entry.address])
+    }
+
+    /// Creates an account directly on the server's store (`fieldsync server add-user`).
+    public func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) throws {
+        try write { db in try Self.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now) }
+    }
+
+    static func principal(_ row: Row) -> Principal? {
+        guard let node = NodeID(row["node"]), let role = Role(rawValue: row["role"]) else { return nil }
+        return Principal(account: row["account"], role: role, node: node, publicKey: row["public_key"])
+    }
+}
+
+extension SQLiteSyncStorage: AccountStorage {
+    public func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) async throws {
+        try await replica.asyncWrite { db in try ReplicaStore.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now) }
+    }
+
+    public func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, now: Int64) async throws -> Principal {
+        try await replica.asyncWrite { db in
+            guard let code = try Row.fetchOne(
+                db, sql: """
+                    SELECT c.account, c.expires, c.used, a.role, a.revoked FROM enrolment_code c JOIN account a ON a.name = c.account
+                    WHERE c.hash = ?
+                    """, arguments: [codeHash])
+            else { throw ProtocolError(.unauthorized, "the enrolment code is not valid") }
+            guard (code["used"] as Int64?) == nil else { throw ProtocolError(.unauthorized, "the enrolment code was already used") }
+            guard (code["expires"] as Int64) > now else { throw ProtocolError(.unauthorized, "the enrolment code has expired; ask an admin for a new one") }
+            guard (code["revoked"] as Int64?) == nil else { throw ProtocolError(.unauthorized, "the account was revoked") }
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM device WHERE node = ?", arguments: [node.rawValue]) == nil else {
+                throw ProtocolError(.conflictingDuplicate, "node \(node) is already enrolled")
+            }
+            let account: String = code["account"]
+            try db.execute(sql: "UPDATE enrolment_code SET used = ? WHERE hash = ?", arguments: [now, codeHash])
+            try db.execute(
+                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, ?, ?, ?, ?)",
+                arguments: [node.rawValue, account, publicKey, tokenHash, now])
+            return Principal(account: account, role: Role(rawValue: code["role"])!, node: node, publicKey: publicKey)
+        }
+    }
+
+    public func principal(tokenHash: String) async throws -> Principal? {
+        try await replica.asyncRead { db in
+            try Row.fetchOne(
+                db, sql: """
+                    SELECT d.node, d.account, d.public_key, a.role FROM device d JOIN account a ON a.name = d.account
+                    WHERE d.token_hash = ? AND d.revoked IS NULL AND a.revoked IS NULL ORDER BY d.enrolled LIMIT 1
+                    """, arguments: [tokenHash]).flatMap(ReplicaStore.principal)
+        }
+    }
+
+    public func registerNode(_ node: NodeID, for principal: Principal, tokenHash: String, now: Int64) async throws {
+        try await replica.asyncWrite { db in
+            if let owner = try String.fetchOne(db, sql: "SELECT token_hash FROM device WHERE node = ?", arguments: [node.rawValue]) {
+                guard owner == tokenHash else { throw ProtocolError(.conflictingDuplicate, "node \(node) belongs to another device") }
+                return
+            }
+            try db.execute(
+                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, ?, ?, ?, ?)",
+                arguments: [node.rawValue, principal.account, principal.publicKey, tokenHash, now])
+        }
+    }
+
+    public func keyDirectory() async throws -> KeyDirectory {
+        try await replica.asyncRead { db in
+            KeyDirectory(try Row.fetchAll(db, sql: """
+                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked
+                FROM device d JOIN account a ON a.name = d.account
+                """).compactMap { row in
+                    NodeID(row["node"]).map {
+                        KeyEntry(node: $0, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]), revoked: row["revoked"])
+                    }
+                })
+        }
+    }
+
+    public func accounts() async throws -> [Account] {
+        try await replica.asyncRead { db in
+            try Row.fetchAll(db, sql: """
+                SELECT a.name, a.role, a.created, a.revoked, (SELECT COUNT(*) FROM device d WHERE d.account = a.name) AS devices
+                FROM account a ORDER BY a.name
+                """).map { row in
+                    Account(name: row["name"], role: Role(rawValue: row["role"]) ?? .documenter, created: row["created"], revoked: row["revoked"], devices: row["devices"])
+                }
+        }
+    }
+
+    public func devices() async throws -> [Device] {
+        try await replica.asyncRead { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.node, d.account, a.role, d.public_key, d.enrolled, COALESCE(d.revoked, a.revoked) AS revoked
+                FROM device d JOIN account a ON a.name = d.account ORDER BY d.account, d.enrolled
+                """).compactMap { row in
+                    NodeID(row["node"]).map {
+                        Device(node: $0, account: row["account"], role: Role(rawValue: row["role"]) ?? .documenter, publicKey: row["public_key"],
+                               enrolled: row["enrolled"], revoked: row["revoked"])
+                    }
+                }
+        }
+    }
+
+    public func revokeAccount(_ name: String, now: Int64) async throws -> Bool {
+        try await replica.asyncWrite { db in
+            try db.execute(sql: "UPDATE account SET revoked = COALESCE(revoked, ?) WHERE name = ?", arguments: [now, name])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "UPDATE device SET revoked = COALESCE(revoked, ?) WHERE account = ?", arguments: [now, name])
+            return true
+        }
+    }
+
+    public func revokeDevice(_ node: NodeID, now: Int64) async throws -> Bool {
+        try await replica.asyncWrite { db in
+            try db.execute(sql: "UPDATE device SET revoked = COALESCE(revoked, ?) WHERE node = ?", arguments: [now, node.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
+    public func appendAudit(_ entry: AuditEntry) async throws {
+        try await replica.asyncWrite { db in try ReplicaStore.appendAudit(db, entry) }
+    }
+
+    public func audit(limit: Int) async throws -> [AuditEntry] {
+        try await replica.asyncRead { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM (SELECT * FROM audit ORDER BY seq DESC LIMIT ?) ORDER BY seq", arguments: [limit]).map { row in
+                AuditEntry(seq: row["seq"], time: row["time"], user: row["user"], device: row["device"], action: row["action"], detail: row["detail"], address: row["address"])
+            }
+        }
+    }
+}

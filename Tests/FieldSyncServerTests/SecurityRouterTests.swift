@@ -1,0 +1,249 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncServer
+import FieldSyncStore
+import FieldSyncTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+/// Every rejection path of accounts, tokens, signatures and roles, and the happy paths beside them.
+@Suite struct SecurityRouterTests {
+    let dir: TemporaryDirectory
+    let server: ReplicaStore
+    let rima: ReplicaStore
+    let omar: ReplicaStore
+
+    init() throws {
+        dir = try TemporaryDirectory("security")
+        server = try ReplicaStore.create(at: dir.file("server.sqlite"), name: "central", now: 1, access: .pool)
+        rima = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "rima", now: 1)
+        omar = try ReplicaStore.create(at: dir.file("omar.sqlite"), name: "omar", now: 1)
+    }
+
+    var storage: SQLiteSyncStorage { SQLiteSyncStorage(replica: server) }
+
+    func app() -> some ApplicationProtocol {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return buildApplication(storage: storage, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+    }
+
+    func token(for replica: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
+        let code = try Enrolling.issueCode(on: server, for: user, role: role)
+        let token = Secrets.newToken()
+        _ = try await storage.redeem(
+            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
+        return token
+    }
+
+    func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+    func push(_ node: NodeID, _ revisions: [Revision]) -> ByteBuffer { ByteBuffer(bytes: PushRequest(node: node, revisions: revisions).json.canonicalBytes) }
+    static func code(_ response: TestResponse) -> String? { (try? JSONValue(parsing: response.body.readableBytesView))?["error"]?["code"]?.stringValue }
+
+    @Test func noTokenOrAWrongTokenGets401() async throws {
+        try await app().test(.router) { http in
+            for (uri, method) in [("/v1/knowledge", HTTPRequest.Method.get), ("/v1/pull", .post), ("/v1/push", .post), ("/v1/keys", .get), ("/v1/users", .get)] {
+                try await http.execute(uri: uri, method: method, body: ByteBuffer(string: "{}")) { response in
+                    #expect(response.status == .unauthorized, "\(uri)")
+                    #expect(Self.code(response) == "unauthorized")
+                }
+                try await http.execute(uri: uri, method: method, headers: auth("not-a-real-token")) { response in
+                    #expect(response.status == .unauthorized, "\(uri)")
+                }
+            }
+        }
+    }
+
+    @Test func enrolmentGivesATokenThatWorksAndIsAudited() async throws {
+        let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
+        let request = EnrolRequest(code: code.uppercased(), node: try rima.identity().node, publicKey: try rima.publicKey())
+        try await app().test(.router) { http in
+            let token = try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
+                #expect(response.status == .ok)
+                return try EnrolResponse(json: JSONValue(parsing: response.body.readableBytesView)).token
+            }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(token)) { response in #expect(response.status == .ok) }
+            try await http.execute(uri: "/v1/keys", method: .get, headers: auth(token)) { response in
+                let directory = try KeyDirectory(json: JSONValue(parsing: response.body.readableBytesView))
+                #expect(directory[try rima.identity().node]?.publicKey == (try rima.publicKey()))
+                #expect(directory[try rima.identity().node]?.user == "rima")
+            }
+        }
+        let audit = try await storage.audit(limit: 10)
+        #expect(audit.contains { $0.action == "enrol" && $0.user == "rima" })
+        // The server keeps only hashes: the code is marked used and no token is stored in clear.
+        let stored = try String(contentsOfFile: dir.file("server.sqlite"), encoding: .isoLatin1)
+        #expect(!stored.contains(code))
+    }
+
+    @Test func aReusedOrExpiredCodeIsRefused() async throws {
+        let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
+        let expired = try Enrolling.issueCode(on: server, for: "omar", role: .documenter, expiresIn: -1)
+        let first = EnrolRequest(code: code, node: try rima.identity().node, publicKey: try rima.publicKey())
+        let again = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey())
+        let late = EnrolRequest(code: expired, node: try omar.identity().node, publicKey: try omar.publicKey())
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: first.json.canonicalBytes)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: again.json.canonicalBytes)) { response in
+                #expect(response.status == .unauthorized)
+                #expect(String(buffer: response.body).contains("already used"))
+            }
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: late.json.canonicalBytes)) { response in
+                #expect(response.status == .unauthorized)
+                #expect(String(buffer: response.body).contains("expired"))
+            }
+        }
+    }
+
+    @Test func bruteForcingCodesIsRateLimited() async throws {
+        let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
+        let node = try rima.identity().node
+        let key = try rima.publicKey()
+        try await app().test(.router) { http in
+            for _ in 0..<5 {
+                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: node, publicKey: key)
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
+            }
+            // Even the right code is refused now, from this address.
+            let right = EnrolRequest(code: code, node: node, publicKey: key)
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: right.json.canonicalBytes)) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(Self.code(response) == "rate_limited")
+            }
+        }
+        #expect(try await storage.audit(limit: 20).filter { $0.action == "enrol-failed" }.count == 5)
+    }
+
+    @Test func aRevokedDeviceCanNoLongerPushOrPullButItsRevisionsStay() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        let adminReplica = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
+        let adminToken = try await token(for: adminReplica, user: "amira", role: .admin)
+        try Fixtures.addIncident(rima, title: "Arrests at the roundabout")
+        let rimaNode = try rima.identity().node
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(rimaNode, try rima.allRevisions())) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(rimaToken)) { #expect($0.status == .forbidden) }
+            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(rimaToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) {
+                #expect($0.status == .unauthorized)
+            }
+        }
+        #expect(try server.status().revisions == 1)
+        let audit = try await storage.audit(limit: 50)
+        #expect(audit.contains { $0.action == "revoke-device" && $0.user == "amira" })
+    }
+
+    @Test func revisionsOfAnUnknownNodeAreRejected() async throws {
+        let omarToken = try await token(for: omar, user: "omar")
+        try Fixtures.addIncident(rima, title: "Never enrolled")
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try rima.allRevisions())) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(Self.code(response) == "unknown_node")
+                let body = String(buffer: response.body)
+                #expect(body.contains("has no registered key"))
+            }
+        }
+        #expect(try server.status().revisions == 0)
+    }
+
+    @Test func oneChangedByteOrAMissingSignatureIsRejected() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        try Fixtures.addIncident(rima, title: "Executions at the farm", [.set(path: "casualties.killed", value: 4)])
+        let original = try rima.allRevisions()[0]
+        var altered = original
+        altered.operations = original.operations.map { op in
+            if case .set("casualties.killed", _) = op { return .set(path: "casualties.killed", value: 5) }
+            return op
+        }
+        var unsigned = original
+        unsigned.signature = nil
+        let node = try rima.identity().node
+        let bad = [altered, unsigned]
+        try await app().test(.router) { http in
+            for revision in bad {
+                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, [revision])) { response in
+                    #expect(response.status == .unprocessableContent)
+                    #expect(Self.code(response) == "bad_signature")
+                }
+            }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, [original])) { #expect($0.status == .ok) }
+        }
+        #expect(try server.records().first?.value(at: "casualties.killed") == 4)
+    }
+
+    @Test func relayedRevisionsAreAcceptedWhenTheirSignaturesVerify() async throws {
+        _ = try await token(for: rima, user: "rima")
+        let omarToken = try await token(for: omar, user: "omar")
+        try Fixtures.addIncident(rima, title: "Looting in the market")
+        // Omar received Rima's work by bundle and relays it with his own.
+        _ = try omar.receiveVerified(try rima.allRevisions(), learning: [KeyEntry(node: try rima.identity().node, publicKey: try rima.publicKey())], now: 2)
+        try Fixtures.addIncident(omar, title: "Omar's own incident")
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())) { response in
+                #expect(response.status == .ok)
+                let accepted = try PushResponse(json: JSONValue(parsing: response.body.readableBytesView)).accepted
+                #expect(accepted == 2)
+            }
+        }
+    }
+
+    @Test func onlyAdminsMayPushAResolution() async throws {
+        let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
+        let rimaToken = try await token(for: rima, user: "rima")
+        let omarToken = try await token(for: omar, user: "omar")
+        let adminToken = try await token(for: admin, user: "amira", role: .admin)
+        let id = try Fixtures.addIncident(rima, title: "Killings in the village", [.set(path: "casualties.killed", value: 10)])
+        let keys = try [rima, omar, admin].map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) }
+        _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 2)
+        try Fixtures.edit(rima, id, [.set(path: "casualties.killed", value: 12)])
+        try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)])
+        _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 3)
+        _ = try admin.receiveVerified(try omar.allRevisions(), learning: keys, now: 3)
+        #expect(try omar.record(id)?.conflicts.count == 1)
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())) { #expect($0.status == .ok) }
+            // Omar, a documenter, settles the conflict on his own replica (not enrolled there, so the CLI allowed it).
+            try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)])
+            let resolution = try #require(try omar.allRevisions().last)
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [resolution])) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("only an admin"))
+            }
+            try Fixtures.edit(admin, id, [.set(path: "casualties.killed", value: 14)])
+            let adminResolution = try #require(try admin.allRevisions().last)
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(adminToken), body: push(try admin.identity().node, [adminResolution])) { #expect($0.status == .ok) }
+        }
+        #expect(try server.record(id)?.conflicts.isEmpty == true)
+        #expect(try await storage.audit(limit: 50).contains { $0.action == "push+resolve" && $0.user == "amira" })
+    }
+
+    @Test func adminEndpointsRefuseDocumenters() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
+        let adminToken = try await token(for: admin, user: "amira", role: .admin)
+        let add = ByteBuffer(bytes: AddUserRequest(name: "lina", role: .documenter).json.canonicalBytes)
+        try await app().test(.router) { http in
+            for (uri, method) in [("/v1/users", HTTPRequest.Method.get), ("/v1/devices", .get), ("/v1/audit", .get), ("/v1/users/amira/revoke", .post)] {
+                try await http.execute(uri: uri, method: method, headers: auth(rimaToken)) { response in
+                    #expect(response.status == .forbidden, "\(uri)")
+                    #expect(Self.code(response) == "forbidden")
+                }
+            }
+            try await http.execute(uri: "/v1/users", method: .post, headers: auth(adminToken), body: add) { response in
+                #expect(response.status == .ok)
+                let code = try JSONValue(parsing: response.body.readableBytesView)["code"]?.stringValue
+                #expect(code?.count == 47)
+            }
+            try await http.execute(uri: "/v1/users", method: .get, headers: auth(adminToken)) { response in
+                let users = try JSONValue(parsing: response.body.readableBytesView)["users"]?.arrayValue ?? []
+                #expect(users.compactMap { $0["name"]?.stringValue } == ["amira", "lina", "rima"])
+            }
+            try await http.execute(uri: "/v1/users/nobody/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .notFound) }
+        }
+    }
+}
