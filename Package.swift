@@ -26,7 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
-        // Already a dependency of hummingbird; named so the server can declare its own header name.
+        // Already dependencies of hummingbird and async-http-client; named for TLS and the header name.
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
     ],
     targets: [
@@ -57,6 +59,8 @@ let package = Package(
             dependencies: [
                 "FieldSyncCore", "FieldSyncProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -68,6 +72,8 @@ let package = Package(
             dependencies: [
                 "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -122,7 +128,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FieldSyncCLITests",
-            dependencies: ["FieldSyncCLI", "FieldSyncTestSupport"],
+            dependencies: ["FieldSyncCLI", "FieldSyncStore", "FieldSyncTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

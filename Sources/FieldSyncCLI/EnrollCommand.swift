@@ -3,6 +3,7 @@ import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
+import Foundation
 
 /// `fieldsync enroll`: registers this replica's device key with the central node, using a one-time code.
 struct EnrollCommand: AsyncParsableCommand {
@@ -19,13 +20,36 @@ struct EnrollCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "The central node's URL.") var server: String
     @Option(help: "The one-time enrolment code.") var code: String
+    @Option(help: ArgumentHelp("Trust this CA certificate (PEM) for the server's HTTPS certificate.", valueName: "PEM")) var caCert: String?
+    @Option(help: ArgumentHelp("Require the server's TLS public key to have this SHA-256 (as `serve` prints it).", valueName: "sha256:HEX"))
+    var pin: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
         try SyncCommand.checkURL(server)
         let store = try storeOptions.open()
         let identity = try store.identity()
-        let transport = try HTTPSyncTransport(baseURL: server, node: identity.node)
+        var caPEM: String?
+        if let caCert {
+            guard let text = try? String(contentsOfFile: caCert, encoding: .utf8), text.contains("BEGIN CERTIFICATE") else {
+                throw CLIError("cannot read a PEM certificate from \(caCert)")
+            }
+            caPEM = text
+        }
+        // Over HTTPS, read the server's key first and pin it: later syncs refuse any other server.
+        var seen: ServerTLSIdentity?
+        if let components = URLComponents(string: server), components.scheme == "https", let host = components.host {
+            do { seen = try await TLSProbe.identity(host: host, port: components.port ?? 443) } catch {
+                throw CLIError("cannot reach \(server) over TLS: \(error)")
+            }
+            if let pin, pin.lowercased() != seen!.publicKeyPin {
+                throw CLIError("\(server) presents TLS key \(seen!.publicKeyPin), not the expected \(pin); not enrolling")
+            }
+        } else if pin != nil || caCert != nil {
+            throw CLIError("--pin and --ca-cert need an https:// server URL")
+        }
+        let trusted = [caPEM, seen?.certificatePEM].compactMap { $0 }
+        let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, trustedCertificatesPEM: trusted)
         let response: EnrolResponse
         do {
             response = try await transport.enrol(EnrolRequest(code: Secrets.normaliseCode(code), node: identity.node, publicKey: try store.publicKey()))
@@ -35,13 +59,19 @@ struct EnrollCommand: AsyncParsableCommand {
             if case .rejected(_, let rejection) = error { throw CLIError("enrolment refused: \(rejection.message)") }
             throw CLIError("enrolment failed: \(error.description)")
         }
-        try store.saveEnrolment(Enrolment(server: server, token: response.token, user: response.user, role: response.role), now: nowMilliseconds())
+        try store.saveEnrolment(
+            Enrolment(
+                server: server, token: response.token, user: response.user, role: response.role, pin: seen?.publicKeyPin,
+                pinnedCertificatePEM: seen?.certificatePEM, caCertificatePEM: caPEM),
+            now: nowMilliseconds())
         if json {
             print(JSONValue.object([
                 "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue), "node": .string(identity.node.rawValue),
+                "pin": seen.map { .string($0.publicKeyPin) } ?? .null,
             ]).canonicalText)
         } else {
             print("enrolled with \(server) as \(response.user) (\(response.role.rawValue)); node \(identity.node)")
+            if let seen { print("pinned the server's TLS key \(seen.publicKeyPin); compare it with the one your admin gave you") }
         }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import FieldSyncClient
 import FieldSyncCore
+import Hummingbird
 import FieldSyncServer
 import FieldSyncStore
 import Foundation
@@ -21,9 +23,12 @@ struct ServeCommand: AsyncParsableCommand {
     var store: String?
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port to listen on; 0 picks a free one.") var port = 8080
+    @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM).", valueName: "PEM")) var tlsCert: String?
+    @Option(help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "PEM")) var tlsKey: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
     }
 
     /// `--store`, else `$FIELDSYNC_STORE`, else `server.sqlite` in the XDG data folder.
@@ -47,10 +52,20 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "fieldsync.serve")
-        let app = buildApplication(
-            storage: SQLiteSyncStorage(replica: replica), configuration: ServerConfiguration(host: host, port: port), logger: logger
-        ) { boundPort in
-            print("fieldsync serve: listening on http://\(host):\(boundPort) (store \(path))")
+        var pinLine = ""
+        if let tlsCert {
+            do { pinLine = "; TLS public key \(try TLSProbe.pin(ofCertificateFile: tlsCert))" } catch {
+                throw CLIError("cannot use --tls-cert \(tlsCert): \(error)")
+            }
+        }
+        let scheme = tlsCert == nil ? "http" : "https"
+        let configuration = ServerConfiguration(host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+        do { _ = try configuration.tlsConfiguration() } catch {
+            throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
+        }
+        let app = try buildApplication(storage: SQLiteSyncStorage(replica: replica), configuration: configuration, logger: logger) {
+            [pinLine] boundPort in
+            print("fieldsync serve: listening on \(scheme)://\(host):\(boundPort) (store \(path))\(pinLine)")
             fflush(nil)
         }
         try await app.runService()

@@ -36,7 +36,7 @@ struct SyncCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try storeOptions.open()
-        let transport = try CentralNode.connect(store, override: server)
+        let transport = try await CentralNode.connect(store, override: server)
         let url = transport.baseURL
         let interactive = isatty(STDERR_FILENO) == 1
         let driver = SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: retries)

@@ -4,6 +4,7 @@ import FieldSyncProtocol
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// The sync protocol over HTTP(S) with AsyncHTTPClient. Call ``shutdown()`` when done.
 public final class HTTPSyncTransport: SyncTransport {
@@ -16,7 +17,12 @@ public final class HTTPSyncTransport: SyncTransport {
     /// The most bytes of a response the client reads.
     static let maximumResponseBytes = 256 * 1024 * 1024
 
-    public init(baseURL: String, node: NodeID? = nil, token: String? = nil, timeout: TimeAmount = .seconds(60)) throws {
+    /// - Parameter trustedCertificatesPEM: certificates trusted besides the system's roots: an
+    ///   organisation's CA (`--ca-cert`) and the pinned server certificate recorded at enrolment.
+    public init(
+        baseURL: String, node: NodeID? = nil, token: String? = nil, trustedCertificatesPEM: [String] = [],
+        timeout: TimeAmount = .seconds(60)
+    ) throws {
         guard let url = URL(string: baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw TransportConfigurationError("\(baseURL) is not an http:// or https:// URL")
         }
@@ -27,6 +33,17 @@ public final class HTTPSyncTransport: SyncTransport {
         // The sync driver retries with its own visible backoff (`--retries`); a refused connection
         // should reach it at once rather than after AsyncHTTPClient's silent retries.
         configuration.connectionPool.retryConnectionEstablishment = false
+        if !trustedCertificatesPEM.isEmpty {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            var certificates: [NIOSSLCertificate] = []
+            for pem in trustedCertificatesPEM {
+                do { certificates += try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)) } catch {
+                    throw TransportConfigurationError("a trusted certificate is not valid PEM: \(error)")
+                }
+            }
+            tls.additionalTrustRoots = [.certificates(certificates)]
+            configuration.tlsConfiguration = tls
+        }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = timeout
         self.node = node

@@ -4,7 +4,10 @@ import Foundation
 import Hummingbird
 import Logging
 import HTTPTypes
+import HummingbirdCore
+import HummingbirdTLS
 import NIOCore
+import NIOSSL
 
 /// Limits of the HTTP face, re-exported for the request context.
 enum SyncProtocolLimits {
@@ -15,11 +18,30 @@ enum SyncProtocolLimits {
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// PEM files of the certificate chain and private key; HTTPS when set.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil) {
         self.host = host
         self.port = port
+        self.tlsCertificatePath = tlsCertificatePath
+        self.tlsKeyPath = tlsKeyPath
     }
+
+    /// The TLS configuration for `--tls-cert`/`--tls-key`, or nil for plain HTTP.
+    public func tlsConfiguration() throws -> TLSConfiguration? {
+        guard let certificate = tlsCertificatePath, let key = tlsKeyPath else { return nil }
+        let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+        guard !chain.isEmpty else { throw TLSSetupError("no certificate in \(certificate)") }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+    }
+}
+
+/// A certificate or key file that cannot be used for HTTPS.
+public struct TLSSetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Builds the central node's router. Health and enrolment are open; every other route needs the
@@ -44,9 +66,10 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
 public func buildApplication<Storage: SyncStorage & AccountStorage>(
     storage: Storage, configuration: ServerConfiguration, logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) -> some ApplicationProtocol {
-    Application(
-        router: buildRouter(storage: storage, logger: logger),
+) throws -> some ApplicationProtocol {
+    let server: HTTPServerBuilder = try configuration.tlsConfiguration().map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
+    return Application(
+        router: buildRouter(storage: storage, logger: logger), server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "fieldsync"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)

@@ -9,12 +9,24 @@ public struct Enrolment: Sendable, Equatable {
     public var token: String
     public var user: String
     public var role: Role
+    /// `sha256:HEX` of the server's TLS public key, recorded at enrolment over HTTPS.
+    public var pin: String?
+    /// The server's certificate seen at enrolment (trusted, so a self-signed node works).
+    public var pinnedCertificatePEM: String?
+    /// An organisation CA given with `--ca-cert`.
+    public var caCertificatePEM: String?
 
-    public init(server: String, token: String, user: String, role: Role) {
+    public init(
+        server: String, token: String, user: String, role: Role, pin: String? = nil, pinnedCertificatePEM: String? = nil,
+        caCertificatePEM: String? = nil
+    ) {
         self.server = server
         self.token = token
         self.user = user
         self.role = role
+        self.pin = pin
+        self.pinnedCertificatePEM = pinnedCertificatePEM
+        self.caCertificatePEM = caCertificatePEM
     }
 }
 
@@ -33,18 +45,26 @@ extension ReplicaStore {
 
     public func enrolment() throws -> Enrolment? {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role FROM enrolment WHERE id = 1"),
+            guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert FROM enrolment WHERE id = 1"),
                 let role = Role(rawValue: row["role"])
             else { return nil }
-            return Enrolment(server: row["server"], token: row["token"], user: row["user"], role: role)
+            return Enrolment(
+                server: row["server"], token: row["token"], user: row["user"], role: role, pin: row["pin"],
+                pinnedCertificatePEM: row["pinned_cert"], caCertificatePEM: row["ca_cert"])
         }
     }
 
     public func saveEnrolment(_ enrolment: Enrolment, now: Int64) throws {
         try write { db in
             try db.execute(
-                sql: "INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled) VALUES (1, ?, ?, ?, ?, ?)",
-                arguments: [enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now])
+                sql: """
+                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert)
+                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
+                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM,
+                ])
             try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
         }
     }

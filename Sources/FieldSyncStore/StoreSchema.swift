@@ -102,6 +102,13 @@ enum StoreSchema {
                 CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v3-tls") { db in
+            try db.execute(sql: """
+                ALTER TABLE enrolment ADD COLUMN pin TEXT;
+                ALTER TABLE enrolment ADD COLUMN pinned_cert TEXT;
+                ALTER TABLE enrolment ADD COLUMN ca_cert TEXT;
+                """)
+        }
         return migrator
     }
 }

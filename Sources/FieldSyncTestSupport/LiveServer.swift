@@ -23,7 +23,7 @@ public final class LiveServer: Sendable {
         var logger = Logger(label: "fieldsync.test-server")
         logger.logLevel = .warning
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = buildApplication(storage: SQLiteSyncStorage(replica: store), configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger) { port in
+        let app = try buildApplication(storage: SQLiteSyncStorage(replica: store), configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger) { port in
             portContinuation.yield(port)
         }
         let task = Task { try await app.run() }

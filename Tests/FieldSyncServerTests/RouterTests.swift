@@ -32,10 +32,10 @@ import Testing
 
     func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
-    func app() -> some ApplicationProtocol {
+    func app() throws -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return buildApplication(storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        return try buildApplication(storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
     }
 
     func body(_ json: JSONValue) -> ByteBuffer { ByteBuffer(bytes: json.canonicalBytes) }

@@ -25,10 +25,10 @@ import Testing
 
     var storage: SQLiteSyncStorage { SQLiteSyncStorage(replica: server) }
 
-    func app() -> some ApplicationProtocol {
+    func app() throws -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return buildApplication(storage: storage, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        return try buildApplication(storage: storage, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
     }
 
     func token(for replica: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
