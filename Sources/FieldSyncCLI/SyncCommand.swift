@@ -46,7 +46,7 @@ struct SyncCommand: AsyncParsableCommand {
                 switch event {
                 case .nodeRetired(let old, let new):
                     FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks (was it restored from a backup?); it now writes as node \(new) and pulls its old revisions back\n".utf8))
-                case .retrying(let attempt, let delay, let reason):
+                case .retrying(let attempt, let delay, let reason) where interactive:
                     FileHandle.standardError.write(Data("fieldsync: \(reason); retry \(attempt) in \(delay) s\n".utf8))
                 case .pushed(let total) where interactive:
                     FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))

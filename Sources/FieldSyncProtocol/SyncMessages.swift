@@ -127,3 +127,16 @@ public struct PullResponse: Sendable, Equatable {
             more: more, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
     }
 }
+
+/// Splices already-canonical revision texts into a push body without re-encoding them.
+public enum PushBody {
+    public static func bytes(node: NodeID, revisionTexts: [String]) -> [UInt8] {
+        var bytes = Array("{\"node\":\"\(node.rawValue)\",\"protocol\":\(SyncProtocol.version),\"revisions\":[".utf8)
+        for (i, text) in revisionTexts.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += Array(text.utf8)
+        }
+        bytes += Array("]}".utf8)
+        return bytes
+    }
+}

@@ -21,6 +21,11 @@ import Testing
         // The store it leaves behind is sound and holds every revision.
         let check = try await w.binary.run(["status", "--json"], store: w.dir.file("central.sqlite"))
         #expect(try check.json()["revisions"] == 5)
+        // With the server gone, sync is one clear line and exit code 1.
+        let down = try await w.run("rima", "sync", "--retries", "1")
+        #expect(down.status == 1)
+        #expect(down.stderr.contains("cannot reach"))
+        #expect(down.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
     }
 
     @Test func aBadPortIsAUsageError() async throws {

@@ -1,0 +1,86 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import Foundation
+import Testing
+
+/// Wire messages: round trips, version checks, bundle checksums, signatures and secrets.
+@Suite struct ProtocolMessageTests {
+    let node = NodeID("0123456789abcdef")!
+    let key = DeviceKey.generate()
+
+    func revision(_ counter: UInt64 = 1) throws -> Revision {
+        try key.sign(Revision(
+            dot: Dot(node: node, counter: counter), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+            operations: [.set(path: "title", value: "Raid"), .set(path: "casualties.killed", value: 3)],
+            context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+    }
+
+    @Test func messagesRoundTrip() throws {
+        let knowledge = VersionVector([node: 3])
+        #expect(try KnowledgeResponse(json: KnowledgeResponse(node: node, knowledge: knowledge).json) == KnowledgeResponse(node: node, knowledge: knowledge))
+        let push = PushRequest(node: node, revisions: [try revision()])
+        #expect(try PushRequest(json: push.json) == push)
+        let pull = PullRequest(knowledge: knowledge, limit: 10)
+        #expect(try PullRequest(json: pull.json) == pull)
+        let page = PullResponse(revisions: [try revision()], more: true, knowledge: knowledge)
+        #expect(try PullResponse(json: page.json) == page)
+        let enrol = EnrolRequest(code: "abcde-fghij", node: node, publicKey: key.publicKeyBase64)
+        #expect(try EnrolRequest(json: enrol.json) == enrol)
+    }
+
+    @Test(arguments: [
+        (#"{"protocol":2,"knowledge":{}}"#, ProtocolError.Code.unsupportedVersion),
+        (#"{"knowledge":{}}"#, .malformed),
+        (#"{"protocol":1,"knowledge":[]}"#, .malformed),
+        (#"{"protocol":1,"knowledge":{},"limit":5000}"#, .malformed),
+    ])
+    func badPullRequestsAreRejected(text: String, code: ProtocolError.Code) throws {
+        #expect { try PullRequest(json: JSONValue(parsing: text)) } throws: { ($0 as? ProtocolError)?.code == code }
+    }
+
+    @Test func pushBodySplicingMatchesTheEncoder() throws {
+        let revisions = [try revision(1), try revision(2)]
+        let spliced = PushBody.bytes(node: node, revisionTexts: revisions.map { $0.json.canonicalText })
+        #expect(spliced == PushRequest(node: node, revisions: revisions).json.canonicalBytes)
+    }
+
+    @Test func bundlesCarryAChecksumAndKeys() throws {
+        let bundle = BundleFile(
+            from: node, knowledge: VersionVector([node: 1]), revisions: [try revision()], created: 5,
+            keys: [KeyEntry(node: node, publicKey: key.publicKeyBase64, user: "rima")])
+        let bytes = bundle.fileBytes
+        #expect(try BundleFile(fileBytes: bytes) == bundle)
+        var altered = bytes
+        let index = try #require(altered.firstIndex(of: UInt8(ascii: "3")))
+        altered[index] = UInt8(ascii: "4")
+        #expect { try BundleFile(fileBytes: altered) } throws: { ($0 as? ProtocolError)?.code == .checksumMismatch }
+        #expect { try BundleFile(fileBytes: Array(bytes.prefix(bytes.count / 2))) } throws: { ($0 as? ProtocolError)?.code == .invalidJSON }
+        #expect { try BundleFile(fileBytes: []) } throws: { $0 is ProtocolError }
+    }
+
+    @Test func signaturesCoverEveryMemberButSig() throws {
+        let signed = try revision()
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        try directory.verify(signed)
+        var altered = signed
+        altered.author = "someone else"
+        #expect { try directory.verify(altered) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+        var unsigned = signed
+        unsigned.signature = nil
+        #expect { try directory.verify(unsigned) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+        #expect { try KeyDirectory().verify(signed) } throws: { ($0 as? ProtocolError)?.code == .unknownNode }
+        let other = DeviceKey.generate()
+        #expect(!SignatureCheck.isValid(signed, publicKeyBase64: other.publicKeyBase64))
+    }
+
+    @Test func secretsAreLongRandomAndHashed() {
+        let codes = Set((0..<50).map { _ in Secrets.newEnrolmentCode() })
+        #expect(codes.count == 50)
+        #expect(codes.allSatisfy { $0.count == 47 && $0.split(separator: "-").count == 8 })
+        let token = Secrets.newToken()
+        #expect(token.count == 43)
+        #expect(Secrets.hash(token).count == 64)
+        #expect(Secrets.hash(token) != Secrets.hash(Secrets.newToken()))
+        #expect(Secrets.normaliseCode(" ABCDE-fghij ") == "abcde-fghij")
+    }
+}
