@@ -76,8 +76,10 @@ struct AddCommand: AsyncParsableCommand {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
-            guard let contents = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
-            data = contents
+            // A FileHandle also reads pipes and process substitutions, which have no size up front.
+            guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
+            data = handle.readDataToEndOfFile()
+            try? handle.close()
         }
         let json: JSONValue
         do { json = try JSONValue(parsing: Array(data)) } catch { throw CLIError("\(path): \(error.description)") }
