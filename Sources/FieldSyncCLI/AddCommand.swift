@@ -24,12 +24,14 @@ struct AddCommand: AsyncParsableCommand {
     var assignments: [String] = []
     @Option(help: ArgumentHelp("Add incidents from a JSON file (an object or an array of objects); - reads stdin.", valueName: "FILE"))
     var from: String?
+    @Flag(help: "With --from: add the valid incidents and report the invalid ones, instead of adding nothing.") var skipInvalid = false
     @Flag(help: "Print the new records as JSON.") var json = false
 
     func validate() throws {
         if from != nil, title != nil || occurred != nil || place != nil || governorate != nil || !assignments.isEmpty {
             throw ValidationError("--from cannot be combined with --title, --occurred, --place, --governorate or --set")
         }
+        if skipInvalid, from == nil { throw ValidationError("--skip-invalid goes with --from") }
         if from == nil, title == nil, !assignments.contains(where: { $0.hasPrefix("title=") }) {
             throw ValidationError("give --title (or --from FILE)")
         }
@@ -37,9 +39,12 @@ struct AddCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try storeOptions.open()
-        let documents: [[FieldChange]]
+        let ids: [RecordID]
         if let from {
-            documents = try Self.readDocuments(from)
+            let candidates = try BulkIncidents.fromJSON(try BulkIncidents.readText(from), file: from)
+            let result = try BulkIncidents.commit(candidates, into: store, skipInvalid: skipInvalid, file: from)
+            ids = result.ids
+            for s in result.skipped { FileHandle.standardError.write(Data("fieldsync: skipped \(s.location): \(s.reason)\n".utf8)) }
         } else {
             var changes: [FieldChange] = []
             if let title { changes.append(.set(path: "title", value: .string(title))) }
@@ -47,20 +52,12 @@ struct AddCommand: AsyncParsableCommand {
             if let place { changes.append(.set(path: "location.place", value: .string(place))) }
             if let governorate { changes.append(.set(path: "location.governorate", value: .string(governorate))) }
             for assignment in assignments { changes.append(try FieldChange.parse(assignment: assignment)) }
-            documents = [changes]
+            let operations = try LocalEdit.operations(for: changes, current: nil, newEntryID: Self.newEntryID)
+            let now = nowMilliseconds()
+            let id = RecordID.generate(millisecondsSince1970: now)
+            _ = try store.commitLocal(record: id, now: now) { _ in (.put, operations, nil) }
+            ids = [id]
         }
-        // Validate everything before writing: a bad incident in a file leaves the replica unchanged.
-        var operations: [[FieldOperation]] = []
-        for (i, changes) in documents.enumerated() {
-            do {
-                operations.append(try LocalEdit.operations(for: changes, current: nil, newEntryID: Self.newEntryID))
-            } catch {
-                throw CLIError(documents.count > 1 ? "incident \(i + 1): \(error.description)" : error.description)
-            }
-        }
-        let now = nowMilliseconds()
-        let ids = operations.map { _ in RecordID.generate(millisecondsSince1970: now) }
-        _ = try store.commitLocal(records: ids, now: now) { index, _ in (.put, operations[index], nil) }
         if json {
             let records = try ids.map { try store.record($0)! }
             let output = records.count == 1 && from == nil ? RecordPresenter.recordJSON(records[0]) : .array(records.map(RecordPresenter.recordJSON))
@@ -68,30 +65,6 @@ struct AddCommand: AsyncParsableCommand {
         } else {
             for id in ids { print(id) }
         }
-    }
-
-    /// Reads incidents from a JSON file: one object, or an array of objects.
-    static func readDocuments(_ path: String) throws -> [[FieldChange]] {
-        let data: Data
-        if path == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        } else {
-            // A FileHandle also reads pipes and process substitutions, which have no size up front.
-            guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
-            data = handle.readDataToEndOfFile()
-            try? handle.close()
-        }
-        let json: JSONValue
-        do { json = try JSONValue(parsing: Array(data)) } catch { throw CLIError("\(path): \(error.description)") }
-        let items = json.arrayValue ?? [json]
-        guard !items.isEmpty else { throw CLIError("\(path): no incidents in the file") }
-        var documents: [[FieldChange]] = []
-        for (i, item) in items.enumerated() {
-            do { documents.append(try IncidentDocument.changes(from: item)) } catch {
-                throw CLIError("\(path): incident \(i + 1): \(error.description)")
-            }
-        }
-        return documents
     }
 
     /// Ids of new collection entries: 12 random hex digits.

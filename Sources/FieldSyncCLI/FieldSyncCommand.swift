@@ -22,7 +22,8 @@ public struct FieldSyncCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, AddCommand.self, EditCommand.self, DeleteCommand.self, ShowCommand.self, ListCommand.self,
             StatusCommand.self, ConflictsCommand.self, ResolveCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
-            EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self,
+            EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self, ExportCommand.self,
+            ImportCommand.self,
         ])
 
     public init() {}

@@ -35,7 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func storePath(_ store: String?) -> String {
         if let store { return store }
         if let fromEnvironment = ProcessInfo.processInfo.environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
-        return ((StoreOptions().path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("server.sqlite")
+        return URL(fileURLWithPath: StoreOptions().path).deletingLastPathComponent().appendingPathComponent("server.sqlite").path
     }
 
     func run() async throws {

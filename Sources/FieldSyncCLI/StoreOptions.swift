@@ -12,8 +12,8 @@ struct StoreOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
         let dataHome = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/share")
-        return (dataHome as NSString).appendingPathComponent("fieldsync/replica.sqlite")
+            ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".local/share").path
+        return URL(fileURLWithPath: dataHome).appendingPathComponent("fieldsync/replica.sqlite").path
     }
 
     func open() throws -> ReplicaStore { try ReplicaStore.open(at: path) }

@@ -26,6 +26,22 @@ public struct HistoryStep: Sendable, Equatable {
     /// later, concurrently, may keep the path in conflict).
     public var conflictsResolved: [String]
 
+    /// One record's revisions in the causal order every replica reproduces: a revision comes after
+    /// every revision in its context; among those free to come next, the earliest by (time, dot).
+    public static func canonicalOrder(_ revisions: [Revision]) -> [Revision] {
+        var pending = revisions.sorted { a, b in a.time != b.time ? a.time < b.time : a.dot < b.dot }
+        var ordered: [Revision] = []
+        ordered.reserveCapacity(pending.count)
+        while !pending.isEmpty {
+            // Ready: no revision still pending is in its context (counters of a node rise with time).
+            let index = pending.firstIndex { r in
+                !pending.contains { other in other.dot != r.dot && r.context.covers(other.dot) }
+            } ?? 0
+            ordered.append(pending.remove(at: index))
+        }
+        return ordered
+    }
+
     /// Replays `revisions` (one record's, in a causal order) and reports each step.
     public static func replay(_ revisions: [Revision]) -> [HistoryStep] {
         guard let first = revisions.first else { return [] }

@@ -28,8 +28,9 @@ public final class ReplicaStore: Sendable {
         if FileManager.default.fileExists(atPath: path) {
             throw StoreError(.alreadyExists, "a file already exists at \(path); refusing to overwrite it")
         }
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
+        // URL, not NSString: corelibs Foundation traps on deletingLastPathComponent of a one-letter name.
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: directory) {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         // Created 0600 before SQLite opens it: the replica holds evidence (and, later, a private key).

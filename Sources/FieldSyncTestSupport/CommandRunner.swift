@@ -7,6 +7,12 @@ public struct CommandResult: Sendable, CustomStringConvertible {
     public var stdout: String
     public var stderr: String
 
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
     /// stdout parsed as JSON (fails the caller's expectation when it is not JSON).
     public func json() throws -> JSONValue { try JSONValue(parsing: stdout) }
 

@@ -29,6 +29,10 @@ struct CLIWorkspace {
     }
 
     /// Runs a command and returns its result, whatever the exit status.
+    func run(_ name: String, _ arguments: [String]) async throws -> CommandResult {
+        try await binary.run(arguments, store: store(name))
+    }
+
     func run(_ name: String, _ arguments: String..., stdin: String? = nil) async throws -> CommandResult {
         try await binary.run(arguments, store: store(name), stdin: stdin)
     }

@@ -149,3 +149,31 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(repeating: 0xAB, count: 4096))
     }
 }
+
+/// Store paths of every shape work, relative one-letter names included (a corelibs Foundation trap).
+@Suite struct StorePathTests {
+    @Test(arguments: ["a", "ab.db", "sub/dir/replica.fieldsync"])
+    func relativeStorePathsWork(path: String) async throws {
+        let w = try CLIWorkspace("paths")
+        let binary = w.binary
+        let result: CommandResult = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                let process = Process()
+                process.executableURL = binary.url
+                process.arguments = ["init", "--name", "x", "--store", path]
+                process.currentDirectoryURL = URL(fileURLWithPath: w.dir.path)
+                let err = Pipe()
+                process.standardError = err
+                process.standardOutput = Pipe()
+                do {
+                    try process.run()
+                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    process.waitUntilExit()
+                    continuation.resume(returning: CommandResult(status: process.terminationStatus, stdout: "", stderr: stderr))
+                } catch { continuation.resume(throwing: error) }
+            }
+        }
+        #expect(result.status == 0, "\(result)")
+        #expect(FileManager.default.fileExists(atPath: w.dir.file(path)))
+    }
+}
