@@ -65,7 +65,20 @@ struct BundleImportCommand: AsyncParsableCommand {
         let bundle = try Self.read(file)
         let outcome: ReceiveOutcome
         do {
-            outcome = try store.receiveVerified(bundle.revisions, learning: bundle.keys, now: nowMilliseconds())
+            // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
+            let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
+            let enrolled = try store.enrolment() != nil
+            outcome = try store.receiveVerified(bundle.revisions, learning: keys, now: nowMilliseconds()) { revision, current, directory in
+                // An enrolled replica refuses what its central node would refuse, so that its own
+                // pushes are never blocked by a relayed revision.
+                guard enrolled, let entry = directory[revision.dot.node] else { return }
+                if entry.revoked != nil {
+                    throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
+                }
+                if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
+                    throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
+                }
+            }
         } catch let error as ProtocolError {
             throw CLIError("\(file): \(error.message); nothing was imported")
         }

@@ -40,21 +40,17 @@ struct EditCommand: AsyncParsableCommand {
                 throw CLIError("record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
             }
             if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
-            // Said before any write: the server would refuse a documenter's edit of a conflicted path
-            // (it settles the conflict), and the work would be stranded at sync time.
+            let operations = try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID)
+            // Said before any write: the server refuses a documenter's revision that settles a
+            // conflict, and the work would be stranded at sync time.
             if enrolment?.role == .documenter {
                 let conflicted = Set(current.conflicts.map(\.path))
-                let touched = changes.map { change -> String in
-                    switch change {
-                    case .set(let p, _), .unset(let p), .add(let p, _), .remove(let p, _): p
-                    case .addEntry(let c, _), .removeEntry(let c, _): c
-                    }
-                }.filter { conflicted.contains($0) }
+                let touched = Set(operations.map(\.path)).intersection(conflicted).sorted()
                 if !touched.isEmpty {
                     throw CLIError("\(touched.joined(separator: ", ")) is in conflict; only an admin can settle it (see `fieldsync conflicts`). Your other fields can still be edited.")
                 }
             }
-            return (.put, try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID), nil)
+            return (.put, operations, nil)
         }
         if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }
     }
@@ -75,6 +71,10 @@ struct DeleteCommand: AsyncParsableCommand {
         _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
             if current.isDeleted { throw CLIError("record \(recordID) is already deleted") }
+            // A delete writes the `deleted` register, so it would settle a delete-against-edit conflict.
+            if current.conflicts.contains(where: { $0.path == "deleted" }) {
+                throw CLIError("record \(recordID) is already in a delete-against-edit conflict: settle it with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
+            }
             return (.delete, [], nil)
         }
         print("deleted \(recordID)")

@@ -59,14 +59,16 @@ struct ExportCommand: AsyncParsableCommand {
         }
     }
 
-    /// A record's revisions in an order every replica reproduces (by time, then dot), without the
-    /// replica-local receive time.
+    /// A record's revisions in an order every replica reproduces, without replica-local details.
     static func history(_ store: ReplicaStore, _ id: RecordID, _ directory: KeyDirectory) throws -> [JSONValue] {
         let revisions = HistoryOrder.canonical(try store.history(of: id))
         let steps = HistoryStep.replay(revisions.map(\.revision))
         return zip(revisions, steps).map { stored, step in
                 var object = RecordPresenter.historyJSON(stored, step, SignatureStatus(of: stored.revision, in: directory)).objectValue!
+                // Both depend on this replica (when it received the revision, and which names it
+                // learned for keys), not on the revision: left out so identical replicas export alike.
                 object["received"] = nil
+                object["signed_by"] = nil
                 return .object(object)
             }
     }

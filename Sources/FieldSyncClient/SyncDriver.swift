@@ -64,13 +64,16 @@ public struct SyncDriver: Sendable {
         let identity = try store.identity()
         let local = try store.knowledge()
         if serverKnowledge[identity.node] > local[identity.node] {
-            let fresh = try store.retireNodeID(
+            // Register the new id with the server first: if that fails, nothing changed here and the
+            // next sync detects the same situation again.
+            let fresh = NodeID.random()
+            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+            try store.retireNodeID(
                 reason: "the server held revisions \(local[identity.node] + 1)…\(serverKnowledge[identity.node]) of this node that the replica lacked (restored from a backup?)",
-                now: Self.now())
+                now: Self.now(), replacement: fresh)
             report.retiredNode = identity.node
             report.newNode = fresh
             progress(.nodeRetired(old: identity.node, new: fresh))
-            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
             logger.notice("replica node id retired", metadata: ["old": "\(identity.node)", "new": "\(fresh)"])
         }
         let node = try store.identity().node

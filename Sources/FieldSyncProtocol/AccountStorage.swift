@@ -71,7 +71,7 @@ public struct AuditEntry: Sendable, Equatable {
     public var time: Int64
     public var user: String?
     public var device: String?
-    /// enrol, enrol-failed, add-user, push, pull, resolve, revoke-user, revoke-device, register-node
+    /// enrol, enrol-failed, add-user, push, push+resolve, pull, revoke-user, revoke-device, register-node
     public var action: String
     public var detail: String
     public var address: String?
@@ -123,7 +123,8 @@ public struct Principal: Sendable, Equatable {
 /// Accounts, devices, enrolment codes and the audit log of the central node. Like ``SyncStorage`` it
 /// hides the database, so a PostgreSQL backend can provide it too. Secrets are stored only as SHA-256 hashes.
 public protocol AccountStorage: Sendable {
-    /// Creates an account (or renews the code of an existing, unrevoked one) with a one-time code.
+    /// Creates an account with a one-time code, or issues a further code for an existing, unrevoked
+    /// account with the same role (earlier unused codes stay valid until they expire).
     func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) async throws
     /// Redeems a code: registers the device and its token hash. Throws ``ProtocolError`` `.unauthorized`
     /// for an unknown, used or expired code, and `.conflictingDuplicate` for a node id already enrolled.

@@ -12,7 +12,7 @@ public enum Secrets {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    /// A one-time enrolment code: 160 random bits as 8 groups of 5 base32 characters (easy to read aloud).
+    /// A one-time enrolment code: 200 random bits as 8 groups of 5 base32 characters (easy to read aloud).
     public static func newEnrolmentCode() -> String {
         let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")  // 32 symbols, no 0/o/1/l
         var generator = SystemRandomNumberGenerator()

@@ -33,8 +33,8 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
         }
         group.get("audit") { request, context in
             _ = try context.requireAdmin()
-            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 100
-            guard (1...10_000).contains(limit) else { throw ProtocolError(.malformed, "limit: expected 1 to 10000") }
+            let text = request.uri.queryParameters.get("limit") ?? "100"
+            guard let limit = Int(text), (1...10_000).contains(limit) else { throw ProtocolError(.malformed, "limit: expected 1 to 10000") }
             return JSONResponse.make(["protocol": .int(SyncProtocol.version), "entries": .array(try await storage.audit(limit: limit).map(\.json))])
         }
     }
@@ -44,13 +44,7 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
         let add = try AddUserRequest(json: try await JSONBody.read(request))
         let code = Secrets.newEnrolmentCode()
         let expires = Self.now() + Int64(add.expiresHours) * 3_600_000
-        do {
-            try await storage.addAccount(name: add.name, role: add.role, codeHash: Secrets.hash(code), expires: expires, now: Self.now())
-        } catch let error as ProtocolError {
-            throw error
-        } catch {
-            throw ProtocolError(.malformed, "\(error)")
-        }
+        try await storage.addAccount(name: add.name, role: add.role, codeHash: Secrets.hash(code), expires: expires, now: Self.now())
         try await audit(admin, context, "add-user", "issued an enrolment code for \(add.name) (\(add.role.rawValue))")
         return JSONResponse.make([
             "protocol": .int(SyncProtocol.version), "user": .string(add.name), "role": .string(add.role.rawValue),

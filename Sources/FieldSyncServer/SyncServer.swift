@@ -185,8 +185,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         guard let o = body.objectValue else { throw ProtocolError(.malformed, "expected a JSON object") }
         try SyncProtocol.checkVersion(o)
         guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
-        guard let header = request.headers[.authorization] else { throw ProtocolError(.unauthorized, "a bearer token is required") }
-        let tokenHash = Secrets.hash(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        guard let token = BearerAuthMiddleware<Storage>.token(request) else { throw ProtocolError(.unauthorized, "a bearer token is required") }
+        let tokenHash = Secrets.hash(token)
         try await storage.registerNode(node, for: principal, tokenHash: tokenHash, now: Self.now())
         try await storage.appendAudit(AuditEntry(
             time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "register-node", detail: "new node \(node)",

@@ -121,8 +121,7 @@ public final class ReplicaStore: Sendable {
     /// Takes a fresh node id, retiring the current one, so that no dot is ever reused
     /// (for a replica restored from a backup). Returns the new id.
     @discardableResult
-    public func retireNodeID(reason: String, now: Int64) throws -> NodeID {
-        let fresh = NodeID.random()
+    public func retireNodeID(reason: String, now: Int64, replacement fresh: NodeID = .random()) throws -> NodeID {
         try write { db in
             let old = try Self.identity(db).node
             try db.execute(sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
@@ -191,11 +190,20 @@ public final class ReplicaStore: Sendable {
     /// Receives revisions from a peer after checking every new one's signature against the keys this
     /// replica knows plus `keys` (learned in the same transaction, trust on first use). A revision that
     /// is unsigned, of an unknown node, or altered rejects the whole batch.
-    public func receiveVerified(_ revisions: [Revision], learning keys: [KeyEntry] = [], now: Int64) throws -> ReceiveOutcome {
+    ///
+    /// `admit` sees each new revision after its signature checked out, with the directory, for
+    /// further rules (an enrolled replica refuses what its server would refuse).
+    public func receiveVerified(
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], now: Int64,
+        admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
+    ) throws -> ReceiveOutcome {
         try write { db in
             try Self.rememberKeys(db, keys)
             let directory = try Self.keyDirectory(db)
-            return try Self.receive(db, revisions, now: now) { revision, _ in try directory.verify(revision) }
+            return try Self.receive(db, revisions, now: now) { revision, current in
+                try directory.verify(revision)
+                try admit(revision, current, directory)
+            }
         }
     }
 

@@ -6,9 +6,11 @@ import GRDB
 extension ReplicaStore {
     static func addAccount(_ db: Database, name: String, role: Role, codeHash: String, expires: Int64, now: Int64) throws {
         if let row = try Row.fetchOne(db, sql: "SELECT role, revoked FROM account WHERE name = ?", arguments: [name]) {
-            guard (row["revoked"] as Int64?) == nil else { throw StoreError(.invalid, "account \(name) was revoked; choose another name") }
+            guard (row["revoked"] as Int64?) == nil else {
+                throw ProtocolError(.conflictingDuplicate, "account \(name) was revoked; choose another name")
+            }
             guard (row["role"] as String) == role.rawValue else {
-                throw StoreError(.invalid, "account \(name) exists with role \(row["role"] as String)")
+                throw ProtocolError(.conflictingDuplicate, "account \(name) exists with role \(row["role"] as String)")
             }
         } else {
             try db.execute(sql: "INSERT INTO account (name, role, created) VALUES (?, ?, ?)", arguments: [name, role.rawValue, now])
@@ -16,7 +18,6 @@ extension ReplicaStore {
         try db.execute(
             sql: "INSERT INTO enrolment_code (hash, account, created, expires) VALUES (?, ?, ?, ?)",
             arguments: [codeHash, name, now, expires])
-        try appendAudit(db, AuditEntry(time: now, user: name, device: nil, action: "add-user", detail: "role \(role.rawValue)", address: nil))
     }
 
     static func appendAudit(_ db: Database, _ entry: AuditEntry) throws {
@@ -25,9 +26,15 @@ extension ReplicaStore {
             arguments: [entry.time, entry.user, entry.device, entry.action, entry.detail, entry.address])
     }
 
-    /// Creates an account directly on the server's store (`fieldsync server add-user`).
+    /// Creates an account directly on the server's store (`fieldsync server add-user`), audited as
+    /// done on the server machine.
     public func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) throws {
-        try write { db in try Self.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now) }
+        try write { db in
+            try Self.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now)
+            try Self.appendAudit(db, AuditEntry(
+                time: now, user: nil, device: nil, action: "add-user", detail: "issued an enrolment code for \(name) (\(role.rawValue)) on the server machine",
+                address: nil))
+        }
     }
 
     static func principal(_ row: Row) -> Principal? {
@@ -135,8 +142,13 @@ extension SQLiteSyncStorage: AccountStorage {
 
     public func revokeDevice(_ node: NodeID, now: Int64) async throws -> Bool {
         try await replica.asyncWrite { db in
-            try db.execute(sql: "UPDATE device SET revoked = COALESCE(revoked, ?) WHERE node = ?", arguments: [now, node.rawValue])
-            return db.changesCount > 0
+            // A device may hold several node ids (after a restore): they share its token and key, and
+            // all of them are revoked together.
+            guard let token = try String.fetchOne(db, sql: "SELECT token_hash FROM device WHERE node = ?", arguments: [node.rawValue]) else {
+                return false
+            }
+            try db.execute(sql: "UPDATE device SET revoked = COALESCE(revoked, ?) WHERE token_hash = ?", arguments: [now, token])
+            return true
         }
     }
 

@@ -246,4 +246,24 @@ import Testing
             try await http.execute(uri: "/v1/users/nobody/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .notFound) }
         }
     }
+
+    @Test func revokingADeviceRevokesEveryNodeIDItRegistered() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
+        let adminToken = try await token(for: admin, user: "amira", role: .admin)
+        let oldNode = try rima.identity().node
+        let newNode = try rima.retireNodeID(reason: "restored", now: 2)
+        let register = ByteBuffer(bytes: JSONValue.object(["protocol": 1, "node": .string(newNode.rawValue)]).canonicalBytes)
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: register) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/devices/\(oldNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(rimaToken)) { #expect($0.status == .unauthorized) }
+            try await http.execute(uri: "/v1/audit?limit=abc", method: .get, headers: auth(adminToken)) { #expect($0.status == .badRequest) }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: [.authorization: "bearer \(adminToken)"]) { #expect($0.status == .ok) }
+        }
+        let directory = try await storage.keyDirectory()
+        #expect(directory[oldNode]?.revoked != nil)
+        #expect(directory[newNode]?.revoked != nil)
+        #expect(directory[newNode]?.publicKey == (try rima.publicKey()))
+    }
 }
