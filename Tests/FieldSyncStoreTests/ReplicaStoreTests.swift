@@ -152,4 +152,29 @@ import Testing
         #expect(try store.identity().node == fresh)
         #expect(try store.identity().retiredNodes == [old])
     }
+
+    @Test func verifyFindsTamperingAndGaps() throws {
+        let path = dir.file("verify.sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        let id = try Fixtures.addIncident(store, title: "Raid", [.set(path: "casualties.killed", value: 3)])
+        try Fixtures.edit(store, id, [.set(path: "casualties.killed", value: 4)])
+        try Fixtures.addIncident(store, title: "Looting")
+        let sound = try store.verify()
+        #expect(sound.isSound, "\(sound.problems)")
+        #expect(sound.revisions == 3)
+        #expect(sound.verifiedSignatures == 3)
+
+        let queue = try DatabaseQueue(path: path)
+        // A materialized state edited behind FieldSync's back.
+        try queue.write { db in try db.execute(sql: "UPDATE record SET state = replace(state, '\"value\":4', '\"value\":40') WHERE id = ?", arguments: [id.rawValue]) }
+        #expect(try store.verify().problems.contains { $0.contains("differs from a replay") })
+        // A revision's content altered: its signature no longer matches.
+        try queue.write { db in try db.execute(sql: "UPDATE revision SET body = replace(body, '\"value\":3', '\"value\":30')") }
+        #expect(try store.verify().problems.contains { $0.contains("bad signature") })
+        // A revision removed from the middle of the log: a gap.
+        try queue.write { db in try db.execute(sql: "DELETE FROM revision WHERE counter = 2") }
+        let broken = try store.verify()
+        #expect(broken.problems.contains { $0.contains("without gaps") })
+        #expect(!broken.isSound)
+    }
 }
