@@ -52,12 +52,7 @@ struct UsersAddCommand: AsyncParsableCommand {
         guard let code = answer["code"]?.stringValue, case .int(let expires)? = answer["expires"] else {
             throw CLIError("unexpected answer from the server")
         }
-        if json {
-            print(JSONValue.object(["user": .string(name), "role": .string(role), "code": .string(code), "expires": .string(RecordPresenter.isoTime(expires))]).canonicalText)
-        } else {
-            print("account \(name) (\(role)); one-time enrolment code, valid until \(RecordPresenter.isoTime(expires)):")
-            print(code)
-        }
+        EnrolmentCode.print(user: name, role: role, code: code, expires: expires, json: json)
     }
 }
 

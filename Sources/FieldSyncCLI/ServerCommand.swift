@@ -42,11 +42,20 @@ struct ServerAddUserCommand: AsyncParsableCommand {
         let now = nowMilliseconds()
         let expires = now + Int64(expiresHours) * 3_600_000
         try replica.addAccount(name: name, role: Role(rawValue: role)!, codeHash: Secrets.hash(code), expires: expires, now: now)
+        EnrolmentCode.print(user: name, role: role, code: code, expires: expires, json: json)
+    }
+}
+
+/// How a new enrolment code is shown, by `server add-user` and `users add` alike.
+enum EnrolmentCode {
+    static func print(user: String, role: String, code: String, expires: Int64, json: Bool) {
         if json {
-            print(JSONValue.object(["user": .string(name), "role": .string(role), "code": .string(code), "expires": .string(RecordPresenter.isoTime(expires))]).canonicalText)
+            Swift.print(JSONValue.object([
+                "user": .string(user), "role": .string(role), "code": .string(code), "expires": .string(RecordPresenter.isoTime(expires)),
+            ]).canonicalText)
         } else {
-            print("account \(name) (\(role)); one-time enrolment code, valid until \(RecordPresenter.isoTime(expires)):")
-            print(code)
+            Swift.print("account \(user) (\(role)); one-time enrolment code, valid until \(RecordPresenter.isoTime(expires)):")
+            Swift.print(code)
         }
     }
 }

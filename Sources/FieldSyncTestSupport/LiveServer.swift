@@ -76,6 +76,16 @@ public enum Enrolling {
         }
     }
 
+    /// Enrols `replica` directly on a server store (no HTTP) and returns its bearer token, for
+    /// in-process router tests.
+    public static func token(for replica: ReplicaStore, on serverStore: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
+        let code = try issueCode(on: serverStore, for: user, role: role)
+        let token = Secrets.newToken()
+        _ = try await SQLiteSyncStorage(replica: serverStore).redeem(
+            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
+        return token
+    }
+
     /// An authenticated transport for an enrolled replica.
     public static func transport(for replica: ReplicaStore) throws -> HTTPSyncTransport {
         guard let enrolment = try replica.enrolment() else { throw StoreError(.invalid, "not enrolled") }

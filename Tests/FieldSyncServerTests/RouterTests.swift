@@ -21,13 +21,8 @@ import Testing
         client = try ReplicaStore.create(at: dir.file("client.sqlite"), name: "Rima", now: 1)
     }
 
-    /// Enrols `replica` on the server store directly and returns its bearer token.
     func token(for replica: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
-        let code = try Enrolling.issueCode(on: server, for: user, role: role)
-        let token = Secrets.newToken()
-        _ = try await SQLiteSyncStorage(replica: server).redeem(
-            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
-        return token
+        try await Enrolling.token(for: replica, on: server, user: user, role: role)
     }
 
     func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }

@@ -32,11 +32,7 @@ import Testing
     }
 
     func token(for replica: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
-        let code = try Enrolling.issueCode(on: server, for: user, role: role)
-        let token = Secrets.newToken()
-        _ = try await storage.redeem(
-            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
-        return token
+        try await Enrolling.token(for: replica, on: server, user: user, role: role)
     }
 
     func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
