@@ -141,4 +141,38 @@ import Testing
             #expect(try await w.state("b") == before)
         }
     }
+
+    /// On a terminal without --pick/--set, resolve asks path by path (run under `script`, which gives it a pty).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func resolveAsksOnATerminal() async throws {
+        for name in ["a", "b"] { try await w.initReplica(name) }
+        let id = try await w.add("a", "--title", "Shelling of the bakery", "--set", "casualties.injured=1")
+        try await w.exchange("a", "b")
+        try await w.ok("a", "edit", id, "--set", "casualties.injured=2")
+        try await w.ok("b", "edit", id, "--set", "casualties.injured=3")
+        try await w.exchange("b", "a")
+        let command = "\(w.binary.url.path) resolve \(id) --store \(w.store("a"))"
+        let result: Int32 = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+                    process.arguments = ["-qec", command, "/dev/null"]
+                    let input = Pipe()
+                    process.standardInput = input
+                    process.standardOutput = Pipe()
+                    try process.run()
+                    input.fileHandleForWriting.write(Data("2\nthe second count is from the hospital\n".utf8))
+                    try input.fileHandleForWriting.close()
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                } catch { continuation.resume(throwing: error) }
+            }
+        }
+        #expect(result == 0)
+        let record = try await w.show("a", id)
+        #expect(record["conflicts"] == [])
+        let history = try #require(try await w.ok("a", "show", id, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(history.last?["note"] == "the second count is from the hospital")
+    }
 }
