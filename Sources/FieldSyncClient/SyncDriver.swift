@@ -120,8 +120,8 @@ public struct SyncDriver: Sendable {
             progress(.pulled(total: report.pulled))
             if !response.more { break }
         }
-        report.durationSeconds = Double(started.duration(to: .now).components.attoseconds) / 1e18
-            + Double(started.duration(to: .now).components.seconds)
+        let elapsed = started.duration(to: .now).components
+        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return report
     }
 

@@ -15,6 +15,11 @@ public final class ServerProcess: @unchecked Sendable {
         self.url = url
     }
 
+    /// A test that fails before `stop` must not leave the server running.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     public static func start(binary: FieldSyncBinary, store: String, extraArguments: [String] = []) async throws -> ServerProcess {
         let process = Process()
         process.executableURL = binary.url
