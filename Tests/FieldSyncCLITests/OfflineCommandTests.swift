@@ -140,6 +140,29 @@ import Testing
         #expect(try await w.binary.run(["status"], store: w.store("nobody")).status == 1)
     }
 
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")))
+    func aLockedStoreIsAClearErrorAndUnchanged() async throws {
+        try await w.initReplica("rima")
+        _ = try await w.add("rima", "--title", "Before the lock")
+        let before = try await w.state("rima")
+        // Another process holds an exclusive lock for longer than fieldsync waits (10 s).
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        locker.arguments = ["-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(14)", w.store("rima")]
+        let out = Pipe()
+        locker.standardOutput = out
+        try locker.run()
+        defer { if locker.isRunning { kill(locker.processIdentifier, SIGKILL) } }
+        _ = out.fileHandleForReading.availableData  // waits for "locked"
+        let result = try await w.run("rima", "add", "--title", "During the lock")
+        kill(locker.processIdentifier, SIGKILL)
+        locker.waitUntilExit()
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("locked"))
+        #expect(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+        #expect(try await w.state("rima") == before)
+    }
+
     @Test func aStoreThatIsNotAReplicaIsAClearError() async throws {
         let path = w.dir.file("photo.jpg")
         try Data(repeating: 0xAB, count: 4096).write(to: URL(fileURLWithPath: path))

@@ -218,4 +218,22 @@ import Testing
             }
         }
     }
+
+    @Test func deeplyNestedBodiesGet400AndTheStoreIsUnchanged() async throws {
+        _ = try server.receive(try clientRevisions(2), now: 2)
+        let before = try Fixtures.canonicalState(server)
+        let nested = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        let token = try await token(for: client, user: "rima")
+        try await app().test(.router) { http in
+            for uri in ["/v1/push", "/v1/pull"] {
+                try await http.execute(uri: uri, method: .post, headers: auth(token), body: body(nested)) { response in
+                    #expect(response.status == .badRequest)
+                    let code = try Self.errorCode(response)
+                    #expect(code == "invalid_json")
+                }
+            }
+        }
+        #expect(try Fixtures.canonicalState(server) == before)
+        #expect(try server.status().revisions == 2)
+    }
 }
