@@ -163,6 +163,35 @@ import Testing
         #expect(try await w.state("rima") == before)
     }
 
+    /// An unwritable store: made immutable with chattr, since tests run as root and root ignores file modes.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/chattr")))
+    func anUnwritableStoreIsAClearErrorAndUnchanged() async throws {
+        try await w.initReplica("rima")
+        _ = try await w.add("rima", "--title", "Written before")
+        let path = w.store("rima")
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        func chattr(_ flag: String) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+            process.arguments = [flag, path]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        guard try chattr("+i") == 0 else { return }  // the file system has no immutable flag
+        defer { _ = try? chattr("-i") }
+        let result = try await w.run("rima", "add", "--title", "Refused")
+        _ = try chattr("-i")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot write"))
+        #expect(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        let nowhere = try await w.binary.run(["init", "--name", "x", "--store", "/proc/fieldsync-test.sqlite"])
+        #expect(nowhere.status == 1)
+        #expect(nowhere.stderr.contains("cannot create"))
+    }
+
     @Test func aStoreThatIsNotAReplicaIsAClearError() async throws {
         let path = w.dir.file("photo.jpg")
         try Data(repeating: 0xAB, count: 4096).write(to: URL(fileURLWithPath: path))
