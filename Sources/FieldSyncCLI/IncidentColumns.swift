@@ -1,4 +1,5 @@
 import FieldSyncCore
+import Foundation
 
 /// The flat columns of the CSV form of an incident, shared by `export --format csv` and `import`.
 enum IncidentColumns {
@@ -71,17 +72,4 @@ enum IncidentColumns {
         }
         return changes
     }
-}
-
-extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-extension Set where Element == Character {
-    static let whitespaces: Set<Character> = [" ", "\t"]
 }

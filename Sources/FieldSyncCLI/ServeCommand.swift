@@ -10,7 +10,7 @@ import Logging
 /// `fieldsync serve`: runs the central node over embedded SQLite.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run the central node (HTTP, embedded SQLite store).",
+        commandName: "serve", abstract: "Run the central node (HTTP, or HTTPS with --tls-cert; embedded SQLite store).",
         discussion: """
             The store is created on first start. SIGINT or SIGTERM shut the node down cleanly: a batch \
             being stored either commits or rolls back.

@@ -16,7 +16,7 @@ public struct SyncRequestContext: RequestContext, RemoteAddressRequestContext {
     }
 
     /// Bodies are read explicitly with ``SyncProtocol/maximumRequestBytes``.
-    public var maxUploadSize: Int { SyncProtocolLimits.maximumRequestBytes }
+    public var maxUploadSize: Int { SyncProtocol.maximumRequestBytes }
 
     /// The peer's IP address, for rate limits and the audit log.
     public var sourceAddress: String { remoteAddress?.ipAddress ?? "unknown" }

@@ -9,11 +9,6 @@ import HummingbirdTLS
 import NIOCore
 import NIOSSL
 
-/// Limits of the HTTP face, re-exported for the request context.
-enum SyncProtocolLimits {
-    static let maximumRequestBytes = SyncProtocol.maximumRequestBytes
-}
-
 /// How to run the central node.
 public struct ServerConfiguration: Sendable {
     public var host: String
@@ -194,11 +189,6 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         return JSONResponse.make(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)])
     }
 
-}
-
-extension HTTPField.Name {
-    /// The node id a client names itself by (informational; used in logs).
-    public static let fieldSyncNode = Self("FieldSync-Node")!
 }
 
 extension Duration {
