@@ -112,8 +112,10 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let principal = try context.requirePrincipal()
         let push = try PushRequest(json: try await JSONBody.read(request))
         let directory = try await storage.keyDirectory()
+        // Ed25519 checks on all cores before the write transaction, which then only compares keys.
+        let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
         let outcome = try await storage.store(push.revisions) { revision, current in
-            try Self.admit(revision, current: current, directory: directory)
+            try Self.admit(revision, current: current, directory: directory, checked: checked)
         }
         var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
         if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
@@ -131,8 +133,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
 
     /// The server's checks on every new pushed revision: a registered, unrevoked node; a valid
     /// signature; and only admins may push a revision that settles a conflict.
-    static func admit(_ revision: Revision, current: RecordState?, directory: KeyDirectory) throws {
-        try directory.verify(revision)
+    static func admit(_ revision: Revision, current: RecordState?, directory: KeyDirectory, checked: CheckedSignatures = .none) throws {
+        try directory.verify(revision, checked: checked)
         let entry = directory[revision.dot.node]!
         if entry.revoked != nil {
             throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")

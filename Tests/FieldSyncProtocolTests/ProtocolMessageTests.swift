@@ -84,3 +84,59 @@ import Testing
         #expect(Secrets.normaliseCode(" ABCDE-fghij ") == "abcde-fghij")
     }
 }
+
+/// Signatures checked on all cores ahead of a transaction stand in for the check inside it only for
+/// the same revision under the same key.
+@Suite struct CheckedSignaturesTests {
+    let node = NodeID("0123456789abcdef")!
+    let key = DeviceKey.generate()
+
+    func revisions(_ count: Int) throws -> [Revision] {
+        try (1...count).map { counter in
+            try key.sign(Revision(
+                dot: Dot(node: node, counter: UInt64(counter)), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+                operations: [.set(path: "title", value: .string("Raid \(counter)"))],
+                context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+        }
+    }
+
+    @Test func checksEveryNewRevisionOnceAndSkipsKnownOnes() throws {
+        let batch = try revisions(100)
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        #expect(directory.checkSignatures(batch, skipping: VersionVector()).count == 100)
+        #expect(directory.checkSignatures(batch, skipping: VersionVector([node: 40])).count == 60)
+        #expect(KeyDirectory().checkSignatures(batch, skipping: VersionVector()).count == 0)
+    }
+
+    @Test func theAsyncCheckAgrees() async throws {
+        let batch = try revisions(100)
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        #expect(await directory.checkSignatures(batch, skipping: VersionVector([node: 90])).count == 10)
+        var forged = batch
+        forged[50].author = "someone else"
+        #expect(await directory.checkSignatures(forged, skipping: VersionVector()).count == 99)
+    }
+
+    @Test func anAlteredOrDuplicatedRevisionIsVerifiedAgainAndRefused() throws {
+        var batch = try revisions(3)
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        let checked = directory.checkSignatures(batch, skipping: VersionVector())
+        for revision in batch { try directory.verify(revision, checked: checked) }
+        var altered = batch[1]
+        altered.author = "someone else"
+        #expect { try directory.verify(altered, checked: checked) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+        // Two revisions with one dot in a batch are never checked ahead: the store decides.
+        batch.append(altered)
+        let again = directory.checkSignatures(batch, skipping: VersionVector())
+        #expect(again.count == 2)
+        #expect { try directory.verify(altered, checked: again) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+    }
+
+    @Test func aKeyThatChangedSinceTheCheckMeansVerifyingAgain() throws {
+        let batch = try revisions(2)
+        let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(batch, skipping: VersionVector())
+        let other = KeyDirectory([KeyEntry(node: node, publicKey: DeviceKey.generate().publicKeyBase64)])
+        #expect { try other.verify(batch[0], checked: checked) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+        #expect { try KeyDirectory().verify(batch[0], checked: checked) } throws: { ($0 as? ProtocolError)?.code == .unknownNode }
+    }
+}
