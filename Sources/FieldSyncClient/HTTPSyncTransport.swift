@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// The sync protocol over HTTP(S) with AsyncHTTPClient. Call ``shutdown()`` when done.
 public final class HTTPSyncTransport: SyncTransport {
@@ -13,6 +14,11 @@ public final class HTTPSyncTransport: SyncTransport {
     let timeout: TimeAmount
     let node: NodeID?
     let token: String?
+    private let received = Mutex(0)
+
+    /// Response body bytes read so far by this transport (what a pull costs on the wire, as long as
+    /// responses are not compressed).
+    public var bytesReceived: Int { received.withLock { $0 } }
 
     /// The most bytes of a response the client reads.
     static let maximumResponseBytes = 256 * 1024 * 1024
@@ -100,6 +106,7 @@ public final class HTTPSyncTransport: SyncTransport {
             let response = try await client.execute(request, timeout: timeout)
             status = Int(response.status.code)
             bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
+            received.withLock { $0 += bytes.readableBytes }
         } catch {
             throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
         }

@@ -101,13 +101,42 @@ public struct SyncDriver: Sendable {
             if !page.more { break }
         }
 
-        // Every pulled revision is checked against the server's key directory before it is stored.
+        // Nothing to pull when the replica already has everything the server reported: a no-op sync
+        // is then one request, which matters on a weak link.
+        if !(try store.knowledge()).covers(serverKnowledge) {
+            try await pull(&report, progress)
+        }
+        let elapsed = started.duration(to: .now).components
+        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return report
+    }
+
+    /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
+    /// in one transaction; while it is stored, the next one is already requested with the knowledge
+    /// the replica will have once it is, so the server's read and the transfer overlap the local write.
+    func pull(_ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         let directory = try await withRetry(&report, progress) { try await transport.keys() }
         let keys = Array(directory.entries.values)
+        var prefetched: (knowledge: VersionVector, response: Task<PullResponse, any Error>)?
+        defer { prefetched?.response.cancel() }
         while true {
-            let request = PullRequest(knowledge: try store.knowledge(), limit: batchSize)
-            let response = try await withRetry(&report, progress) { try await transport.pull(request) }
+            let knowledge = try store.knowledge()
+            let response = try await withRetry(&report, progress) {
+                if let ahead = prefetched, ahead.knowledge == knowledge {
+                    prefetched = nil
+                    return try await ahead.response.value
+                }
+                prefetched?.response.cancel()
+                prefetched = nil
+                return try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize))
+            }
             if response.revisions.isEmpty { break }
+            if response.more {
+                var expected = knowledge
+                for revision in response.revisions { expected.add(revision.dot) }
+                let request = PullRequest(knowledge: expected, limit: batchSize)
+                prefetched = (expected, Task { [transport] in try await transport.pull(request) })
+            }
             let outcome: ReceiveOutcome
             do {
                 outcome = try store.receiveVerified(response.revisions, learning: keys, now: Self.now())
@@ -120,9 +149,6 @@ public struct SyncDriver: Sendable {
             progress(.pulled(total: report.pulled))
             if !response.more { break }
         }
-        let elapsed = started.duration(to: .now).components
-        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        return report
     }
 
     /// Retries transient failures with exponential backoff (0.5 s, 1 s, 2 s, ... by default).

@@ -140,6 +140,12 @@ public protocol AccountStorage: Sendable {
     func revokeAccount(_ name: String, now: Int64) async throws -> Bool
     func revokeDevice(_ node: NodeID, now: Int64) async throws -> Bool
     func appendAudit(_ entry: AuditEntry) async throws
+    /// Stores a pushed batch like ``SyncStorage/store(_:admit:)`` and appends the audit entry that
+    /// `audit` makes of its outcome in the same transaction: a push is never stored without its line.
+    func store(
+        _ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
+        audit: @escaping @Sendable (StoreOutcome) -> AuditEntry
+    ) async throws -> StoreOutcome
     /// The newest `limit` entries, oldest first.
     func audit(limit: Int) async throws -> [AuditEntry]
 }

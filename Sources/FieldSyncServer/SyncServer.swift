@@ -114,14 +114,16 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let directory = try await storage.keyDirectory()
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
+        let address = context.sourceAddress
         let outcome = try await storage.store(push.revisions) { revision, current in
             try Self.admit(revision, current: current, directory: directory, checked: checked)
+        } audit: { outcome in
+            var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
+            if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
+            return AuditEntry(
+                time: Self.now(), user: principal.account, device: principal.node.rawValue, action: outcome.resolutions > 0 ? "push+resolve" : "push",
+                detail: detail, address: address)
         }
-        var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
-        if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
-        try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: outcome.resolutions > 0 ? "push+resolve" : "push",
-            detail: detail, address: context.sourceAddress))
         logger.info(
             "push", metadata: [
                 "peer": "\(push.node)", "user": "\(principal.account)", "received": "\(push.revisions.count)", "accepted": "\(outcome.accepted)",

@@ -422,14 +422,19 @@ public struct SQLiteSyncStorage: SyncStorage {
 
     public func store(_ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let outcome = try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now, admit: admit) }
-        return StoreOutcome(
-            accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts,
-            resolutions: outcome.resolutions, knowledge: outcome.knowledge)
+        return StoreOutcome(try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now, admit: admit) })
     }
 
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {
         try await replica.asyncRead { db in try ReplicaStore.missing(db, from: peer, limit: limit) }
+    }
+}
+
+extension StoreOutcome {
+    init(_ outcome: ReceiveOutcome) {
+        self.init(
+            accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts,
+            resolutions: outcome.resolutions, knowledge: outcome.knowledge)
     }
 }
 
