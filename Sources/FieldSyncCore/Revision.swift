@@ -61,6 +61,34 @@ public struct Revision: Hashable, Sendable {
     /// The canonical bytes that a signature covers: the canonical JSON of every member but `sig`.
     public var signedBytes: [UInt8] { JSONValue.object(unsignedObject).canonicalBytes }
 
+    /// The signed bytes and the canonical text with `sig` (what is stored and sent), from one
+    /// encoding: the signature member is spliced in where canonical key order puts it.
+    public var canonicalForms: (signed: [UInt8], text: String) {
+        let object = unsignedObject
+        var out: [UInt8] = [0x7B]
+        out.reserveCapacity(1536)
+        var sigOffset: Int?
+        for (i, key) in JSONValue.sortedKeys(object).enumerated() {
+            if sigOffset == nil, JSONValue.utf8Less("sig", key) { sigOffset = out.count }
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            object[key]!.writeCanonical(into: &out)
+        }
+        let offset = sigOffset ?? out.count
+        out.append(0x7D)
+        guard let signature else { return (out, String(decoding: out, as: UTF8.self)) }
+        var member: [UInt8] = []
+        if offset > 1 { member.append(UInt8(ascii: ",")) }
+        JSONValue.writeString("sig", into: &member)
+        member.append(UInt8(ascii: ":"))
+        JSONValue.writeString(signature, into: &member)
+        if offset == 1, out.count > 2 { member.append(UInt8(ascii: ",")) }
+        var text = out
+        text.insert(contentsOf: member, at: offset)
+        return (out, String(decoding: text, as: UTF8.self))
+    }
+
     private var unsignedObject: [String: JSONValue] {
         var o: [String: JSONValue] = [
             "v": .int(Revision.formatVersion),

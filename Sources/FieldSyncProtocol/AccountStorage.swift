@@ -142,8 +142,9 @@ public protocol AccountStorage: Sendable {
     func appendAudit(_ entry: AuditEntry) async throws
     /// Stores a pushed batch like ``SyncStorage/store(_:admit:)`` and appends the audit entry that
     /// `audit` makes of its outcome in the same transaction: a push is never stored without its line.
+    /// `checked` carries the canonical texts encoded while the signatures were checked ahead.
     func store(
-        _ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
+        _ revisions: [Revision], checked: CheckedSignatures, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
         audit: @escaping @Sendable (StoreOutcome) -> AuditEntry
     ) async throws -> StoreOutcome
     /// The newest `limit` entries, oldest first.

@@ -1,3 +1,4 @@
+import Crypto
 import Dispatch
 import FieldSyncCore
 import Foundation
@@ -7,14 +8,27 @@ import Foundation
 /// one, so a store can trust it to skip the Ed25519 check inside its transaction when the node's
 /// key there is still the same.
 public struct CheckedSignatures: Sendable {
-    /// Each revision whose signature verified, by dot, with the key it verified with.
-    let verified: [Dot: (publicKey: String, revision: Revision)]
+    /// Each revision whose signature verified, by dot, with the key it verified with and its
+    /// canonical text (encoded during the check, so the transaction need not encode it again).
+    let verified: [Dot: Entry]
+
+    struct Entry {
+        var publicKey: String
+        var revision: Revision
+        var text: String
+    }
 
     /// Nothing checked: every revision is verified inside the transaction.
     public static let none = CheckedSignatures(verified: [:])
 
     /// How many revisions were verified ahead.
     public var count: Int { verified.count }
+
+    /// The canonical text of `revision` (with `sig`) if it was checked: what the store writes.
+    public func canonicalText(of revision: Revision) -> String? {
+        guard let entry = verified[revision.dot], entry.revision == revision else { return nil }
+        return entry.text
+    }
 
     func covers(_ revision: Revision, with publicKey: String) -> Bool {
         guard let entry = verified[revision.dot] else { return false }
@@ -31,11 +45,12 @@ extension KeyDirectory {
     public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector) -> CheckedSignatures {
         let candidates = candidates(revisions, skipping: known)
         let chunks = Self.chunks(candidates.count)
-        var results = [[(String, Revision)]](repeating: [], count: chunks.count)
+        var results = [[CheckedSignatures.Entry]](repeating: [], count: chunks.count)
         results.withUnsafeMutableBufferPointer { slots in
             nonisolated(unsafe) let slots = slots
             DispatchQueue.concurrentPerform(iterations: chunks.count) { index in
-                slots[index] = chunks[index].compactMap { verified(candidates[$0]) }
+                var keys: [NodeID: Curve25519.Signing.PublicKey] = [:]
+                slots[index] = chunks[index].compactMap { verified(candidates[$0], keys: &keys) }
             }
         }
         return CheckedSignatures(results)
@@ -45,9 +60,12 @@ extension KeyDirectory {
     /// blocking a thread of the cooperative pool.
     public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector) async -> CheckedSignatures {
         let candidates = candidates(revisions, skipping: known)
-        let results = await withTaskGroup(of: [(String, Revision)].self) { group in
+        let results = await withTaskGroup(of: [CheckedSignatures.Entry].self) { group in
             for chunk in Self.chunks(candidates.count) {
-                group.addTask { chunk.compactMap { verified(candidates[$0]) } }
+                group.addTask {
+                    var keys: [NodeID: Curve25519.Signing.PublicKey] = [:]
+                    return chunk.compactMap { verified(candidates[$0], keys: &keys) }
+                }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
@@ -67,9 +85,16 @@ extension KeyDirectory {
         return revisions.filter { !known.covers($0.dot) && seen[$0.dot] == 1 }
     }
 
-    private func verified(_ revision: Revision) -> (String, Revision)? {
-        guard let entry = entries[revision.dot.node], SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) else { return nil }
-        return (entry.publicKey, revision)
+    /// Verifies one revision, parsing each node's key once per chunk (`keys`).
+    private func verified(_ revision: Revision, keys: inout [NodeID: Curve25519.Signing.PublicKey]) -> CheckedSignatures.Entry? {
+        guard let entry = entries[revision.dot.node], let signature = revision.signature.flatMap({ Data(base64Encoded: $0) }) else { return nil }
+        if keys[revision.dot.node] == nil {
+            guard let raw = Data(base64Encoded: entry.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else { return nil }
+            keys[revision.dot.node] = key
+        }
+        let forms = revision.canonicalForms
+        guard keys[revision.dot.node]!.isValidSignature(signature, for: forms.signed) else { return nil }
+        return CheckedSignatures.Entry(publicKey: entry.publicKey, revision: revision, text: forms.text)
     }
 
     /// Index ranges splitting `count` items over the machine's cores (a few per core, to balance).
@@ -81,9 +106,9 @@ extension KeyDirectory {
 }
 
 extension CheckedSignatures {
-    init(_ results: [[(String, Revision)]]) {
-        var verified: [Dot: (publicKey: String, revision: Revision)] = [:]
-        for chunk in results { for (key, revision) in chunk { verified[revision.dot] = (key, revision) } }
+    init(_ results: [[CheckedSignatures.Entry]]) {
+        var verified: [Dot: Entry] = [:]
+        for chunk in results { for entry in chunk { verified[entry.revision.dot] = entry } }
         self.init(verified: verified)
     }
 }

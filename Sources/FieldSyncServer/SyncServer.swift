@@ -115,7 +115,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
         let address = context.sourceAddress
-        let outcome = try await storage.store(push.revisions) { revision, current in
+        let outcome = try await storage.store(push.revisions, checked: checked) { revision, current in
             try Self.admit(revision, current: current, directory: directory, checked: checked)
         } audit: { outcome in
             var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"

@@ -169,7 +169,7 @@ public final class ReplicaStore: Sendable {
                     dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
                     operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
                     time: now, note: change.note))
-                _ = try Self.apply(db, revision, cache: &cache, now: now)
+                _ = try Self.apply(db, revision, to: current, cache: &cache, now: now)
                 revisions.append(revision)
             }
             try Self.saveStates(db, cache, now: now)
@@ -207,14 +207,16 @@ public final class ReplicaStore: Sendable {
         return try write { db in
             try Self.rememberKeys(db, keys)
             let directory = try Self.keyDirectory(db)
-            return try Self.receive(db, revisions, now: now) { revision, current in
+            return try Self.receive(db, revisions, checked: checked, now: now) { revision, current in
                 try directory.verify(revision, checked: checked)
                 try admit(revision, current, directory)
             }
         }
     }
 
-    static func receive(_ db: Database, _ revisions: [Revision], now: Int64, admit: Admission) throws -> ReceiveOutcome {
+    /// `checked` carries signatures and canonical texts computed ahead on all cores; the text of a
+    /// revision it does not cover is encoded here.
+    static func receive(_ db: Database, _ revisions: [Revision], checked: CheckedSignatures = .none, now: Int64, admit: Admission) throws -> ReceiveOutcome {
             var cache: [RecordID: RecordState] = [:]
             var accepted = 0
             var duplicates = 0
@@ -245,7 +247,7 @@ public final class ReplicaStore: Sendable {
                     if conflictsBefore[revision.record] == nil {
                         conflictsBefore[revision.record] = current?.conflicts.count ?? 0
                     }
-                    _ = try Self.apply(db, revision, cache: &cache, now: now)
+                    _ = try Self.apply(db, revision, to: current, text: checked.canonicalText(of: revision), cache: &cache, now: now)
                     knowledge.add(revision.dot)
                     accepted += 1
                 }
@@ -259,14 +261,17 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Appends a ready revision to the log and folds it into the cached record state.
-    private static func apply(_ db: Database, _ revision: Revision, cache: inout [RecordID: RecordState], now: Int64) throws -> Bool {
-        var state = try loadState(db, revision.record, cache: &cache) ?? RecordState(id: revision.record)
+    /// `current` is the record's state as just loaded (nil for a new record), so it is read once.
+    private static func apply(
+        _ db: Database, _ revision: Revision, to current: RecordState?, text: String? = nil, cache: inout [RecordID: RecordState], now: Int64
+    ) throws -> Bool {
+        var state = current ?? RecordState(id: revision.record)
         guard state.apply(revision) else { return false }
         cache[revision.record] = state
         // Cached statements: a batch inserts up to a thousand rows, and compiling SQL per row showed
         // up in profiles.
         try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, revision.json.canonicalText, now])
+            .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text, now])
         try db.cachedStatement(sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter")
             .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
         return true

@@ -70,6 +70,18 @@ import Testing
 
     // MARK: Signed bytes
 
+    @Test(arguments: [
+        full,
+        Fixture.revision(Fixture.nodeA, 1, [.set(path: "title", value: "x")]),
+        Fixture.revision(Fixture.nodeA, 2, kind: .delete, context: Fixture.vector((Fixture.nodeA, 1)), signature: "YQ=="),
+        Fixture.revision(Fixture.nodeC, 1, [.set(path: "narrative", value: "a \"quoted\" \\ line\n")], note: "sig", signature: "eg=="),
+    ])
+    func canonicalFormsAgreeWithTheirSeparateEncodings(_ revision: Revision) throws {
+        let forms = revision.canonicalForms
+        #expect(forms.signed == revision.signedBytes)
+        #expect(forms.text == revision.json.canonicalText)
+    }
+
     @Test func signedBytesExcludeSig() throws {
         var unsigned = Self.full
         unsigned.signature = nil

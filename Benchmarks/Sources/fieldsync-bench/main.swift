@@ -1,5 +1,9 @@
 // FieldSync benchmarks: each figure beside a baseline measured in the same run, as a ratio.
 // Absolute times on shared 2-core machines are noise on their own. See docs/PERFORMANCE.md.
+//
+//   fieldsync-bench [--scale N]          the whole suite at an archive of N revisions
+//   fieldsync-bench --pull-into PATH     (internal) one sync of the enrolled replica at PATH, in a
+//                                        child process so that its peak memory is the client's alone
 import Crypto
 import FieldSyncClient
 import FieldSyncCore
@@ -10,13 +14,22 @@ import Foundation
 import GRDB
 
 let arguments = CommandLine.arguments
-let scale = arguments.firstIndex(of: "--scale").flatMap { Int(arguments[$0 + 1]) } ?? 10_000
-let work = try TemporaryDirectory("bench")
-defer { work.remove() }
 
 func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
     try await body()
+    let d = start.duration(to: .now).components
+    return Double(d.seconds) + Double(d.attoseconds) / 1e18
+}
+
+/// Prints a line at once (stdout is a pipe when the output is saved with tee).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func time(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
     let d = start.duration(to: .now).components
     return Double(d.seconds) + Double(d.attoseconds) / 1e18
 }
@@ -28,13 +41,31 @@ func peakRSSMegabytes() -> Double {
     return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? .nan) / 1024
 }
 
+// The child: sync the replica at PATH once and report the client's own figures.
+if let index = arguments.firstIndex(of: "--pull-into") {
+    let store = try ReplicaStore.open(at: arguments[index + 1])
+    let transport = try Enrolling.transport(for: store)
+    let report = try await SyncDriver(store: store, transport: transport, batchSize: 1000, retries: 0).run()
+    await transport.shutdown()
+    emit("RESULT pulled \(report.pulled) bytes \(transport.bytesReceived) rss \(peakRSSMegabytes())")
+    exit(0)
+}
+
+let scale = arguments.firstIndex(of: "--scale").flatMap { Int(arguments[$0 + 1]) } ?? 10_000
+let work = try TemporaryDirectory("bench")
+defer { work.remove() }
+
 func report(_ what: String, _ value: Double, _ baseline: Double, target: String) {
     let ratio = value / baseline
     let figures = String(format: "%10.4f s  baseline %10.4f s  ratio %6.2f", value, baseline, ratio)
-    print("| \(what.padding(toLength: 36, withPad: " ", startingAt: 0)) | \(figures) | target \(target) |")
+    emit("| \(what.padding(toLength: 40, withPad: " ", startingAt: 0)) | \(figures) | target \(target) |")
 }
 
-/// A ~1 KB realistic incident, different per index.
+func note(_ text: String) {
+    emit("  \(text)")
+}
+
+/// A ~1.3 KB realistic incident, different per index.
 func incident(_ i: Int) -> [FieldChange] {
     [
         .set(path: "title", value: .string("Incident \(i): house-to-house raid reported in a coastal village")),
@@ -60,7 +91,50 @@ func fill(_ store: ReplicaStore, count: Int) throws {
     }
 }
 
-print("FieldSync benchmarks, scale \(scale) revisions (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+/// Edits `path` of every record of `store` to `value`, one revision per record, in transactions of 1000.
+func editAll(_ store: ReplicaStore, path: String, value: String) throws {
+    let ids = try store.records().map(\.id)
+    for start in stride(from: 0, to: ids.count, by: 1000) {
+        let slice = Array(ids[start..<min(start + 1000, ids.count)])
+        _ = try store.commitLocal(records: slice, now: 1_741_340_100_000) { _, current in
+            (.put, try LocalEdit.operations(for: [.set(path: path, value: .string(value))], current: current, newEntryID: { "e" }), nil)
+        }
+    }
+}
+
+/// Every revision of `source` that `peer` lacks, page by page, without holding them all.
+func forEachPage(of source: ReplicaStore, lackedBy peer: VersionVector = VersionVector(), _ body: ([String]) throws -> Void) throws {
+    var knowledge = peer
+    while true {
+        let page = try source.missing(from: knowledge, limit: 10_000)
+        if page.texts.isEmpty { return }
+        try body(page.texts)
+        for text in page.texts { knowledge.add(try Revision(json: JSONValue(parsing: text)).dot) }
+        if !page.more { return }
+    }
+}
+
+/// Runs `--pull-into` in a child process; returns its wall time and what it printed.
+func childSync(_ path: String) async throws -> (seconds: Double, pulled: Int, bytes: Int, rssMegabytes: Double) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+    process.arguments = ["--pull-into", path]
+    let output = Pipe()
+    process.standardOutput = output
+    let elapsed = try time {
+        try process.run()
+        process.waitUntilExit()
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let line = text.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) ?? ""
+    let words = line.split(separator: " ")
+    guard process.terminationStatus == 0, words.count == 7, let pulled = Int(words[2]), let bytes = Int(words[4]), let rss = Double(words[6]) else {
+        throw StoreError(.invalid, "the pull child failed: \(text)")
+    }
+    return (elapsed, pulled, bytes, rss)
+}
+
+emit("FieldSync benchmarks, scale \(scale) revisions (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
 // 1. Local write: one durable add through the library API against one raw GRDB insert transaction.
 do {
@@ -82,32 +156,91 @@ do {
     report("local write (add, per op)", library / Double(n), baseline / Double(n), target: "<= 3")
 }
 
-// The central node with `scale` revisions, and the unavoidable work to receive them.
-let source = try ReplicaStore.create(at: work.file("source.sqlite"), name: "source", now: 1)
-try fill(source, count: scale)
-let texts = try source.missing(from: VersionVector(), limit: scale).texts
-let revisions = try texts.map { try Revision(json: JSONValue(parsing: $0)) }
-let sourceKey = try source.publicKey()
-
-let baseline = try await seconds {
-    let raw = try DatabaseQueue(path: work.file("bulk.sqlite"))
-    try await raw.write { db in
-        try db.execute(sql: "CREATE TABLE revision (seq INTEGER PRIMARY KEY, node TEXT, counter INTEGER, record TEXT, body TEXT, UNIQUE (node, counter))")
-        for (r, text) in zip(revisions, texts) {
-            try db.execute(
-                sql: "INSERT INTO revision (node, counter, record, body) VALUES (?, ?, ?, ?)",
-                arguments: [r.dot.node.rawValue, Int64(r.dot.counter), r.record.rawValue, text])
+// 2. Conflict-heavy import: 10,000 revisions that all conflict with local edits of the same field,
+// against importing 10,000 that conflict with nothing. Both through a bundle file.
+do {
+    let count = 10_000
+    let origin = try ReplicaStore.create(at: work.file("origin.sqlite"), name: "origin", now: 1)
+    try fill(origin, count: count)
+    let plain = try ReplicaStore.create(at: work.file("plain.sqlite"), name: "plain", now: 1)
+    let edited = try ReplicaStore.create(at: work.file("edited.sqlite"), name: "edited", now: 1)
+    let key = KeyEntry(node: try origin.identity().node, publicKey: try origin.publicKey())
+    let everything = try origin.missing(from: VersionVector(), limit: count).texts.map { try Revision(json: JSONValue(parsing: $0)) }
+    for store in [plain, edited] {
+        for start in stride(from: 0, to: count, by: 1000) {
+            _ = try store.receiveVerified(Array(everything[start..<min(start + 1000, count)]), learning: [key], now: 2)
         }
     }
-    // Signature checks on all cores.
-    let chunks = stride(from: 0, to: revisions.count, by: max(1, revisions.count / 8)).map { Array(revisions[$0..<min($0 + max(1, revisions.count / 8), revisions.count)]) }
-    try await withThrowingTaskGroup(of: Bool.self) { group in
-        for chunk in chunks { group.addTask { chunk.allSatisfy { SignatureCheck.isValid($0, publicKeyBase64: sourceKey) } } }
-        for try await ok in group { precondition(ok) }
+    let shared = try origin.knowledge()
+    try editAll(origin, path: "title", value: "Raid on the harbour district (origin's reading)")
+    try editAll(edited, path: "title", value: "Raid on the harbour district (edited's reading)")
+    let bundle = BundleFile(
+        from: key.node, knowledge: try origin.knowledge(),
+        revisions: try origin.missing(from: shared, limit: count).texts.map { try Revision(json: JSONValue(parsing: $0)) }, created: 3, keys: [key]
+    ).fileBytes
+    func importBundle(into store: ReplicaStore) throws -> ReceiveOutcome {
+        let file = try BundleFile(fileBytes: bundle)
+        return try store.receiveVerified(file.revisions, learning: file.keys, now: 4)
     }
+    var plainOutcome: ReceiveOutcome?
+    var editedOutcome: ReceiveOutcome?
+    let clean = try time { plainOutcome = try importBundle(into: plain) }
+    let conflicting = try time { editedOutcome = try importBundle(into: edited) }
+    precondition(plainOutcome?.accepted == count && plainOutcome?.newConflicts == 0)
+    precondition(editedOutcome?.accepted == count && editedOutcome?.newConflicts == count)
+    report("conflict-heavy import (10,000 conflicts)", conflicting, clean, target: "<= 2")
 }
 
-// 2. Initial push: the source replica to an empty central node over HTTP on 127.0.0.1.
+// The central node's archive: a source replica with `scale` revisions, and the unavoidable work to
+// receive them: a raw GRDB bulk insert of the same rows in one transaction plus verifying their
+// signatures with swift-crypto on all cores (read, parsed and encoded page by page, outside the timing).
+let source = try ReplicaStore.create(at: work.file("source.sqlite"), name: "source", now: 1)
+let fillTime = try time { try fill(source, count: scale) }
+note(String(format: "filled the source replica with %d signed revisions in %.1f s", scale, fillTime))
+let sourceKey = try source.publicKey()
+let sourcePublicKey = Data(base64Encoded: sourceKey)!
+
+/// The swift-crypto work alone: Ed25519 checks of ready message bytes, split over all cores.
+func verifyOnAllCores(_ items: [(message: [UInt8], signature: Data)], key: Data) {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    let size = (items.count + cores - 1) / cores
+    DispatchQueue.concurrentPerform(iterations: cores) { core in
+        let key = try! Curve25519.Signing.PublicKey(rawRepresentation: key)
+        for item in items[min(core * size, items.count)..<min((core + 1) * size, items.count)] {
+            precondition(key.isValidSignature(item.signature, for: item.message))
+        }
+    }
+}
+var compactBytes = 0
+let baseline: Double
+do {
+    let raw = try DatabaseQueue(path: work.file("bulk.sqlite"))
+    try raw.write { db in
+        try db.execute(sql: "CREATE TABLE revision (seq INTEGER PRIMARY KEY, node TEXT, counter INTEGER, record TEXT, body TEXT, UNIQUE (node, counter))")
+    }
+    var inserting = 0.0
+    var verifying = 0.0
+    try raw.writeWithoutTransaction { db in
+        inserting += try time { try db.beginTransaction() }
+        let insert = try db.makeStatement(sql: "INSERT INTO revision (node, counter, record, body) VALUES (?, ?, ?, ?)")
+        try forEachPage(of: source) { texts in
+            compactBytes += texts.reduce(0) { $0 + $1.utf8.count + 1 }
+            let revisions = try texts.map { try Revision(json: JSONValue(parsing: $0)) }
+            inserting += try time {
+                for (r, text) in zip(revisions, texts) {
+                    try insert.execute(arguments: [r.dot.node.rawValue, Int64(r.dot.counter), r.record.rawValue, text])
+                }
+            }
+            let items = revisions.map { ($0.signedBytes, Data(base64Encoded: $0.signature!)!) }
+            verifying += time { verifyOnAllCores(items, key: sourcePublicKey) }
+        }
+        inserting += try time { try db.commit() }
+    }
+    baseline = inserting + verifying
+    note(String(format: "baseline: raw bulk insert %.2f s + signature checks on all cores %.2f s", inserting, verifying))
+}
+
+// 3. Initial push: the source replica to an empty central node over HTTP on 127.0.0.1.
 let server = try await LiveServer.start(storePath: work.file("server.sqlite"))
 try await server.enrol(source, as: "source")
 let push = try await seconds {
@@ -117,18 +250,19 @@ let push = try await seconds {
 }
 report("initial push (\(scale) revisions)", push, baseline, target: "<= 2.5")
 
-// 3. Initial pull: a fresh replica.
-let fresh = try ReplicaStore.create(at: work.file("fresh.sqlite"), name: "fresh", now: 1)
+// 4. Initial pull: a fresh replica, synced by a child process so that its peak RSS is the client's.
+let freshPath = work.file("fresh.sqlite")
+let fresh = try ReplicaStore.create(at: freshPath, name: "fresh", now: 1)
 try await server.enrol(fresh, as: "fresh")
-let pull = try await seconds {
-    let transport = try Enrolling.transport(for: fresh)
-    _ = try await SyncDriver(store: fresh, transport: transport, batchSize: 1000, retries: 0).run()
-    await transport.shutdown()
-}
-report("initial pull (\(scale) revisions)", pull, baseline, target: "<= 2.5")
-print(String(format: "peak RSS of this process after the pull: %.0f MB (target <= 250 MB at 1,000,000)", peakRSSMegabytes()))
+let pull = try await childSync(freshPath)
+precondition(pull.pulled == scale)
+report("initial pull (\(scale) revisions)", pull.seconds, baseline, target: "<= 2.5")
+note(String(format: "peak RSS of the pulling client: %.0f MB (target <= 250 MB at 1,000,000)", pull.rssMegabytes))
+let compact = compactBytes + 1
+emit(String(format: "| %@ | %10d B  baseline %10d B  ratio %6.3f | target <= 1.2 |",
+    "wire size of the pull (response bodies)".padding(toLength: 40, withPad: " ", startingAt: 0), pull.bytes, compact, Double(pull.bytes) / Double(compact)))
 
-// 4. No-op sync at this size against a no-op at a tenth of it; 5. a small delta against no-op.
+// 5. No-op sync at this size against a no-op at a small archive; 6. a small delta against no-op.
 func syncOnce(_ store: ReplicaStore) async throws -> Double {
     try await seconds {
         let transport = try Enrolling.transport(for: store)
@@ -138,25 +272,24 @@ func syncOnce(_ store: ReplicaStore) async throws -> Double {
 }
 func median(_ body: () async throws -> Double) async rethrows -> Double {
     var samples: [Double] = []
-    for _ in 0..<7 { samples.append(try await body()) }
-    return samples.sorted()[3]
+    for _ in 0..<9 { samples.append(try await body()) }
+    return samples.sorted()[4]
 }
 let noOpLarge = try await median { try await syncOnce(fresh) }
+let smallScale = min(10_000, max(1, scale / 10))
 let smallServer = try await LiveServer.start(storePath: work.file("small-server.sqlite"))
 let small = try ReplicaStore.create(at: work.file("small.sqlite"), name: "small", now: 1)
-try fill(small, count: max(1, scale / 10))
+try fill(small, count: smallScale)
 try await smallServer.enrol(small, as: "small")
 _ = try await syncOnce(small)
 let noOpSmall = try await median { try await syncOnce(small) }
-report("no-op sync at \(scale) vs \(scale / 10)", noOpLarge, noOpSmall, target: "<= 1.5")
-try fill(fresh, count: 10)
-let delta = try await syncOnce(fresh)
-report("10-revision delta vs no-op", delta, noOpLarge, target: "<= 2")
-
-// 6. Wire size: a pull response against the same revisions as compact JSON.
-let compact = texts.reduce(0) { $0 + $1.utf8.count } + texts.count + 2
-let response = PullResponse(revisions: revisions, more: false, knowledge: try source.knowledge()).json.canonicalBytes.count
-print(String(format: "wire size of a pull of %d revisions: %d bytes vs %d compact JSON, ratio %.3f (target <= 1.2)", scale, response, compact, Double(response) / Double(compact)))
+report("no-op sync at \(scale) vs \(smallScale)", noOpLarge, noOpSmall, target: "<= 1.5")
+var deltas: [Double] = []
+for _ in 0..<5 {
+    try fill(fresh, count: 10)
+    deltas.append(try await syncOnce(fresh))
+}
+report("10-revision delta vs no-op at \(scale)", deltas.sorted()[2], noOpLarge, target: "<= 2")
 
 await server.stop()
 await smallServer.stop()
