@@ -31,13 +31,16 @@ public enum SyncProtocol {
         guard items.count <= limit else {
             throw ProtocolError(.tooLarge, "revisions: \(items.count) revisions in one batch; the limit is \(limit)")
         }
+        // Decoded on all cores; the first bad revision in batch order is the one reported.
+        let decoded = Array(items.indices).parallelMap { i in
+            Result { () throws(DecodingProblem) in try Revision(json: items[i], at: "revisions[\(i)]") }
+        }
         var result: [Revision] = []
         result.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() {
-            do {
-                result.append(try Revision(json: item, at: "revisions[\(i)]"))
-            } catch {
-                throw ProtocolError(.malformed, error.description)
+        for outcome in decoded {
+            switch outcome {
+            case .success(let revision): result.append(revision)
+            case .failure(let problem): throw ProtocolError(.malformed, problem.description)
             }
         }
         return result

@@ -288,13 +288,16 @@ public final class ReplicaStore: Sendable {
     }
 
     private static func saveStates(_ db: Database, _ states: [RecordID: RecordState], now: Int64) throws {
-        for (id, state) in states {
+        // Encoding the states is the costly part of a large batch: do it on all cores, then write.
+        let ordered = states.values.sorted { $0.id < $1.id }
+        let texts = ordered.parallelMap { $0.json.canonicalText }
+        for (state, text) in zip(ordered, texts) {
             try db.cachedStatement(sql: """
                     INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
                         deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
                     """).execute(arguments: [
-                    id.rawValue, state.json.canonicalText, state.value(at: "title")?.stringValue, state.isDeleted,
+                    state.id.rawValue, text, state.value(at: "title")?.stringValue, state.isDeleted,
                     state.conflicts.count, now,
                 ])
         }

@@ -140,3 +140,27 @@ import Testing
         #expect { try KeyDirectory().verify(batch[0], checked: checked) } throws: { ($0 as? ProtocolError)?.code == .unknownNode }
     }
 }
+
+/// `parallelMap` keeps order and agrees with `map`, for arrays below and above its chunking threshold.
+@Suite struct ParallelMapTests {
+    @Test(arguments: [0, 1, 63, 64, 1000, 4099])
+    func agreesWithMap(_ count: Int) {
+        let items = (0..<count).map { "item \($0)" }
+        #expect(items.parallelMap { $0.uppercased() + "!" } == items.map { $0.uppercased() + "!" })
+    }
+
+    @Test func aBatchReportsItsFirstBadRevisionInOrder() throws {
+        let key = DeviceKey.generate()
+        let good = try key.sign(Revision(
+            dot: Dot(node: NodeID("0123456789abcdef")!, counter: 1), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+            operations: [.set(path: "title", value: "Raid")], context: VersionVector(), author: "rima", time: 1))
+        var items = Array(repeating: good.json, count: 300)
+        items[120] = .object(["v": 1])
+        items[250] = .string("not a revision")
+        let body: JSONValue = ["protocol": 1, "node": "0123456789abcdef", "revisions": .array(items)]
+        #expect { try PushRequest(json: body) } throws: { error in
+            guard let error = error as? ProtocolError else { return false }
+            return error.code == .malformed && error.message.contains("revisions[120]")
+        }
+    }
+}
