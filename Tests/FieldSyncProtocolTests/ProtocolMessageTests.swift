@@ -147,6 +147,8 @@ import Testing
     func agreesWithMap(_ count: Int) {
         let items = (0..<count).map { "item \($0)" }
         #expect(items.parallelMap { $0.uppercased() + "!" } == items.map { $0.uppercased() + "!" })
+        // Chunks of one element: more chunks than fit evenly must still cover every index once.
+        #expect(items.parallelMap(minimumChunk: 1) { $0 + "?" } == items.map { $0 + "?" })
     }
 
     @Test func aBatchReportsItsFirstBadRevisionInOrder() throws {
