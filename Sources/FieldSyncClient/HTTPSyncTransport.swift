@@ -16,8 +16,8 @@ public final class HTTPSyncTransport: SyncTransport {
     let token: String?
     private let received = Mutex(0)
 
-    /// Response body bytes read so far by this transport (what a pull costs on the wire, as long as
-    /// responses are not compressed).
+    /// Response body bytes this transport received on the wire so far (compressed size for a gzip
+    /// response, as its `Content-Length` says).
     public var bytesReceived: Int { received.withLock { $0 } }
 
     /// The most bytes of a response the client reads.
@@ -35,7 +35,9 @@ public final class HTTPSyncTransport: SyncTransport {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: timeout)
-        configuration.decompression = .enabled(limit: .none)
+        // Pull pages come gzip-compressed when asked; the limit bounds what a hostile or broken
+        // server could make the client inflate.
+        configuration.decompression = .enabled(limit: .size(Self.maximumResponseBytes))
         // The sync driver retries with its own visible backoff (`--retries`); a refused connection
         // should reach it at once rather than after AsyncHTTPClient's silent retries.
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -94,6 +96,7 @@ public final class HTTPSyncTransport: SyncTransport {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept-Encoding", value: "gzip")
         if let node { request.headers.add(name: "FieldSync-Node", value: node.rawValue) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
@@ -106,7 +109,8 @@ public final class HTTPSyncTransport: SyncTransport {
             let response = try await client.execute(request, timeout: timeout)
             status = Int(response.status.code)
             bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
-            received.withLock { $0 += bytes.readableBytes }
+            let wire = response.headers.first(name: "Content-Encoding") == nil ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
+            received.withLock { $0 += wire ?? bytes.readableBytes }
         } catch {
             throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
         }

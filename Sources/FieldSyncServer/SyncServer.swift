@@ -174,7 +174,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
                 "peer": "\(principal.node)", "user": "\(principal.account)", "sent": "\(page.texts.count)", "more": "\(page.more)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
-        return JSONResponse.make(bytes: bytes)
+        return JSONResponse.make(bytes: bytes, compressingFor: request)
     }
 
     /// A restored replica's new node id, registered for the same device and key.

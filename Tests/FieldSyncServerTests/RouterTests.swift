@@ -1,3 +1,4 @@
+import CompressNIO
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncServer
@@ -107,6 +108,35 @@ import Testing
         }
     }
 
+    @Test func pullPagesAreGzippedWhenTheClientAcceptsGzip() async throws {
+        _ = try server.receive(try clientRevisions(6), now: 2)
+        let token = try await token(for: client, user: "rima")
+        let request = body(PullRequest(knowledge: VersionVector(), limit: 100).json)
+        try await app().test(.router) { http in
+            let plain = try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: request) { response in
+                #expect(response.headers[.contentEncoding] == nil)
+                return try Self.json(response)
+            }
+            var gzipHeaders = auth(token)
+            gzipHeaders[.acceptEncoding] = "deflate, gzip;q=0.8"
+            try await http.execute(uri: "/v1/pull", method: .post, headers: gzipHeaders, body: request) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentEncoding] == "gzip")
+                var compressed = response.body
+                #expect(compressed.readableBytes < plain.canonicalBytes.count)
+                let inflated = try compressed.decompress(with: .gzip())
+                #expect(try JSONValue(parsing: inflated.readableBytesView) == plain)
+            }
+            var refused = auth(token)
+            refused[.acceptEncoding] = "gzip;q=0"
+            try await http.execute(uri: "/v1/pull", method: .post, headers: refused, body: request) { response in
+                #expect(response.headers[.contentEncoding] == nil)
+                let uncompressed = try Self.json(response)
+                #expect(uncompressed == plain)
+            }
+        }
+    }
+
     @Test(arguments: [
         ("{not json", "invalid_json"),
         ("[1,2,3]", "malformed"),
@@ -121,8 +151,8 @@ import Testing
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(text)) { response in
                 #expect(response.status == .badRequest)
-                let code = try Self.errorCode(response)
-                #expect(code == code)
+                let actual = try Self.errorCode(response)
+                #expect(actual == code)
             }
         }
         #expect(try server.status().revisions == 0)
