@@ -111,6 +111,11 @@ public final class HTTPSyncTransport: SyncTransport {
             bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
             let wire = response.headers.first(name: "Content-Encoding") == nil ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
             received.withLock { $0 += wire ?? bytes.readableBytes }
+        } catch is NIOTooManyBytesError {
+            // Not transient: the same answer would be too large again.
+            throw SyncError.badResponse("the answer to \(path) is larger than \(Self.maximumResponseBytes) bytes")
+        } catch where "\(error)".contains("DecompressionError") {
+            throw SyncError.badResponse("the compressed answer to \(path) is corrupt or inflates beyond \(Self.maximumResponseBytes) bytes")
         } catch {
             throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
         }

@@ -124,7 +124,12 @@ public struct SyncDriver: Sendable {
             let response = try await withRetry(&report, progress) {
                 if let ahead = prefetched, ahead.knowledge == knowledge {
                     prefetched = nil
-                    return try await ahead.response.value
+                    // The prefetch is an unstructured task: pass a cancellation of this sync on to it.
+                    return try await withTaskCancellationHandler {
+                        try await ahead.response.value
+                    } onCancel: {
+                        ahead.response.cancel()
+                    }
                 }
                 prefetched?.response.cancel()
                 prefetched = nil

@@ -26,15 +26,16 @@ public struct CheckedSignatures: Sendable {
 
     /// The canonical text of `revision` (with `sig`) if it was checked: what the store writes.
     public func canonicalText(of revision: Revision) -> String? {
-        guard let entry = verified[revision.dot], entry.revision == revision else { return nil }
+        guard let entry = verified[revision.dot], entry.revision.isIdentical(to: revision) else { return nil }
         return entry.text
     }
 
     func covers(_ revision: Revision, with publicKey: String) -> Bool {
         guard let entry = verified[revision.dot] else { return false }
-        // Comparing values is far cheaper than Ed25519, and means a revision altered after the
-        // check (or another batch's) is never taken for the one checked.
-        return entry.publicKey == publicKey && entry.revision == revision
+        // Comparing bytes is far cheaper than Ed25519, and means a revision altered after the check
+        // (or another batch's, even one that differs only in Unicode normalisation) is never taken
+        // for the one checked.
+        return entry.publicKey == publicKey && entry.revision.isIdentical(to: revision)
     }
 }
 

@@ -48,9 +48,11 @@ enum JSONResponse {
     /// which is what matters on a satellite or mobile link). zlib's fastest level: most of the gain
     /// for a fraction of the CPU.
     static func make(bytes: [UInt8], compressingFor request: Request) -> Response {
-        guard bytes.count >= 1024, acceptsGzip(request) else { return make(bytes: bytes) }
-        var plain = ByteBuffer(bytes: bytes)
-        guard let compressed = try? plain.compress(with: .gzip(configuration: .init(compressionLevel: 1))) else { return make(bytes: bytes) }
+        var plain = make(bytes: bytes)
+        plain.headers[.vary] = "Accept-Encoding"
+        guard bytes.count >= 1024, acceptsGzip(request) else { return plain }
+        var buffer = ByteBuffer(bytes: bytes)
+        guard let compressed = try? buffer.compress(with: .gzip(configuration: .init(compressionLevel: 1))) else { return plain }
         return Response(
             status: .ok, headers: [.contentType: "application/json", .contentEncoding: "gzip", .vary: "Accept-Encoding"],
             body: ResponseBody(byteBuffer: compressed))

@@ -132,6 +132,21 @@ import Testing
         #expect { try directory.verify(altered, checked: again) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
     }
 
+    @Test func aRevisionDifferingOnlyInUnicodeNormalisationIsNotTakenForTheCheckedOne() throws {
+        var composed = try revisions(1)[0]
+        composed.author = "Caf\u{E9}"
+        composed = try key.sign(composed)
+        var decomposed = composed
+        decomposed.author = "Cafe\u{301}"
+        #expect(composed == decomposed)  // Swift's == sees canonical equivalence...
+        #expect(!composed.isIdentical(to: decomposed))  // ...the signed bytes differ.
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        let checked = directory.checkSignatures([composed], skipping: VersionVector())
+        #expect(checked.canonicalText(of: composed) != nil)
+        #expect(checked.canonicalText(of: decomposed) == nil)
+        #expect { try directory.verify(decomposed, checked: checked) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+    }
+
     @Test func aKeyThatChangedSinceTheCheckMeansVerifyingAgain() throws {
         let batch = try revisions(2)
         let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(batch, skipping: VersionVector())

@@ -83,6 +83,19 @@ import Testing
         #expect(try store.knowledge().total == 1)
     }
 
+    @Test func verifiedRevisionsAreStoredAsTheirCanonicalText() throws {
+        let source = try ReplicaStore.create(at: dir.file("src.sqlite"), name: "Rima", now: 1)
+        for i in 0..<70 { try Fixtures.addIncident(source, title: "Raid \(i) on the \"old\" market\ncafe\u{301}") }
+        let all = try source.allRevisions()
+        let target = try ReplicaStore.create(at: dir.file("dst.sqlite"), name: "Omar", now: 1)
+        let key = KeyEntry(node: try source.identity().node, publicKey: try source.publicKey())
+        #expect(try target.receiveVerified(all, learning: [key], now: 2).accepted == 70)
+        // The texts written from the ahead-of-transaction check are the canonical encodings, byte for byte.
+        let stored = try target.missing(from: VersionVector(), limit: 100).texts
+        #expect(stored.map { Array($0.utf8) } == all.map { Array($0.json.canonicalText.utf8) })
+        #expect(try target.verify().isSound)
+    }
+
     @Test func aBatchWithACausalGapIsRejectedWhole() throws {
         let source = try ReplicaStore.create(at: dir.file("src.sqlite"), name: "Rima", now: 1)
         let id = try Fixtures.addIncident(source, title: "Shelling")
