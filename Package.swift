@@ -102,10 +102,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A seeded generator shared by the property and reliability tests (no dependencies).
+        .target(name: "FieldSyncSeededRandom", swiftSettings: swiftSettings),
         .testTarget(
             name: "FieldSyncCoreTests",
             dependencies: [
-                "FieldSyncCore",
+                "FieldSyncCore", "FieldSyncSeededRandom",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
@@ -132,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FieldSyncCLITests",
-            dependencies: ["FieldSyncCLI", "FieldSyncStore", "FieldSyncTestSupport"],
+            dependencies: ["FieldSyncCLI", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -33,6 +33,19 @@ extension Revision {
         case (let a?, let b?) where a.utf8.elementsEqual(b.utf8): break
         default: return false
         }
-        return zip(operations, other.operations).allSatisfy { $0.json.isIdentical(to: $1.json) }
+        return zip(operations, other.operations).allSatisfy { $0.isIdentical(to: $1) }
+    }
+}
+
+extension FieldOperation {
+    /// Equality by UTF-8 bytes. An operation is its register (compared by bytes) and the value it
+    /// writes there, so comparing those two compares everything it encodes.
+    public func isIdentical(to other: FieldOperation) -> Bool {
+        guard key == other.key else { return false }
+        switch (registerValue, other.registerValue) {
+        case (nil, nil): return true
+        case (let a?, let b?): return a.isIdentical(to: b)
+        default: return false
+        }
     }
 }

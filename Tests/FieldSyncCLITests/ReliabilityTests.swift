@@ -1,4 +1,5 @@
 import FieldSyncCore
+import FieldSyncSeededRandom
 import FieldSyncTestSupport
 import Foundation
 import Testing
@@ -19,9 +20,7 @@ import Testing
     // MARK: 1. The client is killed mid-sync
 
     @Test func clientKilledMidSyncLosesNothing() async throws {
-        let seed = Self.seed()
-        var rng = SplitMix64(seed: seed)
-        print("ReliabilityTests.clientKilledMidSyncLosesNothing: seed \(seed)")
+        var rng = Self.seededGenerator()
         let central = w.dir.file("central.sqlite")
         let batch = 25
         try await withChildren { children in
@@ -137,9 +136,7 @@ import Testing
     // MARK: 2. The server is killed mid-push
 
     @Test func serverKilledMidPushStoresWholeBatchesOnly() async throws {
-        let seed = Self.seed()
-        var rng = SplitMix64(seed: seed)
-        print("ReliabilityTests.serverKilledMidPushStoresWholeBatchesOnly: seed \(seed)")
+        var rng = Self.seededGenerator()
         let central = w.dir.file("central.sqlite")
         let batch = 500
         let total = 2000
@@ -199,7 +196,6 @@ import Testing
 
     @Test func syncThroughAFlakyLinkConverges() async throws {
         let seed = Self.seed()
-        print("ReliabilityTests.syncThroughAFlakyLinkConverges: seed \(seed)")
         let central = w.dir.file("central.sqlite")
         let perReplica = 120
         try await withChildren { children in
@@ -247,26 +243,23 @@ import Testing
 
     // MARK: Helpers
 
-    static func seed() -> UInt64 {
-        if let text = ProcessInfo.processInfo.environment["FIELDSYNC_RELIABILITY_SEED"], let seed = UInt64(text) { return seed }
-        return UInt64.random(in: 1..<UInt64(Int64.max))
+    /// FIELDSYNC_RELIABILITY_SEED, or a random seed; printed with the test's name so a failing run
+    /// can be replayed.
+    static func seed(_ test: String = #function) -> UInt64 {
+        let seed: UInt64
+        if let text = ProcessInfo.processInfo.environment["FIELDSYNC_RELIABILITY_SEED"], let given = UInt64(text) {
+            seed = given
+        } else {
+            seed = UInt64.random(in: 1..<UInt64(Int64.max))
+        }
+        print("ReliabilityTests.\(test.prefix { $0 != "(" }): seed \(seed)")
+        return seed
     }
+
+    static func seededGenerator(_ test: String = #function) -> SplitMix64 { SplitMix64(seed: seed(test)) }
 
     static func logUniformMilliseconds(_ low: Double, _ high: Double, _ rng: inout SplitMix64) -> Int {
         Int(exp(Double.random(in: log(low)...log(high), using: &rng)).rounded())
-    }
-}
-
-/// A small seeded generator, so a failing run can be replayed with FIELDSYNC_RELIABILITY_SEED.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,3 +1,4 @@
+import FieldSyncSeededRandom
 import PropertyBased
 import Testing
 

@@ -82,6 +82,11 @@ import Testing
             }
         }
         #expect(try server.status().revisions == 3)
+        // Each push wrote its audit line with its batch.
+        let pushes = try await SQLiteSyncStorage(replica: server).audit(limit: 100).filter { $0.action == "push" }
+        #expect(pushes.map(\.detail) == [
+            "received 3, accepted 3, duplicates 0, new conflicts 0", "received 3, accepted 0, duplicates 3, new conflicts 0",
+        ])
     }
 
     @Test func pullPagesUntilNothingRemains() async throws {

@@ -106,14 +106,15 @@ func editAll(_ store: ReplicaStore, path: String, value: String) throws {
     }
 }
 
-/// Every revision of `source` that `peer` lacks, page by page, without holding them all.
-func forEachPage(of source: ReplicaStore, lackedBy peer: VersionVector = VersionVector(), _ body: ([String]) throws -> Void) throws {
-    var knowledge = peer
+/// Every revision of `source`, page by page, without holding them all.
+func forEachPage(of source: ReplicaStore, _ body: ([String], [Revision]) throws -> Void) throws {
+    var knowledge = VersionVector()
     while true {
         let page = try source.missing(from: knowledge, limit: 10_000)
         if page.texts.isEmpty { return }
-        try body(page.texts)
-        for text in page.texts { knowledge.add(try Revision(json: JSONValue(parsing: text)).dot) }
+        let revisions = try page.texts.map { try Revision(json: JSONValue(parsing: $0)) }
+        try body(page.texts, revisions)
+        for revision in revisions { knowledge.add(revision.dot) }
         if !page.more { return }
     }
 }
@@ -227,9 +228,8 @@ func measureBaseline(_ name: String) throws -> (seconds: Double, compactBytes: I
     try raw.writeWithoutTransaction { db in
         inserting += try time { try db.beginTransaction() }
         let insert = try db.makeStatement(sql: "INSERT INTO revision (node, counter, record, body) VALUES (?, ?, ?, ?)")
-        try forEachPage(of: source) { texts in
+        try forEachPage(of: source) { texts, revisions in
             compactBytes += texts.reduce(0) { $0 + $1.utf8.count + 1 }
-            let revisions = try texts.map { try Revision(json: JSONValue(parsing: $0)) }
             inserting += try time {
                 for (r, text) in zip(revisions, texts) {
                     try insert.execute(arguments: [r.dot.node.rawValue, Int64(r.dot.counter), r.record.rawValue, text])
