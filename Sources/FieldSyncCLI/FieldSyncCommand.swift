@@ -31,8 +31,14 @@ public struct FieldSyncCommand: AsyncParsableCommand {
     /// Runs the command line and returns the process exit code: 0 on success, 1 for a user error
     /// (one line on stderr), 2 for a usage error.
     public static func run(arguments: [String]) async -> Int32 {
+        let arguments = normalize(arguments)
+        if let unknown = unknownSubcommand(in: arguments) {
+            // ArgumentParser would print the parent's help and exit 0 for `fieldsync nosuch --help`.
+            FileHandle.standardError.write(Data("fieldsync: unknown subcommand '\(unknown.name)'; \(unknown.hint)\n".utf8))
+            return 2
+        }
         do {
-            var command = try parseAsRoot(normalize(arguments))
+            var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -59,6 +65,32 @@ public struct FieldSyncCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
             return 2
         }
+    }
+
+    /// The first word that should name a subcommand but names none, walking down from the root
+    /// while the current command has subcommands. Options end the walk, as does `help` at the root.
+    static func unknownSubcommand(in arguments: [String]) -> (name: String, hint: String)? {
+        var subcommands = FieldSyncCommand.configuration.subcommands
+        var path = ["fieldsync"]
+        for argument in arguments {
+            guard !subcommands.isEmpty, !argument.hasPrefix("-") else { return nil }
+            if path.count == 1, argument == "help" { return nil }
+            var next: [any ParsableCommand.Type]?
+            var names: [String] = []
+            for subcommand in subcommands {
+                let configuration = subcommand.configuration
+                let name = configuration.commandName ?? ""
+                names.append(name)
+                if name == argument || configuration.aliases.contains(argument) { next = configuration.subcommands }
+            }
+            guard let found = next else {
+                let parent = path.joined(separator: " ")
+                return (argument, "\(parent) has: \(names.joined(separator: ", ")) (see '\(parent) --help')")
+            }
+            subcommands = found
+            path.append(argument)
+        }
+        return nil
     }
 
     static func fail(_ message: String) -> Int32 {

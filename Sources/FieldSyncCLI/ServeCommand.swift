@@ -32,11 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// `--store`, else `$FIELDSYNC_STORE`, else `server.sqlite` in the XDG data folder.
-    static func storePath(_ store: String?) -> String {
-        if let store { return store }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
-        return URL(fileURLWithPath: StoreOptions().path).deletingLastPathComponent().appendingPathComponent("server.sqlite").path
-    }
+    static func storePath(_ store: String?) -> String { StoreOptions.resolve(store, defaultFile: "server.sqlite") }
 
     func run() async throws {
         let path = Self.storePath(store)
@@ -45,6 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
             replica = try ReplicaStore.open(at: path, access: .pool)
         } else {
             replica = try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds(), access: .pool)
+            print("fieldsync serve: created the store \(path)")
         }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

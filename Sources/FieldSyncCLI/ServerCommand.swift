@@ -20,11 +20,13 @@ struct ServerAddUserCommand: AsyncParsableCommand {
 
             Example (the first admin):
               fieldsync server add-user amira --role admin --store /srv/fieldsync/central.sqlite
+              fieldsync server add-user amira --role admin     # the default store of `fieldsync serve`
             """)
 
     @Argument(help: "The account name (letters, digits, '.', '_', '-').") var name: String
     @Option(help: "admin or documenter.") var role: String
-    @Option(help: ArgumentHelp("The server's store.", valueName: "PATH")) var store: String?
+    @Option(help: ArgumentHelp("The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite), created when missing.", valueName: "PATH"))
+    var store: String?
     @Option(help: "Hours until the code expires (1 to 720).") var expiresHours = 24
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -36,8 +38,11 @@ struct ServerAddUserCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = ServeCommand.storePath(store)
-        let replica = FileManager.default.fileExists(atPath: path)
-            ? try ReplicaStore.open(at: path) : try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds())
+        let creates = !FileManager.default.fileExists(atPath: path)
+        let replica = creates
+            ? try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds()) : try ReplicaStore.open(at: path)
+        // stdout carries the code (and is parsed by scripts), so the created file is named on stderr.
+        if creates { FileHandle.standardError.write(Data("fieldsync: created the central node's store \(path)\n".utf8)) }
         let code = Secrets.newEnrolmentCode()
         let now = nowMilliseconds()
         let expires = now + Int64(expiresHours) * 3_600_000

@@ -7,13 +7,25 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The replica file (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/replica.sqlite).", valueName: "PATH"))
     var store: String?
 
-    var path: String {
+    var path: String { Self.resolve(store, defaultFile: "replica.sqlite") }
+
+    /// `store` when given, else `$FIELDSYNC_STORE`, else `defaultFile` in `$XDG_DATA_HOME/fieldsync`
+    /// (`~/.local/share/fieldsync` when `XDG_DATA_HOME` is unset or empty). A plain function, so a
+    /// command that never parsed this option group (`serve`, `server add-user`) can use it too.
+    static func resolve(_ store: String?, defaultFile: String) -> String {
         if let store { return store }
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
         let dataHome = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".local/share").path
-        return URL(fileURLWithPath: dataHome).appendingPathComponent("fieldsync/replica.sqlite").path
+            ?? URL(fileURLWithPath: Self.homeDirectory(environment)).appendingPathComponent(".local/share").path
+        return URL(fileURLWithPath: dataHome).appendingPathComponent("fieldsync").appendingPathComponent(defaultFile).path
+    }
+
+    /// `$HOME` as the shell sees it; corelibs Foundation's `NSHomeDirectory()` reads the password
+    /// database instead, which ignores a `HOME` set for a test or a service.
+    static func homeDirectory(_ environment: [String: String]) -> String {
+        if let home = environment["HOME"], !home.isEmpty { return home }
+        return NSHomeDirectory()
     }
 
     func open() throws -> ReplicaStore { try ReplicaStore.open(at: path) }

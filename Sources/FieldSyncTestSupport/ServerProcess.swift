@@ -21,9 +21,19 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     public static func start(binary: FieldSyncBinary, store: String, extraArguments: [String] = []) async throws -> ServerProcess {
+        try await start(binary: binary, arguments: ["serve", "--store", store, "--host", "127.0.0.1", "--port", "0"] + extraArguments)
+    }
+
+    /// Runs `fieldsync ARGUMENTS` (a `serve` command line as written) with `environment` added to
+    /// this process's, less `FIELDSYNC_STORE`.
+    public static func start(binary: FieldSyncBinary, arguments: [String], environment: [String: String] = [:]) async throws -> ServerProcess {
         let process = Process()
         process.executableURL = binary.url
-        process.arguments = ["serve", "--store", store, "--host", "127.0.0.1", "--port", "0"] + extraArguments
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["FIELDSYNC_STORE"] = nil
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
