@@ -23,7 +23,7 @@ public struct FieldSyncCommand: AsyncParsableCommand {
             InitCommand.self, AddCommand.self, EditCommand.self, DeleteCommand.self, ShowCommand.self, ListCommand.self,
             StatusCommand.self, ConflictsCommand.self, ResolveCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
             EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self, ExportCommand.self,
-            ImportCommand.self, VerifyCommand.self,
+            ImportCommand.self, VerifyCommand.self, BackupCommand.self,
         ])
 
     public init() {}

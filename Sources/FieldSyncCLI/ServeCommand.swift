@@ -65,6 +65,12 @@ struct ServeCommand: AsyncParsableCommand {
             print("fieldsync serve: listening on \(scheme)://\(host):\(boundPort) (store \(path))\(pinLine)")
             fflush(nil)
         }
-        try await app.runService()
+        // Close the store on every way out: SQLite then folds the write-ahead log into the main
+        // file and removes it, so a copy of the stopped node's file is complete.
+        do { try await app.runService() } catch {
+            try? replica.close()
+            throw error
+        }
+        try replica.close()
     }
 }

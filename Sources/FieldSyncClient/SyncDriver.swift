@@ -76,7 +76,14 @@ public struct SyncDriver: Sendable {
             progress(.nodeRetired(old: identity.node, new: fresh))
             logger.notice("replica node id retired", metadata: ["old": "\(identity.node)", "new": "\(fresh)"])
         }
-        let node = try store.identity().node
+        let current = try store.identity()
+        let node = current.node
+        // A node id taken offline (a restored backup re-keys before its first write) is not yet
+        // known to the server: register it for this device before pushing under it.
+        if !current.retiredNodes.isEmpty, serverKnowledge[node] == 0, try store.knowledge()[node] > 0 {
+            try await withRetry(&report, progress) { try await transport.registerNode(node) }
+            logger.notice("registered the replica's new node id", metadata: ["node": "\(node)"])
+        }
 
         var pushBatchSize = batchSize
         while true {

@@ -123,11 +123,17 @@ public final class ReplicaStore: Sendable {
     @discardableResult
     public func retireNodeID(reason: String, now: Int64, replacement fresh: NodeID = .random()) throws -> NodeID {
         try write { db in
-            let old = try Self.identity(db).node
-            try db.execute(sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
-            try db.execute(sql: "UPDATE replica SET node = ? WHERE id = 1", arguments: [fresh.rawValue])
+            try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
+            // A backup that retires its node id by syncing is no longer an untouched backup.
+            try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
         }
         return fresh
+    }
+
+    static func retireNodeID(_ db: Database, reason: String, now: Int64, replacement fresh: NodeID) throws {
+        let old = try Self.identity(db).node
+        try db.execute(sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+        try db.execute(sql: "UPDATE replica SET node = ? WHERE id = 1", arguments: [fresh.rawValue])
     }
 
     // MARK: Knowledge and revisions
@@ -156,6 +162,7 @@ public final class ReplicaStore: Sendable {
     /// Records one revision per record id, all in one transaction: either every one is stored or none.
     public func commitLocal(records ids: [RecordID], now: Int64, build: (Int, RecordState?) throws -> LocalChange) throws -> [Revision] {
         try write { db in
+            try Self.leaveBackupState(db, now: now)
             let identity = try Self.identity(db)
             let key = try Self.deviceKey(db)
             var counter = try Self.knowledge(db)[identity.node]

@@ -109,6 +109,9 @@ enum StoreSchema {
                 ALTER TABLE enrolment ADD COLUMN ca_cert TEXT;
                 """)
         }
+        migrator.registerMigration("v4-backup") { db in
+            try db.execute(sql: "ALTER TABLE replica ADD COLUMN backup INTEGER")
+        }
         return migrator
     }
 }

@@ -30,7 +30,7 @@ import Testing
         #expect(try ReplicaStore.open(at: path).record(id) != nil)
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2-security", "v3-tls"])
+        #expect(applied == ["v1", "v2-security", "v3-tls", "v4-backup"])
         let tables = try queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
         #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
     }
@@ -49,6 +49,39 @@ import Testing
         let id = try Fixtures.addIncident(store, title: "Written after the upgrade")
         let revision = try #require(try store.history(of: id).first?.revision)
         #expect(SignatureCheck.isValid(revision, publicKeyBase64: try store.publicKey()))
+    }
+
+    @Test func aVersion3FileGainsTheBackupMarkAndABackupRekeysBeforeItsFirstWrite() throws {
+        let path = dir.file("v3.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator.migrate(queue, upTo: "v3-tls")
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, '0123456789abcdef', 'Rima', NULL, 1)")
+        }
+        try queue.close()
+        // A pool leaves writes in the WAL: the backup must include them.
+        let store = try ReplicaStore.open(at: path, access: .pool)
+        let id = try Fixtures.addIncident(store, title: "Before the backup")
+        #expect(try store.backupTime() == nil)
+        let copyPath = dir.file("v3-backup.sqlite")
+        try store.backup(to: copyPath, now: 42)
+        let copy = try ReplicaStore.open(at: copyPath)
+        #expect(try copy.backupTime() == 42)
+        #expect(try copy.record(id) != nil)
+        #expect(try copy.identity().node.rawValue == "0123456789abcdef", "opening a backup changes nothing")
+        let later = try Fixtures.addIncident(copy, title: "After the restore")
+        let identity = try copy.identity()
+        #expect(identity.node.rawValue != "0123456789abcdef")
+        #expect(identity.retiredNodes.map(\.rawValue) == ["0123456789abcdef"])
+        #expect(try copy.history(of: later).first?.revision.dot == Dot(node: identity.node, counter: 1))
+        #expect(try copy.backupTime() == nil)
+        // Only the first write re-keys.
+        _ = try Fixtures.addIncident(copy, title: "And another")
+        #expect(try copy.identity().node == identity.node)
+        #expect(try store.identity().node.rawValue == "0123456789abcdef", "the original keeps its node id")
+        #expect(try copy.verify().isSound)
+        try store.close()
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
     }
 
     @Test func aStoreFromAFutureSchemaIsRefusedUnchanged() throws {

@@ -1,0 +1,40 @@
+import ArgumentParser
+import FieldSyncCore
+import FieldSyncStore
+import Foundation
+
+/// `fieldsync backup`: a consistent copy of a replica or of the central node's store, taken live.
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Write a consistent copy of a store (a replica, or the central node's while it runs).",
+        discussion: """
+            The copy (mode 0600) holds everything committed when it starts, including what is only in the \
+            write-ahead log, and passes `fieldsync verify`. It is marked as a backup: a replica restored \
+            from it takes a new node id before its first change, so nothing it writes can collide with \
+            what the original wrote after the copy was made. See docs/RELIABILITY.md for restoring.
+
+            Examples:
+              fieldsync backup --out /media/usb/rima-2026-12-01.fieldsync
+              fieldsync backup --store /srv/fieldsync/central.sqlite --out /backup/central.sqlite
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("The file to write; it must not exist yet.", valueName: "FILE")) var out: String
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        try store.backup(to: out, now: nowMilliseconds())
+        let copy = try ReplicaStore.open(at: out)
+        let status = try copy.status()
+        try copy.close()
+        if json {
+            print(JSONValue.object([
+                "store": .string(store.path), "out": .string(out), "revisions": .int(Int64(status.revisions)),
+                "records": .int(Int64(status.records + status.deletedRecords)),
+            ]).canonicalText)
+        } else {
+            print("wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records (a backup of \(store.path))")
+        }
+    }
+}
