@@ -14,6 +14,12 @@ enum CentralNode {
         }
         let url = override ?? enrolment.server
         try SyncCommand.checkURL(url)
+        // The bearer token authenticates this device: once enrolled over HTTPS, it never travels in clear.
+        if URLComponents(string: url)?.scheme != "https",
+            URLComponents(string: enrolment.server)?.scheme == "https" || enrolment.pin != nil || enrolment.caCertificatePEM != nil
+        {
+            throw CLIError("this replica was enrolled over HTTPS (\(enrolment.server)); refusing to send its token over plain HTTP to \(url)")
+        }
         if let pin = enrolment.pin, let components = URLComponents(string: url), components.scheme == "https", let host = components.host {
             let seen: ServerTLSIdentity
             do { seen = try await TLSProbe.identity(host: host, port: components.port ?? 443) } catch {

@@ -61,6 +61,20 @@ import Testing
         #expect(refused.stderr.contains("pinned at enrolment"))
         _ = await server.stop()
         #expect(try ReplicaStore.open(at: serverStore).status().revisions == 1)
+
+        // The same store served over plain HTTP: the token is never sent there.
+        server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        #expect(server.url.hasPrefix("http://"))
+        for arguments in [["sync", "--server", server.url], ["sync", "--server", server.url, "--json"]] {
+            let plain = try await w.run("rima", arguments)
+            #expect(plain.status == 1, "\(plain)")
+            #expect(plain.stderr.contains("refusing to send its token over plain HTTP"), "\(plain)")
+            #expect(plain.stderr.split(separator: "\n").count == 1, "\(plain)")
+        }
+        _ = await server.stop()
+        // Had the token been sent, the sync would have pushed the unsynced second incident.
+        #expect(!server.log.contains("push"), "the plain-HTTP server received a push: \(server.log)")
+        #expect(try ReplicaStore.open(at: serverStore).status().revisions == 1)
     }
 
     @Test func tokensAndKeysNeverAppearInOutputOrLogs() async throws {
