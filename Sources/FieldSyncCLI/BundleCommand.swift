@@ -63,32 +63,62 @@ struct BundleImportCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try storeOptions.open()
         let bundle = try Self.read(file)
-        let outcome: ReceiveOutcome
-        do {
-            // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
-            let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
-            let enrolled = try store.enrolment() != nil
-            outcome = try store.receiveVerified(bundle.revisions, learning: keys, now: nowMilliseconds()) { revision, current, directory in
-                // An enrolled replica refuses what its central node would refuse, so that its own
-                // pushes are never blocked by a relayed revision.
-                guard enrolled, let entry = directory[revision.dot.node] else { return }
-                if entry.revoked != nil {
-                    throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
+        // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
+        let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
+        let enrolled = try store.enrolment() != nil
+        func importRevisions() throws -> ReceiveOutcome {
+            do {
+                return try store.receiveVerified(bundle.revisions, learning: keys, now: nowMilliseconds()) { revision, current, directory in
+                    // An enrolled replica refuses what its central node would refuse, so that its own
+                    // pushes are never blocked by a relayed revision.
+                    guard enrolled, let entry = directory[revision.dot.node] else { return }
+                    if entry.revoked != nil {
+                        throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
+                    }
+                    if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
+                        throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
+                    }
                 }
-                if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
-                    throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
-                }
+            } catch let error as ProtocolError {
+                throw CLIError("\(file): \(error.message); nothing was imported")
             }
-        } catch let error as ProtocolError {
-            throw CLIError("\(file): \(error.message); nothing was imported")
+        }
+        var outcome = try importRevisions()
+        // The bundle shows that this replica's node id also wrote elsewhere (a restored copy, a clone).
+        // Enrolled, the next sync finds exactly where the histories part and re-mints; without a
+        // server, the bundle's proof of where they part is used now.
+        var reminted = 0
+        var forkNote: String?
+        if outcome.ownNodeForked {
+            let node = try store.identity().node
+            if try store.enrolment() != nil {
+                forkNote = "this bundle holds other revisions under this replica's own node \(node) (a restored copy or a clone wrote them); run `fieldsync sync`: it re-mints this replica's branch and loses nothing"
+            } else if let fork = outcome.ownForkPoint {
+                let fresh = NodeID.random()
+                reminted = try store.remint(
+                    from: fork, replacement: fresh, reason: "bundle \(file) holds other revisions under \(node):\(fork) and after (a restored copy or a clone)",
+                    now: nowMilliseconds())
+                // Now the other copy's revisions of the old node id fit: take them in.
+                let second = try importRevisions()
+                outcome.accepted += second.accepted
+                outcome.newConflicts += second.newConflicts
+                outcome.setAside = second.setAside
+                forkNote = "this bundle holds other revisions under this replica's own node \(node): re-minted \(reminted) revision\(reminted == 1 ? "" : "s") of this replica as node \(fresh), then took the other copy's in; nothing was lost"
+            } else {
+                forkNote = "this bundle holds other revisions under this replica's own node \(node), but not where the two histories part; import a full bundle (without --lacking) of the other copy to re-mint"
+            }
         }
         if json {
             print(JSONValue.object([
                 "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
-                "new_conflicts": .int(Int64(outcome.newConflicts)),
+                "new_conflicts": .int(Int64(outcome.newConflicts)), "set_aside": .int(Int64(outcome.setAside)),
+                "reminted": .int(Int64(reminted)),
             ]).canonicalText)
         } else {
-            print("\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")")
+            var line = "\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")"
+            if outcome.setAside > 0 { line += ", \(outcome.setAside) set aside (another content of a dot already held; kept as evidence, see `fieldsync verify`)" }
+            print(line)
+            if let forkNote { print(forkNote) }
         }
     }
 

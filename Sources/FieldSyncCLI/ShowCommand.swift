@@ -88,6 +88,7 @@ struct StatusCommand: AsyncParsableCommand {
                 "revisions": .int(Int64(status.revisions)), "conflicted_records": .int(Int64(status.conflictedRecords)),
                 "conflicts": .int(Int64(status.conflicts)), "knowledge": status.knowledge.json,
                 "retired_nodes": .array(status.identity.retiredNodes.map { .string($0.rawValue) }),
+                "forked_revisions": .int(Int64(status.forkedRevisions)),
             ]
             o["server"] = status.identity.server.map(JSONValue.string) ?? .null
             print(JSONValue.object(o).prettyText())
@@ -100,5 +101,8 @@ struct StatusCommand: AsyncParsableCommand {
         print("records:    \(status.records)\(status.deletedRecords > 0 ? " (+\(status.deletedRecords) deleted)" : "")")
         print("revisions:  \(status.revisions)")
         print("conflicts:  \(status.conflicts) open, in \(status.conflictedRecords) record\(status.conflictedRecords == 1 ? "" : "s")")
+        if status.forkedRevisions > 0 {
+            print("set aside:  \(status.forkedRevisions) revision\(status.forkedRevisions == 1 ? "" : "s") kept as fork evidence (`fieldsync verify` lists them)")
+        }
     }
 }

@@ -45,7 +45,7 @@ struct SyncCommand: AsyncParsableCommand {
             report = try await driver.run { event in
                 switch event {
                 case .nodeRetired(let old, let new):
-                    FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks (was it restored from a backup?); it now writes as node \(new) and pulls its old revisions back\n".utf8))
+                    FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back\n".utf8))
                 case .retrying(let attempt, let delay, let reason) where interactive:
                     FileHandle.standardError.write(Data("fieldsync: \(reason); retry \(attempt) in \(delay) s\n".utf8))
                 case .pushed(let total) where interactive:
@@ -71,8 +71,16 @@ struct SyncCommand: AsyncParsableCommand {
                 "retries": .int(Int64(report.retries)), "node": .string(try store.identity().node.rawValue),
             ]
             if let old = report.retiredNode { o["retired_node"] = .string(old.rawValue) }
+            o["reminted"] = .int(Int64(report.reminted))
+            o["set_aside"] = .int(Int64(report.setAside))
             print(JSONValue.object(o).canonicalText)
         } else {
+            if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
+                print("this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)")
+            }
+            if report.setAside > 0 {
+                print("the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)")
+            }
             print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
         }
     }

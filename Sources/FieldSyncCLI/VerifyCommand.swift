@@ -24,10 +24,20 @@ struct VerifyCommand: AsyncParsableCommand {
             print(JSONValue.object([
                 "sound": .bool(report.isSound), "revisions": .int(Int64(report.revisions)), "records": .int(Int64(report.records)),
                 "verified_signatures": .int(Int64(report.verifiedSignatures)), "problems": .array(report.problems.map(JSONValue.string)),
+                "set_aside": .array(report.setAside.map { forked in
+                    .object([
+                        "node": .string(forked.dot.node.rawValue), "counter": .int(Int64(forked.dot.counter)), "record": .string(forked.record.rawValue),
+                        "hash": .string(forked.hash), "reason": .string(forked.reason), "detail": .string(forked.detail),
+                        "stored": .string(RecordPresenter.isoTime(forked.stored)),
+                    ])
+                }),
             ]).prettyText())
         } else {
             print("\(report.revisions) revisions, \(report.records) records, \(report.verifiedSignatures) signatures verified")
             for problem in report.problems { print("problem: \(problem)") }
+            for forked in report.setAside {
+                print("set aside: \(forked.dot) of record \(forked.record) (\(forked.reason): \(forked.detail))")
+            }
         }
         if !report.isSound {
             if !json { print("the store is NOT sound (\(report.problems.count) problem\(report.problems.count == 1 ? "" : "s"))") }

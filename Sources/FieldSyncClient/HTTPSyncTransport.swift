@@ -62,8 +62,9 @@ public final class HTTPSyncTransport: SyncTransport {
         try? await client.shutdown()
     }
 
-    public func knowledge() async throws -> KnowledgeResponse {
-        let json = try await send(method: .GET, path: "/v1/knowledge", body: nil)
+    public func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse {
+        let path = dot.map { "/v1/knowledge?node=\($0.node.rawValue)&counter=\($0.counter)" } ?? "/v1/knowledge"
+        let json = try await send(method: .GET, path: path, body: nil)
         do { return try KnowledgeResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
     }
 

@@ -16,6 +16,13 @@ public struct SyncReport: Sendable, Equatable {
     /// (it was restored from a backup) and took a new node id.
     public var retiredNode: NodeID?
     public var newNode: NodeID?
+    /// Revisions of this replica's own branch authored again under the new node id after a fork.
+    public var reminted = 0
+    /// Relayed revisions the server kept aside as fork evidence instead of merging them.
+    public var setAside = 0
+    /// Revisions of other nodes held here that the central node holds otherwise (their author forked
+    /// and re-minted): kept aside as evidence here and replaced by the central node's.
+    public var replaced = 0
     public var retries = 0
 
     public init() {}
@@ -57,34 +64,145 @@ public struct SyncDriver: Sendable {
     public func run(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
         let started = ContinuousClock.now
         var report = SyncReport()
-        var serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+        var serverKnowledge = try await checkHistory(&report, progress)
+        var contested = Set<NodeID>()
+        do {
+            try await push(&serverKnowledge, &contested, &report, progress)
+        } catch SyncError.rejected(_, let error) where error.code == .fork && report.newNode == nil {
+            // Another copy of this replica pushed under the same node id since the check (a clone):
+            // check again, which now finds the fork and re-mints, then push what is left.
+            serverKnowledge = try await checkHistory(&report, progress)
+            try await push(&serverKnowledge, &contested, &report, progress)
+        }
 
-        // A replica restored from a backup must never reuse a dot: if the server holds more of this
-        // node's revisions than the replica, take a new node id before writing or pushing anything.
+        // Nothing to pull when the replica already has everything the server reported: a no-op sync
+        // is then one request, which matters on a weak link.
+        if !(try store.knowledge()).covers(serverKnowledge) {
+            try await pull(&report, &contested, progress)
+        }
+        // Where this replica holds another history of some node than the server (a bundle brought a
+        // forked replica's revisions), the server's wins; the others stay as evidence.
+        var rounds = 0
+        while !contested.isEmpty, rounds < 4 {
+            let nodes = contested
+            contested = []
+            rounds += 1
+            if try await adoptServerHistories(of: nodes, &report, progress) {
+                try await pull(&report, &contested, progress)
+            }
+        }
+        let elapsed = started.duration(to: .now).components
+        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return report
+    }
+
+    /// Asks for the server's knowledge together with its chain hash of this replica's node, and
+    /// makes sure that no dot of this replica is ever reused or contradicted (spec 13, steps 1-3):
+    /// - the histories differ (a restore that then wrote, or a clone): re-mint this replica's branch
+    ///   from the first counter where they differ;
+    /// - the server holds more of this node than the replica (a restore): take a new node id;
+    /// - a node id taken offline (a restored backup re-keys on its first write): register it.
+    /// Returns the server's knowledge as it stands afterwards.
+    func checkHistory(_ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws -> VersionVector {
         let identity = try store.identity()
+        let node = identity.node
         let local = try store.knowledge()
-        if serverKnowledge[identity.node] > local[identity.node] {
+        let probe = local[node] > 0 ? Dot(node: node, counter: local[node]) : nil
+        let first = try await withRetry(&report, progress) { try await transport.knowledge(probing: probe) }
+        var serverKnowledge = first.knowledge
+
+        if let chain = first.chain, probe != nil, chain.node == node, chain.counter > 0,
+            try store.chainHash(at: Dot(node: node, counter: chain.counter)) != chain.hash
+        {
+            let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
+            // Register first: if that fails, nothing changed here and the next sync finds the same fork.
+            let fresh = NodeID.random()
+            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+            let reminted = try store.remint(
+                from: fork, replacement: fresh,
+                reason: "the server holds other revisions than this replica under \(node):\(fork) and after (restored from a copy, or cloned); re-minted \(local[node] - fork + 1) as \(fresh)",
+                now: Self.now())
+            report.retiredNode = node
+            report.newNode = fresh
+            report.reminted += reminted
+            progress(.nodeRetired(old: node, new: fresh))
+            logger.notice("replica forked; re-minted its branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)", "reminted": "\(reminted)"])
+            serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+        } else if serverKnowledge[node] > local[node] {
+            // The replica's history is a prefix of the server's: restored, and nothing written since.
             // Register the new id with the server first: if that fails, nothing changed here and the
             // next sync detects the same situation again.
             let fresh = NodeID.random()
             try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
             try store.retireNodeID(
-                reason: "the server held revisions \(local[identity.node] + 1)…\(serverKnowledge[identity.node]) of this node that the replica lacked (restored from a backup?)",
+                reason: "the server held revisions \(local[node] + 1)…\(serverKnowledge[node]) of this node that the replica lacked (restored from a backup?)",
                 now: Self.now(), replacement: fresh)
-            report.retiredNode = identity.node
+            report.retiredNode = node
             report.newNode = fresh
-            progress(.nodeRetired(old: identity.node, new: fresh))
-            logger.notice("replica node id retired", metadata: ["old": "\(identity.node)", "new": "\(fresh)"])
-        }
-        let current = try store.identity()
-        let node = current.node
-        // A node id taken offline (a restored backup re-keys before its first write) is not yet
-        // known to the server: register it for this device before pushing under it.
-        if !current.retiredNodes.isEmpty, serverKnowledge[node] == 0, try store.knowledge()[node] > 0 {
-            try await withRetry(&report, progress) { try await transport.registerNode(node) }
-            logger.notice("registered the replica's new node id", metadata: ["node": "\(node)"])
+            progress(.nodeRetired(old: node, new: fresh))
+            logger.notice("replica node id retired", metadata: ["old": "\(node)", "new": "\(fresh)"])
         }
 
+        let current = try store.identity()
+        // A node id taken offline (a restored backup re-keys before its first write) is not yet
+        // known to the server: register it for this device before pushing under it.
+        if !current.retiredNodes.isEmpty, current.node != report.newNode, serverKnowledge[current.node] == 0,
+            try store.knowledge()[current.node] > 0
+        {
+            try await withRetry(&report, progress) { try await transport.registerNode(current.node) }
+            logger.notice("registered the replica's new node id", metadata: ["node": "\(current.node)"])
+        }
+        return serverKnowledge
+    }
+
+    /// The first counter at which the server's history of `node` differs from this replica's,
+    /// knowing that they differ at `counter`. Chain hashes cover a node's whole history up to
+    /// them, so equality is monotone and a binary search over probes finds it.
+    func firstDifference(
+        of node: NodeID, below counter: UInt64, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws -> UInt64 {
+        var same: UInt64 = 0
+        var different = counter
+        while different - same > 1 {
+            let middle = same + (different - same) / 2
+            let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: Dot(node: node, counter: middle)) }
+            guard let chain = answer.chain, chain.node == node, chain.counter == middle else {
+                throw SyncError.badResponse("the server did not answer the chain probe of \(node):\(middle)")
+            }
+            if try store.chainHash(at: Dot(node: node, counter: middle)) == chain.hash { same = middle } else { different = middle }
+        }
+        return different
+    }
+
+    /// For each node whose history here differs from the server's (not this replica's own, which is
+    /// re-minted instead), finds the first counter where they part and takes the server's from there.
+    /// Returns whether anything was replaced.
+    func adoptServerHistories(of nodes: Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws -> Bool {
+        let own = try store.identity().node
+        var adopted = false
+        for node in nodes.sorted() where node != own {
+            let local = try store.knowledge()[node]
+            guard local > 0 else { continue }
+            let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: Dot(node: node, counter: local)) }
+            guard let chain = answer.chain, chain.node == node, chain.counter > 0,
+                try store.chainHash(at: Dot(node: node, counter: chain.counter)) != chain.hash
+            else { continue }
+            let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
+            let before = try store.knowledge()[node]
+            try store.adoptServerHistory(of: node, from: fork, now: Self.now())
+            report.replaced += Int(before - fork + 1)
+            logger.notice("took the central node's history of a forked node", metadata: ["node": "\(node)", "from": "\(fork)"])
+            adopted = true
+        }
+        return adopted
+    }
+
+    /// Pushes batch after batch of what the server lacks, raising `serverKnowledge` as it goes.
+    func push(
+        _ serverKnowledge: inout VersionVector, _ contested: inout Set<NodeID>, _ report: inout SyncReport,
+        _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws {
+        let node = try store.identity().node
         var pushBatchSize = batchSize
         while true {
             let page = try store.missing(from: serverKnowledge, limit: pushBatchSize)
@@ -98,30 +216,26 @@ public struct SyncDriver: Sendable {
                 logger.info("push batch too large; halving", metadata: ["status": "\(status)", "batch": "\(pushBatchSize)"])
                 continue
             }
-            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 else {
+            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty else {
                 throw SyncError.badResponse("the server accepted nothing of a push batch and its knowledge did not change")
             }
             report.pushed += response.accepted
+            report.setAside += response.setAside.count
+            contested.formUnion(response.setAside.map(\.node))
             report.pushBatches += 1
             serverKnowledge = response.knowledge
+            // A batch whose revisions were all set aside leaves the server's knowledge as it was; the
+            // next page would be the same one. Anything after it waits for the next sync.
+            if response.accepted == 0 && response.duplicates == 0 { break }
             progress(.pushed(total: report.pushed))
             if !page.more { break }
         }
-
-        // Nothing to pull when the replica already has everything the server reported: a no-op sync
-        // is then one request, which matters on a weak link.
-        if !(try store.knowledge()).covers(serverKnowledge) {
-            try await pull(&report, progress)
-        }
-        let elapsed = started.duration(to: .now).components
-        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        return report
     }
 
     /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
     /// in one transaction; while it is stored, the next one is already requested with the knowledge
     /// the replica will have once it is, so the server's read and the transfer overlap the local write.
-    func pull(_ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+    func pull(_ report: inout SyncReport, _ contested: inout Set<NodeID>, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         let directory = try await withRetry(&report, progress) { try await transport.keys() }
         let keys = Array(directory.entries.values)
         var prefetched: (knowledge: VersionVector, response: Task<PullResponse, any Error>)?
@@ -156,10 +270,13 @@ public struct SyncDriver: Sendable {
                 throw SyncError.badResponse("a pulled batch was rejected: \(error.message)")
             }
             report.pulled += outcome.accepted
+            contested.formUnion(outcome.contested.map(\.node))
             report.newConflicts += outcome.newConflicts
             report.pullBatches += 1
             progress(.pulled(total: report.pulled))
             if !response.more { break }
+            // A batch that was all set aside would come again: stop, and let the caller reconcile.
+            if outcome.accepted == 0 { break }
         }
     }
 

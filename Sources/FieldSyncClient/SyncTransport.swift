@@ -3,7 +3,9 @@ import FieldSyncProtocol
 
 /// How the sync driver reaches a central node: over HTTP in production, in-process in tests.
 public protocol SyncTransport: Sendable {
-    func knowledge() async throws -> KnowledgeResponse
+    /// The server's knowledge; with `probing`, also the server's chain hash for that node at
+    /// min(counter, what it holds of the node) (`GET /v1/knowledge?node=&counter=`).
+    func knowledge(probing: Dot?) async throws -> KnowledgeResponse
     /// Sends one batch of revisions, given as their canonical JSON texts.
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse
     func pull(_ request: PullRequest) async throws -> PullResponse
@@ -11,6 +13,10 @@ public protocol SyncTransport: Sendable {
     func keys() async throws -> KeyDirectory
     /// Registers a new node id for this device (after the replica retired its old one).
     func registerNode(_ node: NodeID) async throws
+}
+
+extension SyncTransport {
+    public func knowledge() async throws -> KnowledgeResponse { try await knowledge(probing: nil) }
 }
 
 /// Why a sync step failed, split by whether trying again can help.

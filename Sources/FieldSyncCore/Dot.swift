@@ -10,6 +10,15 @@ public struct Dot: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(node):\(counter)" }
 
+    /// Reads the written form `NODE:COUNTER`.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let node = NodeID(String(parts[0])), let counter = UInt64(parts[1]), counter >= 1,
+            String(counter) == parts[1]
+        else { return nil }
+        self.init(node: node, counter: counter)
+    }
+
     public static func < (a: Dot, b: Dot) -> Bool {
         a.node != b.node ? a.node < b.node : a.counter < b.counter
     }

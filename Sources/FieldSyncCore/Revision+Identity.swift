@@ -21,6 +21,7 @@ extension Revision {
     /// what a signature covers (see ``JSONValue/isIdentical(to:)``).
     public func isIdentical(to other: Revision) -> Bool {
         guard dot == other.dot, record == other.record, kind == other.kind, time == other.time, context == other.context,
+            format == other.format, previous == other.previous,
             author.utf8.elementsEqual(other.author.utf8), operations.count == other.operations.count
         else { return false }
         switch (note, other.note) {

@@ -8,8 +8,11 @@ public struct Revision: Hashable, Sendable {
         case put, delete
     }
 
-    /// The revision format version written in the `v` member.
-    public static let formatVersion: Int64 = 1
+    /// The revision format version this build writes in the `v` member: 2 adds `prev`, the hash
+    /// chain of a node's revisions (`Protocol/sync-protocol.md`, 4.5). Format 1 is still read.
+    public static let formatVersion: Int64 = 2
+    /// The formats this build reads.
+    public static let readableFormats: ClosedRange<Int64> = 1...2
     /// Limits that keep one revision small; see `Protocol/sync-protocol.md`, "Limits".
     public static let maximumOperations = 1000
     public static let maximumAuthorLength = 200
@@ -28,10 +31,17 @@ public struct Revision: Hashable, Sendable {
     public var note: String?
     /// Base64 Ed25519 signature over ``signedBytes`` by the key of `dot.node`; nil when unsigned.
     public var signature: String?
+    /// Format 2: the lowercase hex SHA-256 of the canonical text (with `sig`) of the same node's
+    /// revision at `counter - 1`; nil at counter 1 and in format 1. It chains a node's revisions,
+    /// so one hash names a whole history and a restored or cloned replica's fork is seen.
+    public var previous: String?
+    /// The `v` member: ``formatVersion`` for revisions made by this build, 1 for older ones.
+    public var format: Int64
 
     public init(
         dot: Dot, record: RecordID, kind: Kind = .put, operations: [FieldOperation], context: VersionVector,
-        author: String, time: Int64, note: String? = nil, signature: String? = nil
+        author: String, time: Int64, note: String? = nil, signature: String? = nil, previous: String? = nil,
+        format: Int64 = Revision.formatVersion
     ) {
         self.dot = dot
         self.record = record
@@ -42,6 +52,8 @@ public struct Revision: Hashable, Sendable {
         self.time = time
         self.note = note
         self.signature = signature
+        self.previous = previous
+        self.format = format
     }
 
     /// Every register this revision writes, with the value written (nil clears the field).
@@ -91,7 +103,7 @@ public struct Revision: Hashable, Sendable {
 
     private var unsignedObject: [String: JSONValue] {
         var o: [String: JSONValue] = [
-            "v": .int(Revision.formatVersion),
+            "v": .int(format),
             "node": .string(dot.node.rawValue),
             "counter": .int(Int64(dot.counter)),
             "record": .string(record.rawValue),
@@ -102,19 +114,20 @@ public struct Revision: Hashable, Sendable {
             "time": .int(time),
         ]
         if let note { o["note"] = .string(note) }
+        if let previous { o["prev"] = .string(previous) }
         return o
     }
 
     /// Reads a revision and checks its shape (not its field values; see ``IncidentSchema``).
     public init(json: JSONValue, at path: String = "revision") throws(DecodingProblem) {
         guard case .object(let o) = json else { throw DecodingProblem(path, "expected an object") }
-        let known: Set<String> = ["v", "node", "counter", "record", "kind", "ops", "context", "author", "time", "note", "sig"]
+        let known: Set<String> = ["v", "node", "counter", "record", "kind", "ops", "context", "author", "time", "note", "sig", "prev"]
         if let extra = o.keys.sorted().first(where: { !known.contains($0) }) {
             throw DecodingProblem("\(path).\(extra)", "unexpected member")
         }
         guard case .int(let v)? = o["v"] else { throw DecodingProblem("\(path).v", "expected an integer") }
-        guard v == Revision.formatVersion else {
-            throw DecodingProblem("\(path).v", "unsupported revision format \(v); this build reads \(Revision.formatVersion)")
+        guard Revision.readableFormats.contains(v) else {
+            throw DecodingProblem("\(path).v", "unsupported revision format \(v); this build reads formats 1 and 2")
         }
         guard let nodeText = o["node"]?.stringValue, let node = NodeID(nodeText) else {
             throw DecodingProblem("\(path).node", "expected a node id (16 lowercase hex digits)")
@@ -161,8 +174,24 @@ public struct Revision: Hashable, Sendable {
             guard let text = sigJSON.stringValue else { throw DecodingProblem("\(path).sig", "expected a base64 string") }
             signature = text
         }
+        var previous: String?
+        if let prevJSON = o["prev"] {
+            guard v >= 2 else { throw DecodingProblem("\(path).prev", "unexpected member in format 1") }
+            guard counter > 1 else { throw DecodingProblem("\(path).prev", "a node's first revision has no previous one") }
+            guard let text = prevJSON.stringValue, Revision.isHash(text) else {
+                throw DecodingProblem("\(path).prev", "expected 64 lowercase hex digits (SHA-256)")
+            }
+            previous = text
+        }
         self.init(
             dot: Dot(node: node, counter: UInt64(counter)), record: record, kind: kind, operations: operations,
-            context: context, author: author, time: time, note: note, signature: signature)
+            context: context, author: author, time: time, note: note, signature: signature, previous: previous, format: v)
+    }
+}
+
+extension Revision {
+    /// True for 64 lowercase hex digits, the written form of a SHA-256.
+    public static func isHash(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 }

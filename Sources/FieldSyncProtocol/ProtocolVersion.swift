@@ -3,7 +3,7 @@ import FieldSyncCore
 /// The sync protocol's version and limits (`Protocol/sync-protocol.md`, "Versioning" and "Limits").
 public enum SyncProtocol {
     /// The version this build speaks; every message carries it in `protocol`.
-    public static let version: Int64 = 1
+    public static let version: Int64 = 2
     /// The most revisions in one push or pull batch.
     public static let maximumBatchRevisions = 1000
     /// The default number of revisions a client asks for per pull, and sends per push.
@@ -70,6 +70,9 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         case unknownNode = "unknown_node"
         case notFound = "not_found"
         case rateLimited = "rate_limited"
+        /// A pushed revision of the pushing node conflicts with the node's chain on the server: the
+        /// replica has forked (restored or cloned) and must re-mint (spec 4.5, 13).
+        case fork = "fork"
     }
 
     public var code: Code

@@ -4,21 +4,27 @@ import FieldSyncCore
 public struct KnowledgeResponse: Sendable, Equatable {
     public var node: NodeID
     public var knowledge: VersionVector
+    /// The answer to a chain probe, when the request asked for one (`?node=N&counter=C`).
+    public var chain: ChainProbe?
 
-    public init(node: NodeID, knowledge: VersionVector) {
+    public init(node: NodeID, knowledge: VersionVector, chain: ChainProbe? = nil) {
         self.node = node
         self.knowledge = knowledge
+        self.chain = chain
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "knowledge": knowledge.json]
+        var o: [String: JSONValue] = ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "knowledge": knowledge.json]
+        if let chain { o["chain"] = chain.json }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
         let o = try SyncProtocol.object(json, "knowledge response")
         try SyncProtocol.checkVersion(o)
         guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
-        self.init(node: node, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+        let chain: ChainProbe? = try o["chain"].map { json throws(ProtocolError) in try ChainProbe(json: json) }
+        self.init(node: node, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"), chain: chain)
     }
 }
 
@@ -51,16 +57,24 @@ public struct PushResponse: Sendable, Equatable {
     public var accepted: Int
     /// Revisions the server already held (re-delivery is harmless).
     public var duplicates: Int
+    /// Relayed revisions the server did not merge because it holds another content for their dot,
+    /// another history of their node, or they depend on such a one; it keeps them aside as
+    /// evidence (spec 4.5). The pusher's own history of those nodes differs from the server's.
+    public var setAside: [Dot]
     public var knowledge: VersionVector
 
-    public init(accepted: Int, duplicates: Int, knowledge: VersionVector) {
+    public init(accepted: Int, duplicates: Int, setAside: [Dot] = [], knowledge: VersionVector) {
         self.accepted = accepted
         self.duplicates = duplicates
+        self.setAside = setAside
         self.knowledge = knowledge
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)), "knowledge": knowledge.json]
+        [
+            "protocol": .int(SyncProtocol.version), "accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)),
+            "set_aside": .array(setAside.map { .string($0.description) }), "knowledge": knowledge.json,
+        ]
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -69,7 +83,15 @@ public struct PushResponse: Sendable, Equatable {
         guard case .int(let a)? = o["accepted"], case .int(let d)? = o["duplicates"] else {
             throw ProtocolError(.malformed, "accepted, duplicates: expected integers")
         }
-        self.init(accepted: Int(a), duplicates: Int(d), knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+        guard case .array(let items)? = o["set_aside"], items.count <= SyncProtocol.maximumBatchRevisions else {
+            throw ProtocolError(.malformed, "set_aside: expected an array of dots")
+        }
+        var setAside: [Dot] = []
+        for item in items {
+            guard let text = item.stringValue, let dot = Dot(text) else { throw ProtocolError(.malformed, "set_aside: expected dots written NODE:COUNTER") }
+            setAside.append(dot)
+        }
+        self.init(accepted: Int(a), duplicates: Int(d), setAside: setAside, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
     }
 }
 

@@ -12,9 +12,15 @@ public protocol SyncStorage: Sendable {
     /// `.conflictingDuplicate` or `.invalidField` when the batch cannot be stored.
     /// `admit` sees each new revision with the record it changes, inside the same transaction, and
     /// rejects the whole batch by throwing (signature and role checks).
-    func store(_ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome
+    ///
+    /// A revision that contradicts the history held for its node (a second content for a held dot,
+    /// or a `prev` naming another predecessor) is kept aside as evidence when it is relayed, and
+    /// refuses the batch with `.fork` when it is `pusher`'s own (spec 4.5).
+    func store(_ revisions: [Revision], from pusher: NodeID, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome
     /// Up to `limit` revisions that `peer` lacks, in causal order, as canonical JSON text.
     func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions
+    /// The stored canonical text of the revision at `dot`, or nil when none is stored (chain probes).
+    func revisionText(at dot: Dot) async throws -> String?
 }
 
 /// What storing a batch did.
@@ -25,13 +31,16 @@ public struct StoreOutcome: Sendable, Equatable {
     public var newConflicts: Int
     /// Revisions that settled conflicts.
     public var resolutions: Int
+    /// Relayed revisions kept aside as evidence of a fork instead of being merged.
+    public var setAside: [Dot]
     public var knowledge: VersionVector
 
-    public init(accepted: Int, duplicates: Int, newConflicts: Int, resolutions: Int = 0, knowledge: VersionVector) {
+    public init(accepted: Int, duplicates: Int, newConflicts: Int, resolutions: Int = 0, setAside: [Dot] = [], knowledge: VersionVector) {
         self.accepted = accepted
         self.duplicates = duplicates
         self.newConflicts = newConflicts
         self.resolutions = resolutions
+        self.setAside = setAside
         self.knowledge = knowledge
     }
 }

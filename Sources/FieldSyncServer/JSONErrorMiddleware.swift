@@ -76,7 +76,7 @@ enum JSONResponse {
         switch code {
         case .malformed, .invalidJSON, .unsupportedVersion, .checksumMismatch: .badRequest
         case .tooLarge: .contentTooLarge
-        case .causalGap, .conflictingDuplicate: .conflict
+        case .causalGap, .conflictingDuplicate, .fork: .conflict
         case .invalidField, .badSignature, .unknownNode: .unprocessableContent
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden

@@ -78,9 +78,21 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// The server's knowledge; with `?node=N&counter=C`, also the chain hash of its revision of N at
+    /// min(C, its counter of N), so a replica can tell whether its history of N is the server's.
     func knowledge(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
-        let response = KnowledgeResponse(node: try await storage.nodeID(), knowledge: try await storage.knowledge())
-        return JSONResponse.make(response.json)
+        let knowledge = try await storage.knowledge()
+        var chain: ChainProbe?
+        let query = request.uri.queryParameters
+        if query.get("node") != nil || query.get("counter") != nil {
+            guard let node = query.get("node").flatMap(NodeID.init), let counter = query.get("counter").flatMap(UInt64.init),
+                counter <= UInt64(Int64.max)
+            else { throw ProtocolError(.malformed, "a chain probe takes node (a node id) and counter (an integer >= 0)") }
+            let held = min(counter, knowledge[node])
+            let text = held > 0 ? try await storage.revisionText(at: Dot(node: node, counter: held)) : nil
+            chain = ChainProbe(node: node, counter: held, hash: text.map(RevisionChain.hash(ofText:)))
+        }
+        return JSONResponse.make(KnowledgeResponse(node: try await storage.nodeID(), knowledge: knowledge, chain: chain).json)
     }
 
     func enrol(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
@@ -115,11 +127,12 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
         let address = context.sourceAddress
-        let outcome = try await storage.store(push.revisions, checked: checked) { revision, current in
+        let outcome = try await storage.store(push.revisions, from: push.node, checked: checked) { revision, current in
             try Self.admit(revision, current: current, directory: directory, checked: checked)
         } audit: { outcome in
             var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
             if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
+            if !outcome.setAside.isEmpty { detail += ", set aside \(outcome.setAside.count) (fork evidence)" }
             return AuditEntry(
                 time: Self.now(), user: principal.account, device: principal.node.rawValue, action: outcome.resolutions > 0 ? "push+resolve" : "push",
                 detail: detail, address: address)
@@ -130,7 +143,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
                 "duplicates": "\(outcome.duplicates)", "new_conflicts": "\(outcome.newConflicts)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
-        return JSONResponse.make(PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, knowledge: outcome.knowledge).json)
+        return JSONResponse.make(
+            PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge).json)
     }
 
     /// The server's checks on every new pushed revision: a registered, unrevoked node; a valid

@@ -18,6 +18,8 @@ public struct ReplicaStatus: Sendable, Equatable {
     public var conflictedRecords: Int
     public var conflicts: Int
     public var knowledge: VersionVector
+    /// Revisions kept aside as fork evidence (`forked_revision`).
+    public var forkedRevisions = 0
 }
 
 /// One stored revision with where it sits in this replica's log.
@@ -36,4 +38,18 @@ public struct ReceiveOutcome: Sendable, Equatable {
     /// Revisions that settled conflicts (they superseded two or more concurrent candidates of a path).
     public var resolutions: Int
     public var knowledge: VersionVector
+    /// Revisions kept aside as evidence of a fork (a second content for a held dot, or another
+    /// history of their node) instead of being merged.
+    public var setAside = 0
+    /// True when one of those was of this replica's own node id: this replica has forked.
+    public var ownNodeForked = false
+    /// The dots of those that contradict what this replica holds (not the ones merely depending on
+    /// them): where its history of another node differs from the sender's.
+    public var contested: [Dot] = []
+    /// Every dot set aside, in batch order.
+    public var setAsideDots: [Dot] = []
+    /// The lowest counter of this replica's node at which a received revision was proven to be
+    /// another content under the same history (its `prev` is this replica's revision before it):
+    /// where its branch must be re-minted from. Nil when no fork point is proven.
+    public var ownForkPoint: UInt64?
 }

@@ -9,6 +9,8 @@ public struct VerificationReport: Sendable, Equatable {
     public var records: Int
     /// Revisions whose signature verified against a known key.
     public var verifiedSignatures: Int
+    /// Revisions kept aside as fork evidence: listed, not problems.
+    public var setAside: [ForkedRevision] = []
 
     public var isSound: Bool { problems.isEmpty }
 }
@@ -16,7 +18,7 @@ public struct VerificationReport: Sendable, Equatable {
 extension ReplicaStore {
     /// Checks, in one read transaction: SQLite's integrity; that every revision parses and matches
     /// its index columns; that each node's counters run 1…n without gaps and agree with the stored
-    /// version vector; that every causal context is covered; that signatures verify; and that each
+    /// version vector; that every `prev` names the stored revision before it (the hash chain); that every causal context is covered; that signatures verify; and that each
     /// materialized record equals a replay of its revisions.
     public func verify() throws -> VerificationReport {
         try read { db in
@@ -35,6 +37,8 @@ extension ReplicaStore {
             var byRecord: [RecordID: [Revision]] = [:]
             var verified = 0
             var count = 0
+            // Within a node, counters rise in log order, so the previous revision's hash is the last seen.
+            var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT seq, node, counter, record, body FROM revision ORDER BY seq")
             while let row = try cursor.next() {
                 count += 1
@@ -57,6 +61,14 @@ extension ReplicaStore {
                 } else {
                     problems.append("revision \(revision.dot): no key known for node \(revision.dot.node)")
                 }
+                let text: String = row["body"]
+                if let previous = revision.previous {
+                    let head = heads[revision.dot.node]
+                    if head?.counter != revision.dot.counter - 1 || head?.hash != previous {
+                        problems.append("revision \(revision.dot): its prev does not name the stored revision \(revision.dot.node):\(revision.dot.counter - 1) (broken hash chain)")
+                    }
+                }
+                heads[revision.dot.node] = (revision.dot.counter, RevisionChain.hash(ofText: text))
                 counters[revision.dot.node, default: []].append(revision.dot.counter)
                 byRecord[revision.record, default: []].append(revision)
             }
@@ -90,7 +102,8 @@ extension ReplicaStore {
                     problems.append("record \(id): the title, deleted or conflict columns are stale")
                 }
             }
-            return VerificationReport(problems: problems, revisions: count, records: stored.count, verifiedSignatures: verified)
+            return VerificationReport(
+                problems: problems, revisions: count, records: stored.count, verifiedSignatures: verified, setAside: try Self.forkedRevisions(db))
         }
     }
 }

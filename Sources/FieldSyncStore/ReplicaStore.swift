@@ -166,6 +166,9 @@ public final class ReplicaStore: Sendable {
             let identity = try Self.identity(db)
             let key = try Self.deviceKey(db)
             var counter = try Self.knowledge(db)[identity.node]
+            // Each revision names its predecessor's hash (spec 4.5): one hash then stands for the
+            // node's whole history, which is how a restored or cloned replica's fork is seen.
+            var previous = counter > 0 ? try Self.chainHash(db, Dot(node: identity.node, counter: counter)) : nil
             var cache: [RecordID: RecordState] = [:]
             var revisions: [Revision] = []
             for (index, id) in ids.enumerated() {
@@ -175,8 +178,10 @@ public final class ReplicaStore: Sendable {
                 let revision = try key.sign(Revision(
                     dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
                     operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
-                    time: now, note: change.note))
-                _ = try Self.apply(db, revision, to: current, cache: &cache, now: now)
+                    time: now, note: change.note, previous: previous))
+                let text = revision.canonicalForms.text
+                _ = try Self.apply(db, revision, to: current, text: text, cache: &cache, now: now)
+                previous = RevisionChain.hash(ofText: text)
                 revisions.append(revision)
             }
             try Self.saveStates(db, cache, now: now)
@@ -190,8 +195,8 @@ public final class ReplicaStore: Sendable {
     /// throwing rejects the whole batch. Used to verify signatures and roles.
     public typealias Admission = @Sendable (Revision, RecordState?) throws -> Void
 
-    public func receive(_ revisions: [Revision], now: Int64, admit: Admission = { _, _ in }) throws -> ReceiveOutcome {
-        try write { db in try Self.receive(db, revisions, now: now, admit: admit) }
+    public func receive(_ revisions: [Revision], forks: ForkHandling = .setAside, now: Int64, admit: Admission = { _, _ in }) throws -> ReceiveOutcome {
+        try write { db in try Self.receive(db, revisions, forks: forks, now: now, admit: admit) }
     }
 
     /// Receives revisions from a peer after checking every new one's signature against the keys this
@@ -221,55 +226,9 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// `checked` carries signatures and canonical texts computed ahead on all cores; the text of a
-    /// revision it does not cover is encoded here.
-    static func receive(_ db: Database, _ revisions: [Revision], checked: CheckedSignatures = .none, now: Int64, admit: Admission) throws -> ReceiveOutcome {
-            var cache: [RecordID: RecordState] = [:]
-            var accepted = 0
-            var duplicates = 0
-            var resolutions = 0
-            var conflictsBefore: [RecordID: Int] = [:]
-            var knowledge = try Self.knowledge(db)
-            for revision in revisions {
-                switch knowledge.delivery(of: revision) {
-                case .gap(let gap):
-                    throw ProtocolError(.causalGap, gap.description)
-                case .duplicate:
-                    let stored = try String.fetchOne(
-                        db.cachedStatement(sql: "SELECT body FROM revision WHERE node = ? AND counter = ?"),
-                        arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
-                    if let stored, stored != revision.json.canonicalText {
-                        throw ProtocolError(.conflictingDuplicate, "revision \(revision.dot) is already stored with different content; refusing to replace it")
-                    }
-                    duplicates += 1
-                case .ready:
-                    for op in revision.operations {
-                        do { try IncidentSchema.validate(op) } catch {
-                            throw ProtocolError(.invalidField, "revision \(revision.dot): \(error.description)")
-                        }
-                    }
-                    let current = try Self.loadState(db, revision.record, cache: &cache)
-                    try admit(revision, current)
-                    if let current, !current.pathsSettled(by: revision).isEmpty { resolutions += 1 }
-                    if conflictsBefore[revision.record] == nil {
-                        conflictsBefore[revision.record] = current?.conflicts.count ?? 0
-                    }
-                    _ = try Self.apply(db, revision, to: current, text: checked.canonicalText(of: revision), cache: &cache, now: now)
-                    knowledge.add(revision.dot)
-                    accepted += 1
-                }
-            }
-            try Self.saveStates(db, cache, now: now)
-            var newConflicts = 0
-            for (id, before) in conflictsBefore {
-                newConflicts += max(0, (cache[id]?.conflicts.count ?? 0) - before)
-            }
-            return ReceiveOutcome(accepted: accepted, duplicates: duplicates, newConflicts: newConflicts, resolutions: resolutions, knowledge: knowledge)
-    }
-
     /// Appends a ready revision to the log and folds it into the cached record state.
     /// `current` is the record's state as just loaded (nil for a new record), so it is read once.
-    private static func apply(
+    static func apply(
         _ db: Database, _ revision: Revision, to current: RecordState?, text: String? = nil, cache: inout [RecordID: RecordState], now: Int64
     ) throws -> Bool {
         var state = current ?? RecordState(id: revision.record)
@@ -284,7 +243,7 @@ public final class ReplicaStore: Sendable {
         return true
     }
 
-    private static func loadState(_ db: Database, _ id: RecordID, cache: inout [RecordID: RecordState]) throws -> RecordState? {
+    static func loadState(_ db: Database, _ id: RecordID, cache: inout [RecordID: RecordState]) throws -> RecordState? {
         if let cached = cache[id] { return cached }
         return try loadState(db, id)
     }
@@ -294,7 +253,7 @@ public final class ReplicaStore: Sendable {
         return try RecordState(json: JSONValue(parsing: text))
     }
 
-    private static func saveStates(_ db: Database, _ states: [RecordID: RecordState], now: Int64) throws {
+    static func saveStates(_ db: Database, _ states: [RecordID: RecordState], now: Int64) throws {
         // Encoding the states is the costly part of a large batch: do it on all cores, then write.
         let ordered = states.values.sorted { $0.id < $1.id }
         let texts = ordered.parallelMap { $0.json.canonicalText }
@@ -387,7 +346,8 @@ public final class ReplicaStore: Sendable {
             let revisions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM revision") ?? 0
             return ReplicaStatus(
                 identity: identity, records: row["records"] - (row["deleted"] as Int), deletedRecords: row["deleted"],
-                revisions: revisions, conflictedRecords: row["conflicted"], conflicts: row["conflicts"], knowledge: try Self.knowledge(db))
+                revisions: revisions, conflictedRecords: row["conflicted"], conflicts: row["conflicts"], knowledge: try Self.knowledge(db),
+                forkedRevisions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM forked_revision") ?? 0)
         }
     }
 
@@ -435,13 +395,19 @@ public struct SQLiteSyncStorage: SyncStorage {
         try await replica.asyncRead { db in try ReplicaStore.knowledge(db) }
     }
 
-    public func store(_ revisions: [Revision], admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
+    public func store(_ revisions: [Revision], from pusher: NodeID, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        return StoreOutcome(try await replica.asyncWrite { db in try ReplicaStore.receive(db, revisions, now: now, admit: admit) })
+        return StoreOutcome(try await replica.asyncWrite { db in
+            try ReplicaStore.receive(db, revisions, forks: .refuseFrom(owner: pusher), now: now, admit: admit)
+        })
     }
 
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {
         try await replica.asyncRead { db in try ReplicaStore.missing(db, from: peer, limit: limit) }
+    }
+
+    public func revisionText(at dot: Dot) async throws -> String? {
+        try await replica.asyncRead { db in try ReplicaStore.revisionText(db, dot) }
     }
 }
 
@@ -449,7 +415,7 @@ extension StoreOutcome {
     init(_ outcome: ReceiveOutcome) {
         self.init(
             accepted: outcome.accepted, duplicates: outcome.duplicates, newConflicts: outcome.newConflicts,
-            resolutions: outcome.resolutions, knowledge: outcome.knowledge)
+            resolutions: outcome.resolutions, setAside: outcome.setAsideDots, knowledge: outcome.knowledge)
     }
 }
 

@@ -112,6 +112,23 @@ enum StoreSchema {
         migrator.registerMigration("v4-backup") { db in
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN backup INTEGER")
         }
+        migrator.registerMigration("v5-forks") { db in
+            try db.execute(sql: """
+                CREATE TABLE forked_revision (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    node TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    record TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    hash TEXT NOT NULL UNIQUE,
+                    reason TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    stored INTEGER NOT NULL
+                );
+                CREATE INDEX forked_revision_dot ON forked_revision (node, counter);
+                CREATE TABLE stale_record (id TEXT PRIMARY KEY);
+                """)
+        }
         return migrator
     }
 }

@@ -14,14 +14,25 @@ public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
         self.directory = directory
     }
 
-    public func knowledge() async throws -> KnowledgeResponse {
-        try KnowledgeResponse(json: KnowledgeResponse(node: try await storage.nodeID(), knowledge: try await storage.knowledge()).json)
+    public func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse {
+        let knowledge = try await storage.knowledge()
+        var chain: ChainProbe?
+        if let dot {
+            let held = min(dot.counter, knowledge[dot.node])
+            let text = held > 0 ? try await storage.revisionText(at: Dot(node: dot.node, counter: held)) : nil
+            chain = ChainProbe(node: dot.node, counter: held, hash: text.map(RevisionChain.hash(ofText:)))
+        }
+        return try KnowledgeResponse(json: KnowledgeResponse(node: try await storage.nodeID(), knowledge: knowledge, chain: chain).json)
     }
 
+    /// As over HTTP, a refusal comes back as ``SyncError/rejected(status:error:)``.
     public func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
         let request = try PushRequest(json: JSONValue.parseMessage(PushBody.bytes(node: node, revisionTexts: revisionTexts)))
-        let outcome = try await storage.store(request.revisions) { _, _ in }
-        return PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, knowledge: outcome.knowledge)
+        let outcome: StoreOutcome
+        do { outcome = try await storage.store(request.revisions, from: node) { _, _ in } } catch let error as ProtocolError {
+            throw SyncError.rejected(status: 409, error: error)
+        }
+        return PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge)
     }
 
     public func keys() async throws -> KeyDirectory { directory }

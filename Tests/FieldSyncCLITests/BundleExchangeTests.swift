@@ -84,7 +84,7 @@ import Testing
         let foreign = w.dir.file("foreign.bundle")
         try #"{"hello":"world"}"#.write(toFile: foreign, atomically: true, encoding: .utf8)
         let future = w.dir.file("future.bundle")
-        try original.replacingOccurrences(of: "\"protocol\":1", with: "\"protocol\":7").write(toFile: future, atomically: true, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"protocol\":2", with: "\"protocol\":7").write(toFile: future, atomically: true, encoding: .utf8)
 
         for (path, message) in [(tampered, "checksum"), (truncated, "truncated"), (foreign, "not a FieldSync bundle"), (future, "not supported"), (w.dir.file("none.bundle"), "cannot read")] {
             let result = try await w.run("b", "bundle", "import", path)

@@ -41,7 +41,7 @@ import Testing
     @Test func jsonMembers() {
         let o = Self.full.json.objectValue!
         #expect(Set(o.keys) == ["v", "node", "counter", "record", "kind", "ops", "context", "author", "time", "note", "sig"])
-        #expect(o["v"] == 1)
+        #expect(o["v"] == 2)
         #expect(o["node"] == "bbbbbbbbbbbbbbb2")
         #expect(o["counter"] == 7)
         #expect(o["record"] == "01890a5d-ac96-774b-bcce-b302099a8057")
@@ -134,7 +134,10 @@ import Testing
         Malformation(label: "unknown member", path: "revision.extra") { $0["extra"] = 1 },
         Malformation(label: "v missing", path: "revision.v") { $0["v"] = nil },
         Malformation(label: "v as string", path: "revision.v") { $0["v"] = "1" },
-        Malformation(label: "v from the future", path: "revision.v") { $0["v"] = 2 },
+        Malformation(label: "v from the future", path: "revision.v") { $0["v"] = 3 },
+        Malformation(label: "prev in format 1", path: "revision.prev") { $0["v"] = 1; $0["prev"] = .string(String(repeating: "a", count: 64)) },
+        Malformation(label: "prev not a hash", path: "revision.prev") { $0["prev"] = "ABC" },
+        Malformation(label: "prev uppercase", path: "revision.prev") { $0["prev"] = .string(String(repeating: "A", count: 64)) },
         Malformation(label: "node missing", path: "revision.node") { $0["node"] = nil },
         Malformation(label: "node uppercase", path: "revision.node") { $0["node"] = "BBBBBBBBBBBBBBB2" },
         Malformation(label: "node short", path: "revision.node") { $0["node"] = "bbbb" },

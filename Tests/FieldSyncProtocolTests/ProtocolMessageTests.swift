@@ -29,10 +29,11 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{"protocol":2,"knowledge":{}}"#, ProtocolError.Code.unsupportedVersion),
+        (#"{"protocol":1,"knowledge":{}}"#, ProtocolError.Code.unsupportedVersion),
+        (#"{"protocol":3,"knowledge":{}}"#, .unsupportedVersion),
         (#"{"knowledge":{}}"#, .malformed),
-        (#"{"protocol":1,"knowledge":[]}"#, .malformed),
-        (#"{"protocol":1,"knowledge":{},"limit":5000}"#, .malformed),
+        (#"{"protocol":2,"knowledge":[]}"#, .malformed),
+        (#"{"protocol":2,"knowledge":{},"limit":5000}"#, .malformed),
     ])
     func badPullRequestsAreRejected(text: String, code: ProtocolError.Code) throws {
         #expect { try PullRequest(json: JSONValue(parsing: text)) } throws: { ($0 as? ProtocolError)?.code == code }
@@ -174,7 +175,7 @@ import Testing
         var items = Array(repeating: good.json, count: 300)
         items[120] = .object(["v": 1])
         items[250] = .string("not a revision")
-        let body: JSONValue = ["protocol": 1, "node": "0123456789abcdef", "revisions": .array(items)]
+        let body: JSONValue = ["protocol": 2, "node": "0123456789abcdef", "revisions": .array(items)]
         #expect { try PushRequest(json: body) } throws: { error in
             guard let error = error as? ProtocolError else { return false }
             return error.code == .malformed && error.message.contains("revisions[120]")

@@ -187,7 +187,7 @@ final class StopAfterPulls: SyncTransport, @unchecked Sendable {
         self.server = server
     }
 
-    func knowledge() async throws -> KnowledgeResponse { try await inner.knowledge() }
+    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse { try await inner.push(node: node, revisionTexts: revisionTexts) }
     func keys() async throws -> KeyDirectory { try await inner.keys() }
     func registerNode(_ node: NodeID) async throws { try await inner.registerNode(node) }

@@ -145,10 +145,10 @@ import Testing
     @Test(arguments: [
         ("{not json", "invalid_json"),
         ("[1,2,3]", "malformed"),
-        (#"{"protocol":1,"node":"0123456789abcdef","revisions":"nope"}"#, "malformed"),
+        (#"{"protocol":2,"node":"0123456789abcdef","revisions":"nope"}"#, "malformed"),
         (#"{"protocol":99,"node":"0123456789abcdef","revisions":[]}"#, "unsupported_version"),
         (#"{"node":"0123456789abcdef","revisions":[]}"#, "malformed"),
-        (#"{"protocol":1,"node":"XYZ","revisions":[]}"#, "malformed"),
+        (#"{"protocol":2,"node":"XYZ","revisions":[]}"#, "malformed"),
         ("\u{FF}\u{FE}", "invalid_json"),
     ])
     func badPushBodiesGet400(body text: String, code: String) async throws {
@@ -164,7 +164,7 @@ import Testing
     }
 
     @Test func invalidUTF8Gets400() async throws {
-        var bytes = ByteBuffer(string: #"{"protocol":1,"node":"0123456789abcdef","revisions":[],"x":""#)
+        var bytes = ByteBuffer(string: #"{"protocol":2,"node":"0123456789abcdef","revisions":[],"x":""#)
         bytes.writeBytes([0xC3, 0x28])
         bytes.writeString("\"}")
         let buffer = bytes
@@ -211,7 +211,7 @@ import Testing
     @Test func tooManyRevisionsOrBytesGet413() async throws {
         let one = try clientRevisions(1)[0].json
         let many = JSONValue.object([
-            "protocol": 1, "node": "0123456789abcdef",
+            "protocol": 2, "node": "0123456789abcdef",
             "revisions": .array(Array(repeating: one, count: SyncProtocol.maximumBatchRevisions + 1)),
         ])
         let huge = ByteBuffer(repeating: UInt8(ascii: " "), count: SyncProtocol.maximumRequestBytes + 10)
@@ -234,10 +234,10 @@ import Testing
     @Test func badPullRequestsGet400() async throws {
         let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":1,"knowledge":{"zz":1}}"#)) { response in
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{"zz":1}}"#)) { response in
                 #expect(response.status == .badRequest)
             }
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":1,"knowledge":{},"limit":0}"#)) { response in
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{},"limit":0}"#)) { response in
                 #expect(response.status == .badRequest)
             }
         }

@@ -249,7 +249,7 @@ import Testing
         let adminToken = try await token(for: admin, user: "amira", role: .admin)
         let oldNode = try rima.identity().node
         let newNode = try rima.retireNodeID(reason: "restored", now: 2)
-        let register = ByteBuffer(bytes: JSONValue.object(["protocol": 1, "node": .string(newNode.rawValue)]).canonicalBytes)
+        let register = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(newNode.rawValue)]).canonicalBytes)
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: register) { #expect($0.status == .ok) }
             try await http.execute(uri: "/v1/devices/\(oldNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }

@@ -30,7 +30,7 @@ import Testing
         #expect(try ReplicaStore.open(at: path).record(id) != nil)
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2-security", "v3-tls", "v4-backup"])
+        #expect(applied == ["v1", "v2-security", "v3-tls", "v4-backup", "v5-forks"])
         let tables = try queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
         #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
     }
@@ -145,15 +145,79 @@ import Testing
         #expect(try Fixtures.canonicalState(target) == Fixtures.canonicalState(source))
     }
 
-    @Test func aDuplicateDotWithDifferentContentIsRejected() throws {
+    @Test func aSecondContentForAHeldDotIsKeptAsideNeverMerged() throws {
         let source = try ReplicaStore.create(at: dir.file("s.sqlite"), name: "Rima", now: 1)
         try Fixtures.addIncident(source, title: "Original title")
         var forged = try source.allRevisions()[0]
         forged.operations = [.set(path: "title", value: "Altered title")]
         let target = try ReplicaStore.create(at: dir.file("d.sqlite"), name: "Omar", now: 1)
-        _ = try target.receive(try source.allRevisions(), now: 2)
-        #expect { try target.receive([forged], now: 3) } throws: { ($0 as? ProtocolError)?.code == .conflictingDuplicate }
-        #expect(try target.records()[0].value(at: "title") == "Original title")
+        let keys = [KeyEntry(node: try source.identity().node, publicKey: try source.publicKey())]
+        _ = try target.receiveVerified(try source.allRevisions(), learning: keys, now: 2)
+        let outcome = try target.receiveVerified([forged], now: 3)
+        #expect(outcome.setAside == 1 && outcome.accepted == 0 && outcome.duplicates == 0)
+        #expect(!outcome.ownNodeForked)
+        #expect(try target.records()[0].value(at: "title") == "Original title", "the first content is kept")
+        let aside = try target.forkedRevisions()
+        #expect(aside.map(\.dot) == [forged.dot])
+        #expect(aside.first?.reason == "received")
+        // Kept once, however often it comes; the store stays sound and lists it.
+        #expect(try target.receive([forged], now: 4).setAside == 1)
+        #expect(try target.forkedRevisions().count == 1)
+        #expect(try target.status().forkedRevisions == 1)
+        let report = try target.verify()
+        #expect(report.isSound, "\(report.problems)")
+        #expect(report.setAside.map(\.dot) == [forged.dot])
+        #expect(try target.missing(from: VersionVector(), limit: 10).texts.count == 1, "evidence is never sent on")
+    }
+
+    @Test func aPushOfTheStoresOwnForkIsRefusedAndARelayedOneKeptAside() throws {
+        let source = try ReplicaStore.create(at: dir.file("s.sqlite"), name: "Rima", now: 1)
+        try Fixtures.addIncident(source, title: "Original title")
+        let original = try source.allRevisions()[0]
+        var forged = original
+        forged.operations = [.set(path: "title", value: "Altered title")]
+        let server = try ReplicaStore.create(at: dir.file("server.sqlite"), name: "central", now: 1, access: .pool)
+        _ = try server.receive([original], now: 2)
+        let owner = original.dot.node
+        #expect { try server.receive([forged], forks: .refuseFrom(owner: owner), now: 3) } throws: { ($0 as? ProtocolError)?.code == .fork }
+        #expect(try server.forkedRevisions().isEmpty, "a refused batch leaves nothing behind")
+        let relayed = try server.receive([forged], forks: .refuseFrom(owner: NodeID("0123456789abcdef")!), now: 4)
+        #expect(relayed.setAside == 1)
+        #expect(try server.record(original.record)?.value(at: "title") == "Original title")
+    }
+
+    @Test func theRestOfAForkedBranchAndWorkOnItAreKeptAsideWithoutBlockingTheBatch() throws {
+        // Rima writes 1..3; a copy of her replica made at 1 writes its own 2', 3' and 4'.
+        let rima = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "Rima", now: 1)
+        let id = try Fixtures.addIncident(rima, title: "Original")
+        let copyPath = dir.file("copy.sqlite")
+        try FileManager.default.copyItem(atPath: rima.path, toPath: copyPath)
+        let copy = try ReplicaStore.open(at: copyPath)
+        for title in ["Rima 2", "Rima 3"] { try Fixtures.edit(rima, id, [.set(path: "title", value: .string(title))]) }
+        for title in ["Copy 2", "Copy 3", "Copy 4"] { try Fixtures.edit(copy, id, [.set(path: "title", value: .string(title))]) }
+        // Layla took the copy's history and wrote on top of its 4'.
+        let layla = try ReplicaStore.create(at: dir.file("layla.sqlite"), name: "Layla", now: 1)
+        let copied = try copy.allRevisions()
+        _ = try layla.receive(copied, now: 2)
+        try Fixtures.edit(layla, id, [.set(path: "narrative", value: "Seen by Layla.")])
+        let laylas = try #require(try layla.allRevisions().last)
+
+        // Omar holds Rima's history, then gets the copy's branch and Layla's work in one batch.
+        let omar = try ReplicaStore.create(at: dir.file("omar.sqlite"), name: "Omar", now: 1)
+        let keys = [
+            KeyEntry(node: try rima.identity().node, publicKey: try rima.publicKey()),
+            KeyEntry(node: try layla.identity().node, publicKey: try layla.publicKey()),
+        ]
+        _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 2)
+        let outcome = try omar.receiveVerified(Array(copied.dropFirst()) + [laylas], now: 3)
+        // 2' and 3': second contents; 4': chains onto 3', not Rima's 3; Layla's: needs 4'.
+        #expect(outcome.setAside == 4 && outcome.accepted == 0, "\(outcome)")
+        #expect(try omar.record(id)?.value(at: "title") == "Rima 3")
+        #expect(Set(try omar.forkedRevisions().map(\.dot.counter)) == [2, 3, 4, 1])
+        #expect(copied[3].previous == RevisionChain.hash(ofText: copied[2].json.canonicalText))
+        let report = try omar.verify()
+        #expect(report.isSound, "\(report.problems)")
+        #expect(report.setAside.count == 4)
     }
 
     @Test func anInvalidFieldFromAPeerIsRejected() throws {

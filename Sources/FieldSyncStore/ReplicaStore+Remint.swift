@@ -1,0 +1,161 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import GRDB
+
+extension ReplicaStore {
+    /// Re-mints this replica's own branch after a fork (`Protocol/sync-protocol.md`, 13.2): every
+    /// revision of its current node id from counter `fork` on is authored again under `fresh`, with
+    /// the same record, kind, operations, author, time and note, a context that covers only what
+    /// precedes the fork, a new chain and a new signature by this replica's key. The originals are
+    /// kept aside as evidence (`forked_revision`, reason `reminted`), the old node id is retired, the
+    /// knowledge of it drops to `fork - 1` (so the other branch's versions of the contested dots can
+    /// be received), and the touched records are replayed. One transaction; returns how many
+    /// revisions were re-minted.
+    @discardableResult
+    public func remint(from fork: UInt64, replacement fresh: NodeID, reason: String, now: Int64) throws -> Int {
+        precondition(fork >= 1)
+        return try write { db in
+            let old = try Self.identity(db).node
+            let key = try Self.deviceKey(db)
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT seq, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
+                arguments: [old.rawValue, Int64(fork)])
+            var previous: String?
+            var touched = Set<RecordID>()
+            for (index, row) in rows.enumerated() {
+                let text: String = row["body"]
+                let original = try Revision(json: JSONValue(parsing: text))
+                var context = original.context
+                let seen = context[old]
+                if seen >= fork {
+                    // What this revision's author had seen of its own branch is now the fresh node's.
+                    context[old] = fork - 1
+                    context[fresh] = seen - fork + 1
+                }
+                let counter = UInt64(index + 1)
+                let minted = try key.sign(Revision(
+                    dot: Dot(node: fresh, counter: counter), record: original.record, kind: original.kind,
+                    operations: original.operations, context: context, author: original.author, time: original.time,
+                    note: original.note, previous: previous))
+                let mintedText = minted.canonicalForms.text
+                try Self.keepAside(db, original, text: text, reason: "reminted", detail: "re-minted as \(fresh):\(counter)", now: now)
+                // Same log position: the log stays in a causal order.
+                try db.execute(
+                    sql: "UPDATE revision SET node = ?, counter = ?, body = ? WHERE seq = ?",
+                    arguments: [fresh.rawValue, Int64(counter), mintedText, row["seq"] as Int64])
+                previous = RevisionChain.hash(ofText: mintedText)
+                touched.insert(original.record)
+            }
+            if fork > 1 {
+                try db.execute(sql: "UPDATE knowledge SET counter = ? WHERE node = ?", arguments: [Int64(fork - 1), old.rawValue])
+            } else {
+                try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [old.rawValue])
+            }
+            if !rows.isEmpty {
+                try db.execute(sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?)", arguments: [fresh.rawValue, rows.count])
+            }
+            try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
+            try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
+            // Revisions of others made on top of the old branch (brought by a bundle) still name its
+            // dots, which now mean the other branch's: their records are replayed whenever it arrives.
+            let firstSeq: Int64 = rows.first?["seq"] ?? Int64.max
+            let dependents = try Self.dependents(db, of: old, from: fork, after: firstSeq, skipping: fresh)
+            try Self.replay(db, touched.union(dependents), stale: dependents, now: now)
+            return rows.count
+        }
+    }
+
+    /// Takes the central node's history of `node` from counter `fork` on (another node's, whose
+    /// author forked): the revisions held here under those dots are moved aside as evidence
+    /// (reason `replaced`), the knowledge of `node` drops to `fork - 1` so that the server's own
+    /// revisions are pulled, and the touched records are replayed. One transaction.
+    public func adoptServerHistory(of node: NodeID, from fork: UInt64, now: Int64) throws {
+        precondition(fork >= 1)
+        try write { db in
+            guard node != (try Self.identity(db).node) else {
+                throw StoreError(.invalid, "this replica's own history is re-minted, not replaced")
+            }
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT seq, record, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
+                arguments: [node.rawValue, Int64(fork)])
+            guard !rows.isEmpty else { return }
+            var touched = Set<RecordID>()
+            for row in rows {
+                let text: String = row["body"]
+                let revision = try Revision(json: JSONValue(parsing: text))
+                try Self.keepAside(
+                    db, revision, text: text, reason: "replaced",
+                    detail: "the central node holds another history of \(node) from counter \(fork) (its author forked); the central node's replaces this one",
+                    now: now)
+                try db.execute(sql: "DELETE FROM revision WHERE seq = ?", arguments: [row["seq"] as Int64])
+                touched.insert(revision.record)
+            }
+            if fork > 1 {
+                try db.execute(sql: "UPDATE knowledge SET counter = ? WHERE node = ?", arguments: [Int64(fork - 1), node.rawValue])
+            } else {
+                try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [node.rawValue])
+            }
+            let dependents = try Self.dependents(db, of: node, from: fork, after: rows.map { $0["seq"] as Int64 }.min()!, skipping: nil)
+            try Self.replay(db, touched.union(dependents), stale: dependents, now: now)
+        }
+    }
+
+    /// Records holding a revision logged after `seq` whose context covers `node` at `counter` or
+    /// beyond: work done on top of a branch that was just taken out of the log.
+    static func dependents(_ db: Database, of node: NodeID, from counter: UInt64, after seq: Int64, skipping: NodeID?) throws -> Set<RecordID> {
+        var found = Set<RecordID>()
+        let cursor = try String.fetchCursor(db, sql: "SELECT body FROM revision WHERE seq > ? AND node != ?", arguments: [seq, skipping?.rawValue ?? ""])
+        while let body = try cursor.next() {
+            let revision = try Revision(json: JSONValue(parsing: body))
+            if revision.context[node] >= counter { found.insert(revision.record) }
+        }
+        return found
+    }
+
+    /// Rebuilds records from their logged revisions in the canonical causal order, which gives the
+    /// state every replica holding the same revisions has, whatever order they were logged in.
+    /// Records in `stale` are replayed again on every receive that touches them, until their log is
+    /// causally closed.
+    static func replay(_ db: Database, _ ids: Set<RecordID>, stale: Set<RecordID>, now: Int64) throws {
+        var states: [RecordID: RecordState] = [:]
+        for id in ids { states[id] = try replayRecord(db, id) }
+        for id in stale { try db.execute(sql: "INSERT OR IGNORE INTO stale_record (id) VALUES (?)", arguments: [id.rawValue]) }
+        try saveStates(db, states, now: now)
+    }
+
+    static func replayRecord(_ db: Database, _ id: RecordID) throws -> RecordState {
+        let revisions = try String.fetchAll(db, sql: "SELECT body FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
+            .map { try Revision(json: JSONValue(parsing: $0)) }
+        var state = RecordState(id: id)
+        for revision in HistoryStep.canonicalOrder(revisions) { state.apply(revision) }
+        return state
+    }
+
+    /// Revisions kept aside: second contents received for dots already held, and this replica's own
+    /// originals of re-minted revisions. Oldest first.
+    public func forkedRevisions() throws -> [ForkedRevision] {
+        try read { db in try Self.forkedRevisions(db) }
+    }
+
+    static func forkedRevisions(_ db: Database) throws -> [ForkedRevision] {
+            try Row.fetchAll(db, sql: "SELECT node, counter, record, hash, reason, detail, stored FROM forked_revision ORDER BY seq").compactMap { row in
+                guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
+                return ForkedRevision(
+                    dot: Dot(node: node, counter: UInt64(row["counter"] as Int64)), record: record, hash: row["hash"], reason: row["reason"],
+                    detail: row["detail"], stored: row["stored"])
+            }
+    }
+}
+
+/// A revision kept aside as evidence of a fork: never merged, never pushed, kept forever.
+public struct ForkedRevision: Sendable, Equatable {
+    public var dot: Dot
+    public var record: RecordID
+    /// The chain hash of its text.
+    public var hash: String
+    /// `received` (a second content for a held dot, from a peer or a bundle) or `reminted` (this
+    /// replica's own original, authored again under a new node id).
+    public var reason: String
+    public var detail: String
+    public var stored: Int64
+}
