@@ -68,7 +68,7 @@ struct BundleImportCommand: AsyncParsableCommand {
         let enrolled = try store.enrolment() != nil
         func importRevisions() throws -> ReceiveOutcome {
             do {
-                return try store.receiveVerified(bundle.revisions, learning: keys, now: nowMilliseconds()) { revision, current, directory in
+                return try store.receiveVerified(bundle.revisions, learning: keys, unconfirmed: true, now: nowMilliseconds()) { revision, current, directory in
                     // An enrolled replica refuses what its central node would refuse, so that its own
                     // pushes are never blocked by a relayed revision.
                     guard enrolled, let entry = directory[revision.dot.node] else { return }

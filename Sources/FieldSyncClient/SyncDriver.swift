@@ -80,6 +80,8 @@ public struct SyncDriver: Sendable {
         if !(try store.knowledge()).covers(serverKnowledge) {
             try await pull(&report, &contested, progress)
         }
+        // Histories that came by bundle are compared with the server's once it holds them.
+        try await checkUnconfirmed(&contested, &report, progress)
         // Where this replica holds another history of some node than the server (a bundle brought a
         // forked replica's revisions), the server's wins; the others stay as evidence.
         var rounds = 0
@@ -172,6 +174,21 @@ public struct SyncDriver: Sendable {
             if try store.chainHash(at: Dot(node: node, counter: middle)) == chain.hash { same = middle } else { different = middle }
         }
         return different
+    }
+
+    /// For each node whose revisions came by bundle: when the server holds as far, compare its hash
+    /// there with this replica's; the same means confirmed, another means contested.
+    func checkUnconfirmed(_ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+        let own = try store.identity().node
+        for dot in try store.unconfirmedNodes() where dot.node != own {
+            let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: dot) }
+            guard let chain = answer.chain, chain.node == dot.node else { continue }
+            if chain.counter > 0, try store.chainHash(at: Dot(node: dot.node, counter: chain.counter)) != chain.hash {
+                contested.insert(dot.node)
+            } else if chain.counter == dot.counter {
+                try store.confirm(dot)
+            }
+        }
     }
 
     /// For each node whose history here differs from the server's (not this replica's own, which is

@@ -48,6 +48,8 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var contested: [Dot] = []
     /// Every dot set aside, in batch order.
     public var setAsideDots: [Dot] = []
+    /// The newest counter applied per node.
+    public var appliedHeads: [NodeID: UInt64] = [:]
     /// The lowest counter of this replica's node at which a received revision was proven to be
     /// another content under the same history (its `prev` is this replica's revision before it):
     /// where its branch must be re-minted from. Nil when no fork point is proven.

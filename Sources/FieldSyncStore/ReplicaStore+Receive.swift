@@ -116,6 +116,7 @@ extension ReplicaStore {
                 if stale.contains(revision.record) { replayAfter.insert(revision.record) }
                 heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
                 outcome.knowledge.add(dot)
+                outcome.appliedHeads[dot.node] = dot.counter
                 outcome.accepted += 1
             }
         }

@@ -95,6 +95,7 @@ extension ReplicaStore {
             } else {
                 try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [node.rawValue])
             }
+            try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [node.rawValue])
             let dependents = try Self.dependents(db, of: node, from: fork, after: rows.map { $0["seq"] as Int64 }.min()!, skipping: nil)
             try Self.replay(db, touched.union(dependents), stale: dependents, now: now)
         }

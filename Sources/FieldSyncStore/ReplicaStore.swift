@@ -205,8 +205,12 @@ public final class ReplicaStore: Sendable {
     ///
     /// `admit` sees each new revision after its signature checked out, with the directory, for
     /// further rules (an enrolled replica refuses what its server would refuse).
+    ///
+    /// `unconfirmed`: the revisions come from a peer, not from the central node (a bundle): the
+    /// newest counter applied per node is remembered, in the same transaction, until a sync confirms
+    /// that the central node holds the same history of that node (spec 13, step 7).
     public func receiveVerified(
-        _ revisions: [Revision], learning keys: [KeyEntry] = [], now: Int64,
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], unconfirmed: Bool = false, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
         // Check signatures on all cores before the write transaction, against the keys known now plus
@@ -219,10 +223,39 @@ public final class ReplicaStore: Sendable {
         return try write { db in
             try Self.rememberKeys(db, keys)
             let directory = try Self.keyDirectory(db)
-            return try Self.receive(db, revisions, checked: checked, now: now) { revision, current in
+            let outcome = try Self.receive(db, revisions, checked: checked, now: now) { revision, current in
                 try directory.verify(revision, checked: checked)
                 try admit(revision, current, directory)
             }
+            if unconfirmed {
+                let own = try Self.identity(db).node
+                for (node, counter) in outcome.appliedHeads where node != own {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?)
+                            ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)
+                            """, arguments: [node.rawValue, Int64(counter)])
+                }
+            }
+            return outcome
+        }
+    }
+
+    /// Nodes whose revisions arrived from peers (bundles) and that the central node has not yet been
+    /// seen to hold identically, with the newest counter so received.
+    public func unconfirmedNodes() throws -> [Dot] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT node, counter FROM unconfirmed_node ORDER BY node").compactMap { row in
+                NodeID(row["node"]).map { Dot(node: $0, counter: UInt64(row["counter"] as Int64)) }
+            }
+        }
+    }
+
+    /// The central node holds this replica's history of `dot.node` up to `dot.counter`.
+    public func confirm(_ dot: Dot) throws {
+        try write { db in
+            try db.execute(
+                sql: "DELETE FROM unconfirmed_node WHERE node = ? AND counter <= ?", arguments: [dot.node.rawValue, Int64(dot.counter)])
         }
     }
 

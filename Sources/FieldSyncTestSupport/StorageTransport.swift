@@ -1,3 +1,4 @@
+import Synchronization
 import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
@@ -7,11 +8,26 @@ import FieldSyncProtocol
 public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
     public let storage: Storage
     /// The key directory it serves (tests build it from their replicas' keys).
-    public let directory: KeyDirectory
+    public var directory: KeyDirectory { registry?.directory ?? fixed }
+    let fixed: KeyDirectory
+    let registry: KeyRegistry?
+    /// The public key of the device this transport speaks for, given to node ids it registers.
+    let devicePublicKey: String?
 
     public init(storage: Storage, directory: KeyDirectory) {
         self.storage = storage
-        self.directory = directory
+        self.fixed = directory
+        self.registry = nil
+        self.devicePublicKey = nil
+    }
+
+    /// A transport for one device whose node registrations (after a restore or a fork) go into a
+    /// registry shared by every device's transport, as on a central node.
+    public init(storage: Storage, registry: KeyRegistry, devicePublicKey: String) {
+        self.storage = storage
+        self.fixed = KeyDirectory([])
+        self.registry = registry
+        self.devicePublicKey = devicePublicKey
     }
 
     public func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse {
@@ -37,11 +53,27 @@ public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
 
     public func keys() async throws -> KeyDirectory { directory }
 
-    public func registerNode(_ node: NodeID) async throws {}
+    public func registerNode(_ node: NodeID) async throws {
+        if let registry, let devicePublicKey { registry.register(KeyEntry(node: node, publicKey: devicePublicKey)) }
+    }
 
     public func pull(_ request: PullRequest) async throws -> PullResponse {
         let page = try await storage.missing(from: request.knowledge, limit: request.limit)
         let revisions = try page.texts.map { try Revision(json: JSONValue(parsing: $0)) }
         return PullResponse(revisions: revisions, more: page.more, knowledge: try await storage.knowledge())
     }
+}
+
+/// The key directory of an in-process central node: node ids registered by devices, shared by every
+/// device's ``StorageTransport``.
+public final class KeyRegistry: Sendable {
+    private let entries: Mutex<[NodeID: KeyEntry]>
+
+    public init(_ initial: [KeyEntry] = []) {
+        entries = Mutex(Dictionary(initial.map { ($0.node, $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    public var directory: KeyDirectory { KeyDirectory(entries.withLock { Array($0.values) }) }
+
+    public func register(_ entry: KeyEntry) { entries.withLock { $0[entry.node] = $0[entry.node] ?? entry } }
 }
