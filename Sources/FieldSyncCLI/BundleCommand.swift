@@ -30,7 +30,7 @@ struct BundleExportCommand: AsyncParsableCommand {
         var peerKnowledge = VersionVector()
         if let lacking { peerKnowledge = try BundleImportCommand.read(lacking).knowledge }
         let identity = try store.identity()
-        let revisions = try store.allRevisions().filter { !peerKnowledge.covers($0.dot) }
+        let revisions = CausalSort.sorted(try store.allRevisions().filter { !peerKnowledge.covers($0.dot) })
         let directory = try store.keyDirectory()
         let keys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }
         let bundle = BundleFile(from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
@@ -66,44 +66,39 @@ struct BundleImportCommand: AsyncParsableCommand {
         // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
         let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
         let enrolled = try store.enrolment() != nil
-        func importRevisions() throws -> ReceiveOutcome {
-            do {
-                return try store.receiveVerified(bundle.revisions, learning: keys, unconfirmed: true, now: nowMilliseconds()) { revision, current, directory in
-                    // An enrolled replica refuses what its central node would refuse, so that its own
-                    // pushes are never blocked by a relayed revision.
-                    guard enrolled, let entry = directory[revision.dot.node] else { return }
-                    if entry.revoked != nil {
-                        throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
-                    }
-                    if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
-                        throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
-                    }
+        let node = try store.identity().node
+        let fresh = NodeID.random()
+        let outcome: ReceiveOutcome
+        do {
+            // Causal order first: a bundle written by an older build, or after a fork was repaired,
+            // may list a revision before one it depends on.
+            let ordered = CausalSort.sorted(bundle.revisions)
+            outcome = try store.receiveVerified(
+                ordered, learning: keys, unconfirmed: true, remintingAs: enrolled ? nil : fresh, now: nowMilliseconds()
+            ) { revision, current, directory in
+                // An enrolled replica refuses what its central node would refuse, so that its own
+                // pushes are never blocked by a relayed revision.
+                guard enrolled, let entry = directory[revision.dot.node] else { return }
+                if entry.revoked != nil {
+                    throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
                 }
-            } catch let error as ProtocolError {
-                throw CLIError("\(file): \(error.message); nothing was imported")
+                if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
+                    throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
+                }
             }
+        } catch let error as ProtocolError {
+            throw CLIError("\(file): \(error.message); nothing was imported")
         }
-        var outcome = try importRevisions()
         // The bundle shows that this replica's node id also wrote elsewhere (a restored copy, a clone).
         // Enrolled, the next sync finds exactly where the histories part and re-mints; without a
-        // server, the bundle's proof of where they part is used now.
-        var reminted = 0
+        // server, the bundle's proof of where they part was used in the import's transaction.
+        let reminted = outcome.reminted
         var forkNote: String?
-        if outcome.ownNodeForked {
-            let node = try store.identity().node
-            if try store.enrolment() != nil {
+        if reminted > 0 {
+            forkNote = "this bundle holds other revisions under this replica's own node \(node): re-minted \(reminted) revision\(reminted == 1 ? "" : "s") of this replica as node \(fresh), then took the other copy's in; nothing was lost"
+        } else if outcome.ownNodeForked {
+            if enrolled {
                 forkNote = "this bundle holds other revisions under this replica's own node \(node) (a restored copy or a clone wrote them); run `fieldsync sync`: it re-mints this replica's branch and loses nothing"
-            } else if let fork = outcome.ownForkPoint {
-                let fresh = NodeID.random()
-                reminted = try store.remint(
-                    from: fork, replacement: fresh, reason: "bundle \(file) holds other revisions under \(node):\(fork) and after (a restored copy or a clone)",
-                    now: nowMilliseconds())
-                // Now the other copy's revisions of the old node id fit: take them in.
-                let second = try importRevisions()
-                outcome.accepted += second.accepted
-                outcome.newConflicts += second.newConflicts
-                outcome.setAside = second.setAside
-                forkNote = "this bundle holds other revisions under this replica's own node \(node): re-minted \(reminted) revision\(reminted == 1 ? "" : "s") of this replica as node \(fresh), then took the other copy's in; nothing was lost"
             } else {
                 forkNote = "this bundle holds other revisions under this replica's own node \(node), but not where the two histories part; import a full bundle (without --lacking) of the other copy to re-mint"
             }

@@ -66,6 +66,13 @@ public struct SyncDriver: Sendable {
         var report = SyncReport()
         var serverKnowledge = try await checkHistory(&report, progress)
         var contested = Set<NodeID>()
+        // Histories that came by bundle are compared with the server's before anything built on
+        // them is pushed.
+        try await checkUnconfirmed(&contested, &report, progress)
+        if !contested.isEmpty, try await repair(contested, serverKnowledge, &report, progress) {
+            serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+        }
+        contested = []
         do {
             try await push(&serverKnowledge, &contested, &report, progress)
         } catch SyncError.rejected(_, let error) where error.code == .fork && report.newNode == nil {
@@ -80,8 +87,6 @@ public struct SyncDriver: Sendable {
         if !(try store.knowledge()).covers(serverKnowledge) {
             try await pull(&report, &contested, progress)
         }
-        // Histories that came by bundle are compared with the server's once it holds them.
-        try await checkUnconfirmed(&contested, &report, progress)
         // Where this replica holds another history of some node than the server (a bundle brought a
         // forked replica's revisions), the server's wins; the others stay as evidence.
         var rounds = 0
@@ -89,7 +94,9 @@ public struct SyncDriver: Sendable {
             let nodes = contested
             contested = []
             rounds += 1
-            if try await adoptServerHistories(of: nodes, &report, progress) {
+            if try await repair(nodes, serverKnowledge, &report, progress) {
+                serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+                try await push(&serverKnowledge, &contested, &report, progress)
                 try await pull(&report, &contested, progress)
             }
         }
@@ -113,7 +120,7 @@ public struct SyncDriver: Sendable {
         let first = try await withRetry(&report, progress) { try await transport.knowledge(probing: probe) }
         var serverKnowledge = first.knowledge
 
-        if let chain = first.chain, probe != nil, chain.node == node, chain.counter > 0,
+        if let chain = first.chain, probe != nil, chain.node == node, chain.counter > 0, chain.counter <= local[node],
             try store.chainHash(at: Dot(node: node, counter: chain.counter)) != chain.hash
         {
             let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
@@ -182,7 +189,7 @@ public struct SyncDriver: Sendable {
         let own = try store.identity().node
         for dot in try store.unconfirmedNodes() where dot.node != own {
             let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: dot) }
-            guard let chain = answer.chain, chain.node == dot.node else { continue }
+            guard let chain = answer.chain, chain.node == dot.node, chain.counter <= dot.counter else { continue }
             if chain.counter > 0, try store.chainHash(at: Dot(node: dot.node, counter: chain.counter)) != chain.hash {
                 contested.insert(dot.node)
             } else if chain.counter == dot.counter {
@@ -191,27 +198,61 @@ public struct SyncDriver: Sendable {
         }
     }
 
-    /// For each node whose history here differs from the server's (not this replica's own, which is
-    /// re-minted instead), finds the first counter where they part and takes the server's from there.
-    /// Returns whether anything was replaced.
-    func adoptServerHistories(of nodes: Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws -> Bool {
-        let own = try store.identity().node
-        var adopted = false
-        for node in nodes.sorted() where node != own {
+    /// For each node whose history here differs from the server's, finds the first counter where
+    /// they part, then: for another node, takes the server's history of it from there and re-mints
+    /// this replica's own unpushed work built on the replaced part (so that it supersedes nothing
+    /// its author never saw); for a retired node id of this replica's own, re-mints that branch.
+    /// The current node id is the fork check's (`checkHistory`). Returns whether anything changed.
+    func repair(
+        _ nodes: Set<NodeID>, _ serverKnowledge: VersionVector, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws -> Bool {
+        var changed = false
+        for node in nodes.sorted() {
+            let identity = try store.identity()
+            guard node != identity.node else { continue }
             let local = try store.knowledge()[node]
             guard local > 0 else { continue }
             let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: Dot(node: node, counter: local)) }
-            guard let chain = answer.chain, chain.node == node, chain.counter > 0,
+            guard let chain = answer.chain, chain.node == node, chain.counter > 0, chain.counter <= local,
                 try store.chainHash(at: Dot(node: node, counter: chain.counter)) != chain.hash
-            else { continue }
+            else {
+                if let chain = answer.chain, chain.counter == local { try store.confirm(Dot(node: node, counter: local)) }
+                continue
+            }
             let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
+            if identity.retiredNodes.contains(node) {
+                let fresh = NodeID.random()
+                try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+                report.reminted += try store.remint(
+                    node, from: fork, replacement: fresh,
+                    reason: "the server holds other revisions than this replica under its retired node \(node):\(fork) and after; re-minted as \(fresh)",
+                    now: Self.now())
+                report.retiredNode = report.retiredNode ?? node
+                report.newNode = fresh
+                progress(.nodeRetired(old: node, new: fresh))
+                logger.notice("a retired node id had forked; re-minted its branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)"])
+                changed = true
+                continue
+            }
             let before = try store.knowledge()[node]
             try store.adoptServerHistory(of: node, from: fork, now: Self.now())
             report.replaced += Int(before - fork + 1)
             logger.notice("took the central node's history of a forked node", metadata: ["node": "\(node)", "from": "\(fork)"])
-            adopted = true
+            changed = true
+            let own = identity.node
+            if let first = try store.firstOwnRevision(dependingOn: node, from: fork, above: serverKnowledge[own]) {
+                let fresh = NodeID.random()
+                try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+                report.reminted += try store.remint(
+                    from: first, replacement: fresh, capping: [node: fork - 1],
+                    reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions of \(node) that the central node holds otherwise; re-minted as \(fresh) so they supersede only what their author saw",
+                    now: Self.now())
+                report.retiredNode = report.retiredNode ?? own
+                report.newNode = fresh
+                progress(.nodeRetired(old: own, new: fresh))
+            }
         }
-        return adopted
+        return changed
     }
 
     /// Pushes batch after batch of what the server lacks, raising `serverKnowledge` as it goes.

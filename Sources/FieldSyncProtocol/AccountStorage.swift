@@ -144,7 +144,8 @@ public protocol AccountStorage: Sendable {
     /// `audit` makes of its outcome in the same transaction: a push is never stored without its line.
     /// `checked` carries the canonical texts encoded while the signatures were checked ahead.
     func store(
-        _ revisions: [Revision], from pusher: NodeID, checked: CheckedSignatures, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
+        _ revisions: [Revision], from owners: Set<NodeID>, checked: CheckedSignatures,
+        authenticate: @escaping @Sendable (Revision) throws -> Void, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
         audit: @escaping @Sendable (StoreOutcome) -> AuditEntry
     ) async throws -> StoreOutcome
     /// The newest `limit` entries, oldest first.

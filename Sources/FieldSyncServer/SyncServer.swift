@@ -127,7 +127,12 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
         let address = context.sourceAddress
-        let outcome = try await storage.store(push.revisions, from: push.node, checked: checked) { revision, current in
+        // The fork refusal goes by who pushes, not by the `node` the body names: every node id of
+        // the pushing account is its own.
+        let owners = Set(directory.entries.values.filter { $0.user == principal.account }.map(\.node)).union([principal.node])
+        let outcome = try await storage.store(
+            push.revisions, from: owners, checked: checked, authenticate: { try directory.verify($0, checked: checked) }
+        ) { revision, current in
             try Self.admit(revision, current: current, directory: directory, checked: checked)
         } audit: { outcome in
             var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"

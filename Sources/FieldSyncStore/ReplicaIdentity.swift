@@ -50,6 +50,8 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var setAsideDots: [Dot] = []
     /// The newest counter applied per node.
     public var appliedHeads: [NodeID: UInt64] = [:]
+    /// Revisions of this replica's own re-minted because the batch proved its node id had forked.
+    public var reminted = 0
     /// The lowest counter of this replica's node at which a received revision was proven to be
     /// another content under the same history (its `prev` is this replica's revision before it):
     /// where its branch must be re-minted from. Nil when no fork point is proven.

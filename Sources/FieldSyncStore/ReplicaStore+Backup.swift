@@ -32,6 +32,15 @@ extension ReplicaStore {
     /// the old one. Runs inside the caller's write transaction.
     static func leaveBackupState(_ db: Database, now: Int64) throws {
         guard let taken = try Int64.fetchOne(db, sql: "SELECT backup FROM replica WHERE id = 1") else { return }
+        // The copy may itself have been a forked one: the next sync compares the retired id's history
+        // with the central node's before anything is pushed.
+        let old = try identity(db).node
+        let held = try knowledge(db)[old]
+        if held > 0 {
+            try db.execute(
+                sql: "INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                arguments: [old.rawValue, Int64(held)])
+        }
         try retireNodeID(db, reason: "restored from a backup made at \(taken) ms; a new node id keeps every dot unique", now: now, replacement: .random())
         try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
     }

@@ -8,17 +8,23 @@ import GRDB
 public enum ForkHandling: Sendable, Equatable {
     /// Keep every such revision aside as evidence, and go on with the batch.
     case setAside
-    /// Refuse the batch with ``ProtocolError/Code/fork`` when such a revision is `owner`'s own (a
-    /// push by the forked replica itself, which must re-mint); keep others aside (relayed ones).
-    case refuseFrom(owner: NodeID)
+    /// Refuse the batch with ``ProtocolError/Code/fork`` when such a revision is of one of `owners`
+    /// (the pushing account's node ids: a push by the forked replica itself, which must re-mint);
+    /// keep others aside (relayed ones).
+    case refuseFrom(owners: Set<NodeID>)
+
+    public static func refuseFrom(owner: NodeID) -> ForkHandling { .refuseFrom(owners: [owner]) }
 }
 
 extension ReplicaStore {
     /// `checked` carries signatures and canonical texts computed ahead on all cores; the text of a
     /// revision it does not cover is encoded here.
+    ///
+    /// `authenticate` checks a contradicting revision before it is kept as evidence (its signature):
+    /// evidence is never taken from whoever forged it. A throw rejects the batch.
     static func receive(
         _ db: Database, _ revisions: [Revision], checked: CheckedSignatures = .none, forks: ForkHandling = .setAside, now: Int64,
-        admit: Admission
+        authenticate: (Revision) throws -> Void = { _ in }, admit: Admission
     ) throws -> ReceiveOutcome {
         var cache: [RecordID: RecordState] = [:]
         var outcome = ReceiveOutcome(accepted: 0, duplicates: 0, newConflicts: 0, resolutions: 0, knowledge: try Self.knowledge(db))
@@ -32,12 +38,19 @@ extension ReplicaStore {
         var replayAfter = Set<RecordID>()
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {
-            if contradicts, case .refuseFrom(let owner) = forks, revision.dot.node == owner {
+            if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
                 throw ProtocolError(
                     .fork,
-                    "revision \(revision.dot) contradicts the history the server holds for node \(owner) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so")
+                    "revision \(revision.dot) contradicts the history the server holds for node \(revision.dot.node) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so")
             }
-            try Self.keepAside(db, revision, text: text, reason: "received", detail: reason, now: now)
+            try authenticate(revision)
+            // A few other contents per dot are evidence; more is someone filling the disk.
+            let kept = try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM forked_revision WHERE node = ? AND counter = ? AND reason = 'received'"),
+                arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
+            if kept < Self.maximumEvidencePerDot {
+                try Self.keepAside(db, revision, text: text, reason: "received", detail: reason, now: now)
+            }
             aside.insert(revision.dot)
             outcome.setAside += 1
             outcome.setAsideDots.append(revision.dot)
@@ -136,6 +149,9 @@ extension ReplicaStore {
         }
         return outcome
     }
+
+    /// The most other contents kept as evidence for one dot.
+    static let maximumEvidencePerDot = 4
 
     /// The chain hash of the stored revision at `dot`, or nil when none is stored.
     static func chainHash(_ db: Database, _ dot: Dot) throws -> String? {

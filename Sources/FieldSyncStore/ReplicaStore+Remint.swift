@@ -12,56 +12,94 @@ extension ReplicaStore {
     /// be received), and the touched records are replayed. One transaction; returns how many
     /// revisions were re-minted.
     @discardableResult
-    public func remint(from fork: UInt64, replacement fresh: NodeID, reason: String, now: Int64) throws -> Int {
-        precondition(fork >= 1)
-        return try write { db in
-            let old = try Self.identity(db).node
-            let key = try Self.deviceKey(db)
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT seq, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
-                arguments: [old.rawValue, Int64(fork)])
-            var previous: String?
-            var touched = Set<RecordID>()
-            for (index, row) in rows.enumerated() {
-                let text: String = row["body"]
-                let original = try Revision(json: JSONValue(parsing: text))
-                var context = original.context
-                let seen = context[old]
-                if seen >= fork {
-                    // What this revision's author had seen of its own branch is now the fresh node's.
-                    context[old] = fork - 1
-                    context[fresh] = seen - fork + 1
-                }
-                let counter = UInt64(index + 1)
-                let minted = try key.sign(Revision(
-                    dot: Dot(node: fresh, counter: counter), record: original.record, kind: original.kind,
-                    operations: original.operations, context: context, author: original.author, time: original.time,
-                    note: original.note, previous: previous))
-                let mintedText = minted.canonicalForms.text
-                try Self.keepAside(db, original, text: text, reason: "reminted", detail: "re-minted as \(fresh):\(counter)", now: now)
-                // Same log position: the log stays in a causal order.
-                try db.execute(
-                    sql: "UPDATE revision SET node = ?, counter = ?, body = ? WHERE seq = ?",
-                    arguments: [fresh.rawValue, Int64(counter), mintedText, row["seq"] as Int64])
-                previous = RevisionChain.hash(ofText: mintedText)
-                touched.insert(original.record)
+    public func remint(
+        _ node: NodeID? = nil, from fork: UInt64, replacement fresh: NodeID, capping: [NodeID: UInt64] = [:], reason: String, now: Int64
+    ) throws -> Int {
+        try write { db in try Self.remint(db, node, from: fork, replacement: fresh, capping: capping, reason: reason, now: now) }
+    }
+
+    /// `node`: the current node id (nil) or a retired one of this replica; `fresh` becomes the
+    /// current node id either way. `capping`: context entries no re-minted revision may exceed (the
+    /// node's history from there on was replaced by the central node's, spec 13, step 7).
+    static func remint(
+        _ db: Database, _ node: NodeID?, from fork: UInt64, replacement fresh: NodeID, capping: [NodeID: UInt64], reason: String, now: Int64
+    ) throws -> Int {
+        let identity = try Self.identity(db)
+        let old = node ?? identity.node
+        guard old == identity.node || identity.retiredNodes.contains(old) else {
+            throw StoreError(.invalid, "node \(old) is not one of this replica's node ids")
+        }
+        let held = try Self.knowledge(db)[old]
+        guard fork >= 1, fork <= held else {
+            throw StoreError(.invalid, "cannot re-mint \(old) from counter \(fork): this replica holds it up to \(held)")
+        }
+        let key = try Self.deviceKey(db)
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT seq, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
+            arguments: [old.rawValue, Int64(fork)])
+        var previous: String?
+        var touched = Set<RecordID>()
+        for (index, row) in rows.enumerated() {
+            let text: String = row["body"]
+            let original = try Revision(json: JSONValue(parsing: text))
+            var context = original.context
+            let seen = context[old]
+            if seen >= fork {
+                // What this revision's author had seen of its own branch is now the fresh node's.
+                context[old] = fork - 1
+                context[fresh] = seen - fork + 1
             }
-            if fork > 1 {
-                try db.execute(sql: "UPDATE knowledge SET counter = ? WHERE node = ?", arguments: [Int64(fork - 1), old.rawValue])
-            } else {
-                try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [old.rawValue])
+            for (other, cap) in capping where context[other] > cap { context[other] = cap }
+            let counter = UInt64(index + 1)
+            let minted = try key.sign(Revision(
+                dot: Dot(node: fresh, counter: counter), record: original.record, kind: original.kind,
+                operations: original.operations, context: context, author: original.author, time: original.time,
+                note: original.note, previous: previous))
+            let mintedText = minted.canonicalForms.text
+            try Self.keepAside(db, original, text: text, reason: "reminted", detail: "re-minted as \(fresh):\(counter)", now: now)
+            // Same log position: the log stays in a causal order.
+            try db.execute(
+                sql: "UPDATE revision SET node = ?, counter = ?, body = ? WHERE seq = ?",
+                arguments: [fresh.rawValue, Int64(counter), mintedText, row["seq"] as Int64])
+            previous = RevisionChain.hash(ofText: mintedText)
+            touched.insert(original.record)
+        }
+        if fork > 1 {
+            try db.execute(sql: "UPDATE knowledge SET counter = ? WHERE node = ?", arguments: [Int64(fork - 1), old.rawValue])
+        } else {
+            try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [old.rawValue])
+        }
+        if !rows.isEmpty {
+            try db.execute(sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?)", arguments: [fresh.rawValue, rows.count])
+        }
+        if old != identity.node {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+        }
+        try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
+        try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
+        try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [old.rawValue])
+        // Revisions of others made on top of the old branch (brought by a bundle) still name its
+        // dots, which now mean the other branch's: their records are replayed whenever it arrives.
+        let firstSeq: Int64 = rows.first?["seq"] ?? Int64.max
+        let dependents = try Self.dependents(db, of: old, from: fork, after: firstSeq, skipping: fresh)
+        try Self.replay(db, touched.union(dependents), stale: dependents, now: now)
+        return rows.count
+    }
+
+    /// The lowest counter of this replica's current node above `pushed` whose revision's context
+    /// names `node` at `counter` or beyond: its own unpushed work built on a history of `node` that
+    /// was just replaced. Nil when there is none.
+    public func firstOwnRevision(dependingOn node: NodeID, from counter: UInt64, above pushed: UInt64) throws -> UInt64? {
+        try read { db in
+            let own = try Self.identity(db).node
+            for row in try Row.fetchAll(
+                db, sql: "SELECT counter, body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                arguments: [own.rawValue, Int64(pushed)])
+            {
+                if try Revision(json: JSONValue(parsing: row["body"] as String)).context[node] >= counter { return UInt64(row["counter"] as Int64) }
             }
-            if !rows.isEmpty {
-                try db.execute(sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?)", arguments: [fresh.rawValue, rows.count])
-            }
-            try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
-            try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
-            // Revisions of others made on top of the old branch (brought by a bundle) still name its
-            // dots, which now mean the other branch's: their records are replayed whenever it arrives.
-            let firstSeq: Int64 = rows.first?["seq"] ?? Int64.max
-            let dependents = try Self.dependents(db, of: old, from: fork, after: firstSeq, skipping: fresh)
-            try Self.replay(db, touched.union(dependents), stale: dependents, now: now)
-            return rows.count
+            return nil
         }
     }
 
@@ -72,7 +110,8 @@ extension ReplicaStore {
     public func adoptServerHistory(of node: NodeID, from fork: UInt64, now: Int64) throws {
         precondition(fork >= 1)
         try write { db in
-            guard node != (try Self.identity(db).node) else {
+            let identity = try Self.identity(db)
+            guard node != identity.node, !identity.retiredNodes.contains(node) else {
                 throw StoreError(.invalid, "this replica's own history is re-minted, not replaced")
             }
             let rows = try Row.fetchAll(
@@ -90,6 +129,7 @@ extension ReplicaStore {
                 try db.execute(sql: "DELETE FROM revision WHERE seq = ?", arguments: [row["seq"] as Int64])
                 touched.insert(revision.record)
             }
+            try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [node.rawValue])
             if fork > 1 {
                 try db.execute(sql: "UPDATE knowledge SET counter = ? WHERE node = ?", arguments: [Int64(fork - 1), node.rawValue])
             } else {

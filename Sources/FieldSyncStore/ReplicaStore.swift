@@ -209,8 +209,12 @@ public final class ReplicaStore: Sendable {
     /// `unconfirmed`: the revisions come from a peer, not from the central node (a bundle): the
     /// newest counter applied per node is remembered, in the same transaction, until a sync confirms
     /// that the central node holds the same history of that node (spec 13, step 7).
+    ///
+    /// `remintingAs`: when the batch proves that this replica's own node id forked and where
+    /// (``ReceiveOutcome/ownForkPoint``), re-mint this replica's branch under that node id and apply
+    /// the batch again, all in the same transaction (an unenrolled replica's bundle import).
     public func receiveVerified(
-        _ revisions: [Revision], learning keys: [KeyEntry] = [], unconfirmed: Bool = false, now: Int64,
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], unconfirmed: Bool = false, remintingAs fresh: NodeID? = nil, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
         // Check signatures on all cores before the write transaction, against the keys known now plus
@@ -223,9 +227,31 @@ public final class ReplicaStore: Sendable {
         return try write { db in
             try Self.rememberKeys(db, keys)
             let directory = try Self.keyDirectory(db)
-            let outcome = try Self.receive(db, revisions, checked: checked, now: now) { revision, current in
-                try directory.verify(revision, checked: checked)
-                try admit(revision, current, directory)
+            func apply() throws -> ReceiveOutcome {
+                try Self.receive(
+                    db, revisions, checked: checked, now: now, authenticate: { try directory.verify($0, checked: checked) }
+                ) { revision, current in
+                    try directory.verify(revision, checked: checked)
+                    try admit(revision, current, directory)
+                }
+            }
+            var outcome = try apply()
+            if let fresh, outcome.ownNodeForked, let fork = outcome.ownForkPoint {
+                let reminted = try Self.remint(
+                    db, nil, from: fork, replacement: fresh, capping: [:],
+                    reason: "a bundle holds other revisions under this replica's node from counter \(fork) (a restored copy or a clone)", now: now)
+                // Now the other copy's revisions of the old node id fit.
+                let second = try apply()
+                outcome.accepted += second.accepted
+                outcome.duplicates = second.duplicates
+                outcome.newConflicts += second.newConflicts
+                outcome.resolutions += second.resolutions
+                outcome.setAside = second.setAside
+                outcome.setAsideDots = second.setAsideDots
+                outcome.contested = second.contested
+                outcome.knowledge = second.knowledge
+                for (node, counter) in second.appliedHeads { outcome.appliedHeads[node] = max(outcome.appliedHeads[node] ?? 0, counter) }
+                outcome.reminted = reminted
             }
             if unconfirmed {
                 let own = try Self.identity(db).node
@@ -428,10 +454,10 @@ public struct SQLiteSyncStorage: SyncStorage {
         try await replica.asyncRead { db in try ReplicaStore.knowledge(db) }
     }
 
-    public func store(_ revisions: [Revision], from pusher: NodeID, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
+    public func store(_ revisions: [Revision], from owners: Set<NodeID>, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return StoreOutcome(try await replica.asyncWrite { db in
-            try ReplicaStore.receive(db, revisions, forks: .refuseFrom(owner: pusher), now: now, admit: admit)
+            try ReplicaStore.receive(db, revisions, forks: .refuseFrom(owners: owners), now: now, admit: admit)
         })
     }
 

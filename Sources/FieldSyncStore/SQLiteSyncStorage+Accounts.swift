@@ -153,13 +153,14 @@ extension SQLiteSyncStorage: AccountStorage {
     }
 
     public func store(
-        _ revisions: [Revision], from pusher: NodeID, checked: CheckedSignatures, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
+        _ revisions: [Revision], from owners: Set<NodeID>, checked: CheckedSignatures,
+        authenticate: @escaping @Sendable (Revision) throws -> Void, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void,
         audit: @escaping @Sendable (StoreOutcome) -> AuditEntry
     ) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return try await replica.asyncWrite { db in
             let outcome = StoreOutcome(try ReplicaStore.receive(
-                db, revisions, checked: checked, forks: .refuseFrom(owner: pusher), now: now, admit: admit))
+                db, revisions, checked: checked, forks: .refuseFrom(owners: owners), now: now, authenticate: authenticate, admit: admit))
             try ReplicaStore.appendAudit(db, audit(outcome))
             return outcome
         }

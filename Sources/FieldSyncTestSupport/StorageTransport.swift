@@ -45,7 +45,12 @@ public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
     public func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
         let request = try PushRequest(json: JSONValue.parseMessage(PushBody.bytes(node: node, revisionTexts: revisionTexts)))
         let outcome: StoreOutcome
-        do { outcome = try await storage.store(request.revisions, from: node) { _, _ in } } catch let error as ProtocolError {
+        // As on a central node, every node id registered for this device is its own.
+        var owners: Set<NodeID> = [node]
+        if let registry, let devicePublicKey {
+            owners.formUnion(registry.directory.entries.values.filter { $0.publicKey == devicePublicKey }.map(\.node))
+        }
+        do { outcome = try await storage.store(request.revisions, from: owners) { _, _ in } } catch let error as ProtocolError {
             throw SyncError.rejected(status: 409, error: error)
         }
         return PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge)

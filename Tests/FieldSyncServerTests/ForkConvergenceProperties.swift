@@ -95,7 +95,7 @@ import Testing
                 let held = try server.allRevisions().map { $0.json.canonicalText }.joined()
                 reachedServer.formUnion(written.filter { held.contains("\"\($0)\"") })
             case .bundle(let from, let to):
-                let revisions = try replicas[from].allRevisions()
+                let revisions = CausalSort.sorted(try replicas[from].allRevisions())
                 let directory = try replicas[from].keyDirectory()
                 let bundleKeys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
                 _ = try replicas[to].receiveVerified(revisions, learning: bundleKeys, unconfirmed: true, now: now)

@@ -146,13 +146,21 @@ import Testing
     }
 
     @Test func aSecondContentForAHeldDotIsKeptAsideNeverMerged() throws {
+        // A copy of Rima's file writes its own first revision: another content, signed with her key.
         let source = try ReplicaStore.create(at: dir.file("s.sqlite"), name: "Rima", now: 1)
+        try FileManager.default.copyItem(atPath: source.path, toPath: dir.file("copy.sqlite"))
         try Fixtures.addIncident(source, title: "Original title")
-        var forged = try source.allRevisions()[0]
-        forged.operations = [.set(path: "title", value: "Altered title")]
+        let copy = try ReplicaStore.open(at: dir.file("copy.sqlite"))
+        try Fixtures.addIncident(copy, title: "Altered title", now: 1_741_340_000_001)
+        let forged = try copy.allRevisions()[0]
         let target = try ReplicaStore.create(at: dir.file("d.sqlite"), name: "Omar", now: 1)
         let keys = [KeyEntry(node: try source.identity().node, publicKey: try source.publicKey())]
         _ = try target.receiveVerified(try source.allRevisions(), learning: keys, now: 2)
+        // A second content that its node did not sign is a forgery, not evidence: the batch is refused.
+        var unsigned = forged
+        unsigned.operations = [.set(path: "title", value: "Forged title")]
+        #expect { try target.receiveVerified([unsigned], now: 3) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+        #expect(try target.forkedRevisions().isEmpty)
         let outcome = try target.receiveVerified([forged], now: 3)
         #expect(outcome.setAside == 1 && outcome.accepted == 0 && outcome.duplicates == 0)
         #expect(!outcome.ownNodeForked)
