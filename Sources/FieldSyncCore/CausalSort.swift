@@ -1,7 +1,7 @@
 /// Puts revisions into a causal order: each after every other one of the same list it depends on
 /// (its node's previous revision in the list, and the latest revision in the list of each node its
 /// context names), and otherwise in the order given. A replica's log is causal as written, except
-/// where work built on a forked branch stays while the branch is replaced (spec 13, step 7); a
+/// where work built on a forked branch stays while the branch is replaced (spec 13, step 8); a
 /// bundle is therefore ordered on export and again on import.
 public enum CausalSort {
     public static func sorted(_ revisions: [Revision]) -> [Revision] {

@@ -20,7 +20,7 @@ extension ReplicaStore {
 
     /// `node`: the current node id (nil) or a retired one of this replica; `fresh` becomes the
     /// current node id either way. `capping`: context entries no re-minted revision may exceed (the
-    /// node's history from there on was replaced by the central node's, spec 13, step 7).
+    /// node's history from there on was replaced by the central node's, spec 13, step 8).
     static func remint(
         _ db: Database, _ node: NodeID?, from fork: UInt64, replacement fresh: NodeID, capping: [NodeID: UInt64], reason: String, now: Int64
     ) throws -> Int {

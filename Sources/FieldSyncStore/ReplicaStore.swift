@@ -208,7 +208,7 @@ public final class ReplicaStore: Sendable {
     ///
     /// `unconfirmed`: the revisions come from a peer, not from the central node (a bundle): the
     /// newest counter applied per node is remembered, in the same transaction, until a sync confirms
-    /// that the central node holds the same history of that node (spec 13, step 7).
+    /// that the central node holds the same history of that node (spec 13, step 3).
     ///
     /// `remintingAs`: when the batch proves that this replica's own node id forked and where
     /// (``ReceiveOutcome/ownForkPoint``), re-mint this replica's branch under that node id and apply
