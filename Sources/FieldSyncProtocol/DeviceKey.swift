@@ -47,8 +47,11 @@ public enum SignatureCheck {
     }
 
     /// Whether a string is a base64 Ed25519 public key.
+    /// Only the canonical base64 of the 32 key bytes counts: Foundation also decodes spellings with
+    /// other padding bits, and two texts for one key must never exist, so that comparing key texts
+    /// compares key bytes.
     public static func isPublicKey(_ text: String) -> Bool {
-        guard let data = Data(base64Encoded: text) else { return false }
+        guard let data = Data(base64Encoded: text), data.count == 32, data.base64EncodedString() == text else { return false }
         return (try? Curve25519.Signing.PublicKey(rawRepresentation: data)) != nil
     }
 }

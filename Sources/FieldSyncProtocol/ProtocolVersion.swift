@@ -8,6 +8,9 @@ public enum SyncProtocol {
     public static let maximumBatchRevisions = 1000
     /// The default number of revisions a client asks for per pull, and sends per push.
     public static let defaultBatchRevisions = 500
+    /// The most node ids one device may hold on the central node: its enrolled one and those it
+    /// registers after restores and forks (`POST /v1/nodes`).
+    public static let maximumNodesPerDevice = 16
     /// The largest request body the server reads, in bytes; larger bodies get 413.
     public static let maximumRequestBytes = 8 * 1024 * 1024
 

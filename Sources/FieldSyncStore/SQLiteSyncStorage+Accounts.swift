@@ -87,6 +87,13 @@ extension SQLiteSyncStorage: AccountStorage {
                 guard owner == tokenHash else { throw ProtocolError(.conflictingDuplicate, "node \(node) belongs to another device") }
                 return
             }
+            // Each restore or fork takes one; more than a handful means something else is going on.
+            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM device WHERE token_hash = ?", arguments: [tokenHash]) ?? 0
+            guard held < SyncProtocol.maximumNodesPerDevice else {
+                throw ProtocolError(
+                    .forbidden,
+                    "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code")
+            }
             try db.execute(
                 sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, ?, ?, ?, ?)",
                 arguments: [node.rawValue, principal.account, principal.publicKey, tokenHash, now])

@@ -262,6 +262,42 @@ import Testing
         #expect(directory[newNode]?.revoked != nil)
         #expect(directory[newNode]?.publicKey == (try rima.publicKey()))
     }
+
+    @Test func aDeviceRegistersAtMostSixteenNodeIDs() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        try await app().test(.router) { http in
+            // The enrolled node id counts: 15 more are allowed, the 16th more is refused with the reason.
+            for i in 0..<(SyncProtocol.maximumNodesPerDevice - 1) {
+                let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
+                try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { #expect($0.status == .ok, "\(i)") }
+            }
+            let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
+            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { response in
+                #expect(response.status == .forbidden)
+                let message = (try? JSONValue(parsing: response.body.readableBytesView))?["error"]?["message"]?.stringValue ?? ""
+                #expect(message.contains("16 node ids"), "\(message)")
+            }
+        }
+        #expect(try await storage.keyDirectory().entries.count == SyncProtocol.maximumNodesPerDevice)
+    }
+
+    @Test func aKeyHasOneSpellingOnly() throws {
+        let key = try rima.publicKey()
+        #expect(SignatureCheck.isPublicKey(key))
+        // The same 32 bytes with other (ignored) padding bits, which Foundation decodes alike.
+        var spelled = Array(key)
+        let last = spelled.count - 2
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        let index = alphabet.firstIndex(of: spelled[last])!
+        spelled[last] = alphabet[(index & ~3) | ((index + 1) & 3)]
+        let other = String(spelled)
+        #expect(other != key)
+        #expect(Data(base64Encoded: other) == Data(base64Encoded: key), "both spellings decode to the same key")
+        #expect(!SignatureCheck.isPublicKey(other), "only the canonical spelling is a key")
+        #expect { try KeyEntry(json: ["node": .string(try rima.identity().node.rawValue), "public_key": .string(other)], at: "keys[0]") } throws: {
+            ($0 as? ProtocolError)?.code == .malformed
+        }
+    }
 }
 
 /// Forks through the router (issue 12), with a modified client that signs with its own key.
