@@ -40,17 +40,21 @@ public final class ServerProcess: @unchecked Sendable {
         try process.run()
         let (lines, continuation) = AsyncStream<String>.makeStream()
         let holder = OutputHolder()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
+        // A plain thread doing blocking reads, not a `readabilityHandler`: one full run crashed in
+        // libdispatch (`_dispatch_event_loop_drain`) while many servers started and stopped, and a
+        // reader thread needs no dispatch source at all.
+        let reader = pipe.fileHandleForReading
+        let thread = Thread {
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                let text = String(decoding: data, as: UTF8.self)
+                holder.append(text)
+                continuation.yield(text)
             }
-            let text = String(decoding: data, as: UTF8.self)
-            holder.append(text)
-            continuation.yield(text)
+            continuation.finish()
         }
+        thread.start()
         var seen = ""
         for await chunk in lines {
             seen += chunk
