@@ -196,6 +196,36 @@ do {
     report("conflict-heavy import (10,000 conflicts)", conflicting, clean, target: "<= 2")
 }
 
+// History replay of one record (issue 14): `show --history`, `conflicts`, export and `verify` order a
+// record's revisions canonically. 40,000 revisions of one record by three replicas that sync now and
+// then, against 4,000 of the same kind; target at most 15 times as long (O(n log n), not O(n²)).
+do {
+    func oneRecordHistory(_ count: Int) -> [Revision] {
+        let record = RecordID("01959a3c-7e00-7a00-8000-000000000001")!
+        let nodes = (0..<3).map { NodeID(String(format: "%016x", 0xb000 + $0))! }
+        var seen = [VersionVector](repeating: VersionVector(), count: 3)
+        var counters = [UInt64](repeating: 0, count: 3)
+        var all: [Revision] = []
+        var state: UInt64 = 42
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        while all.count < count {
+            let n = Int(next() % 3)
+            if next() % 3 == 0 { seen[n].merge(seen[Int(next() % 3)]); continue }
+            counters[n] += 1
+            let dot = Dot(node: nodes[n], counter: counters[n])
+            all.append(Revision(dot: dot, record: record, operations: [.set(path: "title", value: .string("t\(all.count)"))],
+                                context: seen[n], author: "A", time: 1_741_340_000_000 + Int64(next() % 1000)))
+            seen[n].add(dot)
+        }
+        return all.reversed()
+    }
+    let small = oneRecordHistory(4_000)
+    let large = oneRecordHistory(40_000)
+    let smallTime = time { _ = HistoryStep.canonicalOrder(small) }
+    let largeTime = time { _ = HistoryStep.canonicalOrder(large) }
+    report("history replay, 40,000 vs 4,000 (1 record)", largeTime, smallTime, target: "<= 15")
+}
+
 // The central node's archive: a source replica with `scale` revisions, and the unavoidable work to
 // receive them: a raw GRDB bulk insert of the same rows in one transaction plus verifying their
 // signatures with swift-crypto on all cores (read, parsed and encoded page by page, outside the timing).
