@@ -334,17 +334,41 @@ public final class ReplicaStore: Sendable {
         try read { db in try Self.missing(db, from: peer, limit: limit) }
     }
 
+    /// O(limit + lagging nodes) row reads, whatever the log's size: each node's missing revisions are
+    /// a run of rising log positions, so the page is a merge of those runs by position (a heap of
+    /// each run's next position), reading one body per revision sent. A peer that holds nothing
+    /// reads the log from its start.
     static func missing(_ db: Database, from peer: VersionVector, limit: Int) throws -> MissingRevisions {
-            let mine = try Self.knowledge(db)
-            var rows: [(seq: Int64, body: String)] = []
-            for node in mine.nodes where mine[node] > peer[node] {
-                let found = try Row.fetchAll(
-                    db.cachedStatement(sql: "SELECT seq, body FROM revision WHERE node = ? AND counter > ? ORDER BY counter LIMIT ?"),
-                    arguments: [node.rawValue, Int64(peer[node]), limit + 1])
-                rows += found.map { (seq: $0["seq"], body: $0["body"]) }
-            }
-            rows.sort { $0.seq < $1.seq }
-            return MissingRevisions(texts: rows.prefix(limit).map(\.body), more: rows.count > limit)
+        let mine = try Self.knowledge(db)
+        let lagging = mine.nodes.filter { mine[$0] > peer[$0] }
+        if lagging.isEmpty { return MissingRevisions(texts: [], more: false) }
+        if peer.isEmpty || lagging.allSatisfy({ peer[$0] == 0 }) && lagging.count == mine.nodes.count {
+            let bodies = try String.fetchAll(db.cachedStatement(sql: "SELECT body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
+            return MissingRevisions(texts: Array(bodies.prefix(limit)), more: bodies.count > limit)
+        }
+        struct Next: Comparable {
+            var seq: Int64
+            var node: NodeID
+            var counter: UInt64
+            static func < (a: Next, b: Next) -> Bool { a.seq < b.seq }
+        }
+        let position = try db.cachedStatement(sql: "SELECT seq FROM revision WHERE node = ? AND counter = ?")
+        func next(_ node: NodeID, _ counter: UInt64) throws -> Next? {
+            guard counter <= mine[node],
+                let seq = try Int64.fetchOne(position, arguments: [node.rawValue, Int64(counter)])
+            else { return nil }
+            return Next(seq: seq, node: node, counter: counter)
+        }
+        var heap = MinHeap<Next>()
+        for node in lagging { if let first = try next(node, peer[node] + 1) { heap.push(first) } }
+        let body = try db.cachedStatement(sql: "SELECT body FROM revision WHERE seq = ?")
+        var texts: [String] = []
+        texts.reserveCapacity(min(limit, 1024))
+        while texts.count < limit, let top = heap.pop() {
+            if let text = try String.fetchOne(body, arguments: [top.seq]) { texts.append(text) }
+            if let following = try next(top.node, top.counter + 1) { heap.push(following) }
+        }
+        return MissingRevisions(texts: texts, more: !heap.isEmpty)
     }
 
     /// Every revision in log order, for bundle export.

@@ -253,6 +253,30 @@ import Testing
         #expect(try store.missing(from: peer, limit: 3).texts.isEmpty)
     }
 
+    /// Pages from many nodes and any peer knowledge are exactly the log-order run of what the peer
+    /// lacks, as the definition (filter the whole log) gives.
+    @Test func missingPagesFromManyNodesMatchTheDefinition() throws {
+        let hub = try ReplicaStore.create(at: dir.file("hub.sqlite"), name: "Hub", now: 1)
+        var rng = SystemRandomNumberGenerator()
+        for n in 0..<12 {
+            let writer = try ReplicaStore.create(at: dir.file("w\(n).sqlite"), name: "W\(n)", now: 1)
+            for i in 0..<Int.random(in: 1...6, using: &rng) { try Fixtures.addIncident(writer, title: "W\(n) incident \(i)") }
+            _ = try hub.receive(try writer.allRevisions(), now: 2)
+        }
+        let log = try hub.allRevisions()
+        let mine = try hub.knowledge()
+        for _ in 0..<40 {
+            var peer = VersionVector()
+            for node in mine.nodes where Bool.random(using: &rng) { peer[node] = UInt64.random(in: 0...mine[node], using: &rng) }
+            let limit = Int.random(in: 1...20, using: &rng)
+            let expected = log.filter { !peer.covers($0.dot) }
+            let page = try hub.missing(from: peer, limit: limit)
+            #expect(page.texts == expected.prefix(limit).map { $0.json.canonicalText })
+            #expect(page.more == (expected.count > limit))
+        }
+        #expect(try hub.missing(from: mine, limit: 5) == MissingRevisions(texts: [], more: false))
+    }
+
     @Test func idPrefixesResolveLikeGit() throws {
         let store = try ReplicaStore.create(at: dir.file("ids.sqlite"), name: "Rima", now: 1)
         let id = try Fixtures.addIncident(store, title: "A")

@@ -196,6 +196,39 @@ do {
     report("conflict-heavy import (10,000 conflicts)", conflicting, clean, target: "<= 2")
 }
 
+// Pull pages against many lagging nodes (issue 14): paging a fresh replica's whole pull out of a
+// central store holding 300 nodes x 20 revisions, against one holding 1 node x 6,000; the cost of a
+// page must not grow with the number of nodes; target at most 1.5 times as long.
+do {
+    func hub(nodes: Int, each: Int, name: String) throws -> ReplicaStore {
+        let store = try ReplicaStore.create(at: work.file("\(name).sqlite"), name: name, now: 1)
+        for n in 0..<nodes {
+            let writer = try ReplicaStore.create(at: work.file("\(name)-w\(n).sqlite"), name: "w\(n)", now: 1)
+            try fill(writer, count: each)
+            _ = try store.receive(try writer.allRevisions(), now: 2)
+        }
+        return store
+    }
+    func pageThrough(_ store: ReplicaStore) throws -> Int {
+        var peer = VersionVector()
+        var sent = 0
+        while true {
+            let page = try store.missing(from: peer, limit: 1000)
+            for text in page.texts { peer.add(try Revision(json: JSONValue(parsing: text)).dot) }
+            sent += page.texts.count
+            if !page.more { return sent }
+        }
+    }
+    let many = try hub(nodes: 300, each: 20, name: "many")
+    let one = try hub(nodes: 1, each: 6_000, name: "one")
+    var sentMany = 0
+    var sentOne = 0
+    let manyTime = try time { sentMany = try pageThrough(many) }
+    let oneTime = try time { sentOne = try pageThrough(one) }
+    report("pull pages, 300 nodes x 20 vs 1 x 6,000", manyTime, oneTime, target: "<= 1.5")
+    note("paged \(sentMany) and \(sentOne) revisions")
+}
+
 // History replay of one record (issue 14): `show --history`, `conflicts`, export and `verify` order a
 // record's revisions canonically. 40,000 revisions of one record by three replicas that sync now and
 // then, against 4,000 of the same kind; target at most 15 times as long (O(n log n), not O(n²)).
