@@ -25,6 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on; 0 picks a free one.") var port = 8080
     @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM).", valueName: "PEM")) var tlsCert: String?
     @Option(help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "PEM")) var tlsKey: String?
+    @Flag(help: "Record client addresses in the audit log (off by default: a seized server must not show who synced from where).")
+    var logAddresses = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
@@ -56,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let scheme = tlsCert == nil ? "http" : "https"
-        let configuration = ServerConfiguration(host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey)
+        let configuration = ServerConfiguration(host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses)
         do { _ = try configuration.tlsConfiguration() } catch {
             throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
         }

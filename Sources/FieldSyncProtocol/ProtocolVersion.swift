@@ -11,6 +11,8 @@ public enum SyncProtocol {
     /// The most node ids one device may hold on the central node: its enrolled one and those it
     /// registers after restores and forks (`POST /v1/nodes`).
     public static let maximumNodesPerDevice = 16
+    /// The largest `POST /v1/enroll` body the server reads (the route needs no token).
+    public static let maximumEnrolmentBytes = 64 * 1024
     /// The largest request body the server reads, in bytes; larger bodies get 413.
     public static let maximumRequestBytes = 8 * 1024 * 1024
 

@@ -6,6 +6,7 @@ import Hummingbird
 /// Routes for admins: accounts, devices and the audit log. Each answers 403 to a documenter.
 struct AdminRoutes<Storage: AccountStorage>: Sendable {
     let storage: Storage
+    let logAddresses: Bool
 
     func add(to group: RouterGroup<SyncRequestContext>) {
         group.get("users") { _, context in
@@ -54,7 +55,8 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
 
     func audit(_ admin: Principal, _ context: SyncRequestContext, _ action: String, _ detail: String) async throws {
         try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: admin.account, device: admin.node.rawValue, action: action, detail: detail, address: context.sourceAddress))
+            time: Self.now(), user: admin.account, device: admin.node.rawValue, action: action, detail: detail,
+            address: logAddresses ? context.sourceAddress : nil))
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

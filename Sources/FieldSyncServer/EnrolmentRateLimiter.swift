@@ -25,12 +25,18 @@ final class EnrolmentRateLimiter: Sendable {
         }
     }
 
+    /// How many addresses it tracks (for tests).
+    var trackedAddresses: Int { windows.withLock { $0.count } }
+
     func recordFailure(_ address: String, now: Double) {
         windows.withLock { windows in
             if var entry = windows[address], now - entry.start < window {
                 entry.failures += 1
                 windows[address] = entry
             } else {
+                // Forget expired windows before adding one, so that a spray of addresses cannot grow
+                // the map past what one window's worth of failures holds.
+                if windows.count >= 1024 { windows = windows.filter { now - $0.value.start < window } }
                 windows[address] = Window(start: now, failures: 1)
             }
         }

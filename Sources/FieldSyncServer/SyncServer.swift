@@ -16,12 +16,18 @@ public struct ServerConfiguration: Sendable {
     /// PEM files of the certificate chain and private key; HTTPS when set.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// Whether audit entries record the client's address (`serve --log-addresses`). Off by default:
+    /// a seized server must not show who synced from where (docs/SECURITY.md).
+    public var logAddresses: Bool
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil, logAddresses: Bool = false
+    ) {
         self.host = host
         self.port = port
         self.tlsCertificatePath = tlsCertificatePath
         self.tlsKeyPath = tlsKeyPath
+        self.logAddresses = logAddresses
     }
 
     /// The TLS configuration for `--tls-cert`/`--tls-key`, or nil for plain HTTP.
@@ -41,10 +47,13 @@ public struct TLSSetupError: Error, CustomStringConvertible {
 
 /// Builds the central node's router. Health and enrolment are open; every other route needs the
 /// bearer token of an enrolled device. Tests drive it in-process with `app.test(.router)`.
-public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger) -> Router<SyncRequestContext> {
+///
+/// `logAddresses`: whether audit entries record client addresses (off by default; the enrolment rate
+/// limiter keeps failing addresses in memory for its window either way).
+public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger, logAddresses: Bool = false) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
-    let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter())
+    let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses)
     router.get("/v1/health") { _, _ in JSONResponse.make(["status": "ok", "protocol": .int(SyncProtocol.version)]) }
     router.post("/v1/enroll") { request, context in try await routes.enrol(request, context) }
     let authenticated = router.group("/v1").add(middleware: BearerAuthMiddleware(storage: storage))
@@ -53,7 +62,7 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     authenticated.post("pull") { request, context in try await routes.pull(request, context) }
     authenticated.get("keys") { _, _ in JSONResponse.make(try await storage.keyDirectory().json) }
     authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }
-    AdminRoutes(storage: storage).add(to: authenticated)
+    AdminRoutes(storage: storage, logAddresses: logAddresses).add(to: authenticated)
     return router
 }
 
@@ -64,7 +73,7 @@ public func buildApplication<Storage: SyncStorage & AccountStorage>(
 ) throws -> some ApplicationProtocol {
     let server: HTTPServerBuilder = try configuration.tlsConfiguration().map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
     return Application(
-        router: buildRouter(storage: storage, logger: logger), server: server,
+        router: buildRouter(storage: storage, logger: logger, logAddresses: configuration.logAddresses), server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "fieldsync"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
@@ -75,6 +84,10 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
     let storage: Storage
     let logger: Logger
     let limiter: EnrolmentRateLimiter
+    let logAddresses: Bool
+
+    /// The client's address for an audit entry, or nil unless the operator opted in.
+    func auditAddress(_ context: SyncRequestContext) -> String? { logAddresses ? context.sourceAddress : nil }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
@@ -101,7 +114,12 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         guard limiter.allows(address, now: clock) else {
             throw ProtocolError(.rateLimited, "too many failed enrolment attempts from \(address); wait 15 minutes")
         }
-        let enrol = try EnrolRequest(json: try await JSONBody.read(request))
+        // No token protects this route: a small body limit, and a bad body counts as a failed attempt.
+        let enrol: EnrolRequest
+        do { enrol = try EnrolRequest(json: try await JSONBody.read(request, limit: SyncProtocol.maximumEnrolmentBytes)) } catch {
+            limiter.recordFailure(address, now: clock)
+            throw error
+        }
         let token = Secrets.newToken()
         let principal: Principal
         do {
@@ -110,11 +128,13 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
                 tokenHash: Secrets.hash(token), now: Self.now())
         } catch let error as ProtocolError where error.code == .unauthorized {
             limiter.recordFailure(address, now: clock)
-            try await storage.appendAudit(AuditEntry(time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message, address: address))
+            try await storage.appendAudit(AuditEntry(
+                time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message, address: auditAddress(context)))
             throw error
         }
         try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol", detail: "role \(principal.role.rawValue)", address: address))
+            time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol", detail: "role \(principal.role.rawValue)",
+            address: auditAddress(context)))
         logger.info("enrol", metadata: ["user": "\(principal.account)", "node": "\(enrol.node)"])
         return JSONResponse.make(EnrolResponse(token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID()).json)
     }
@@ -126,7 +146,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let directory = try await storage.keyDirectory()
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
-        let address = context.sourceAddress
+        let address = auditAddress(context)
         // The fork refusal goes by who pushes, not by the `node` the body names: every node id of
         // the pushing account is its own.
         let owners = Set(directory.entries.values.filter { $0.user == principal.account }.map(\.node)).union([principal.node])
@@ -187,7 +207,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         bytes += Array("]}".utf8)
         try await storage.appendAudit(AuditEntry(
             time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "pull",
-            detail: "sent \(page.texts.count)\(page.more ? ", more remain" : "")", address: context.sourceAddress))
+            detail: "sent \(page.texts.count)\(page.more ? ", more remain" : "")", address: auditAddress(context)))
         logger.info(
             "pull", metadata: [
                 "peer": "\(principal.node)", "user": "\(principal.account)", "sent": "\(page.texts.count)", "more": "\(page.more)",
@@ -208,7 +228,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         try await storage.registerNode(node, for: principal, tokenHash: tokenHash, now: Self.now())
         try await storage.appendAudit(AuditEntry(
             time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "register-node", detail: "new node \(node)",
-            address: context.sourceAddress))
+            address: auditAddress(context)))
         return JSONResponse.make(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)])
     }
 
@@ -220,13 +240,13 @@ extension Duration {
 
 /// Reading request bodies as JSON, within the protocol's size limit.
 enum JSONBody {
-    static func read(_ request: Request) async throws -> JSONValue {
+    static func read(_ request: Request, limit: Int = SyncProtocol.maximumRequestBytes) async throws -> JSONValue {
         var request = request
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: SyncProtocol.maximumRequestBytes)
+            buffer = try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw ProtocolError(.tooLarge, "request body larger than \(SyncProtocol.maximumRequestBytes) bytes; send smaller batches")
+            throw ProtocolError(.tooLarge, "request body larger than \(limit) bytes\(limit == SyncProtocol.maximumRequestBytes ? "; send smaller batches" : "")")
         }
         return try JSONValue.parseMessage(buffer.readableBytesView)
     }

@@ -1,6 +1,6 @@
 import FieldSyncCore
 import FieldSyncProtocol
-import FieldSyncServer
+@testable import FieldSyncServer
 import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
@@ -111,6 +111,60 @@ import Testing
             }
         }
         #expect(try await storage.audit(limit: 20).filter { $0.action == "enrol-failed" }.count == 5)
+    }
+
+    @Test func theAuditLogRecordsNoAddressUnlessTheOperatorOptsIn() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        try Fixtures.addIncident(rima, title: "Arrests near the bridge")
+        let node = try rima.identity().node
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        for logAddresses in [false, true] {
+            let app = try buildApplication(
+                storage: storage, configuration: .init(host: "127.0.0.1", port: 0, logAddresses: logAddresses), logger: logger)
+            try await app.test(.router) { http in
+                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, try rima.allRevisions())) {
+                    #expect($0.status == .ok)
+                }
+                try await http.execute(uri: "/v1/pull", method: .post, headers: auth(rimaToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) {
+                    #expect($0.status == .ok)
+                }
+                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: NodeID.random(), publicKey: try rima.publicKey())
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
+            }
+            let entries = try await storage.audit(limit: 3)
+            #expect(entries.map(\.action) == ["push", "pull", "enrol-failed"])
+            #expect(entries.allSatisfy { ($0.address != nil) == logAddresses }, "\(logAddresses): \(entries.map(\.address))")
+        }
+        // The enrolment recorded by `token(for:)` before, with addresses off, has none either.
+        #expect(try await storage.audit(limit: 100).first { $0.action == "enrol" }?.address == nil)
+    }
+
+    @Test func theOpenEnrolmentRouteReadsSmallBodiesAndCountsBadOnes() async throws {
+        try await app().test(.router) { http in
+            let big = ByteBuffer(string: "{\"x\":\"" + String(repeating: "a", count: SyncProtocol.maximumEnrolmentBytes) + "\"}")
+            try await http.execute(uri: "/v1/enroll", method: .post, body: big) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect(Self.code(response) == "too_large")
+            }
+            for _ in 0..<4 {
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(string: "{not json")) { #expect($0.status == .badRequest) }
+            }
+            // Five bad bodies: the sixth attempt is refused, whatever it holds.
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .tooManyRequests, "\(response.status)")
+            }
+        }
+    }
+
+    @Test func theRateLimiterForgetsExpiredAddresses() {
+        let limiter = EnrolmentRateLimiter()
+        for _ in 0..<5 { limiter.recordFailure("192.0.2.1", now: 0) }
+        #expect(!limiter.allows("192.0.2.1", now: 1))
+        for i in 0..<3000 { limiter.recordFailure("198.51.\(i / 256).\(i % 256)", now: Double(i)) }
+        // The window is 15 minutes: the map holds about a window's worth of addresses, not all 3,000.
+        #expect(limiter.trackedAddresses < 1024 + 901)
+        #expect(limiter.allows("192.0.2.1", now: 3000), "its window has passed")
     }
 
     @Test func aRevokedDeviceCanNoLongerPushOrPullButItsRevisionsStay() async throws {
