@@ -22,7 +22,7 @@ struct UsersListCommand: AsyncParsableCommand {
         if json { print(JSONValue.array(users).prettyText()); return }
         for user in users {
             let revoked = user["revoked"]?.intValue.map { "  revoked \(RecordPresenter.isoTime($0))" } ?? ""
-            print("\(user["name"]?.stringValue ?? "?")  \(user["role"]?.stringValue ?? "?")  devices: \(user["devices"]?.intValue ?? 0)\(revoked)")
+            print(TerminalText.visible("\(user["name"]?.stringValue ?? "?")  \(user["role"]?.stringValue ?? "?")  devices: \(user["devices"]?.intValue ?? 0)\(revoked)"))
         }
     }
 }
@@ -87,7 +87,7 @@ struct DevicesListCommand: AsyncParsableCommand {
         for d in devices {
             let revoked = d["revoked"]?.intValue.map { "  revoked \(RecordPresenter.isoTime($0))" } ?? ""
             let enrolled = d["enrolled"]?.intValue.map(RecordPresenter.isoTime) ?? "?"
-            print("\(d["node"]?.stringValue ?? "?")  \(d["user"]?.stringValue ?? "?")  \(d["role"]?.stringValue ?? "?")  enrolled \(enrolled)\(revoked)")
+            print(TerminalText.visible("\(d["node"]?.stringValue ?? "?")  \(d["user"]?.stringValue ?? "?")  \(d["role"]?.stringValue ?? "?")  enrolled \(enrolled)\(revoked)"))
         }
     }
 }
@@ -121,7 +121,7 @@ struct AuditCommand: AsyncParsableCommand {
         if json { print(JSONValue.array(entries).prettyText()); return }
         for e in entries {
             let time = e["time"]?.intValue.map(RecordPresenter.isoTime) ?? "?"
-            print("\(time)  \(e["user"]?.stringValue ?? "-")  \(e["device"]?.stringValue ?? "-")  \(e["action"]?.stringValue ?? "?")  \(e["detail"]?.stringValue ?? "")  from \(e["address"]?.stringValue ?? "-")")
+            print(TerminalText.visible("\(time)  \(e["user"]?.stringValue ?? "-")  \(e["device"]?.stringValue ?? "-")  \(e["action"]?.stringValue ?? "?")  \(e["detail"]?.stringValue ?? "")  from \(e["address"]?.stringValue ?? "-")"))
         }
     }
 }

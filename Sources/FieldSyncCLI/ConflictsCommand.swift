@@ -19,7 +19,7 @@ struct ConflictsCommand: AsyncParsableCommand {
         for state in records {
             let history = try store.history(of: state.id).map(\.revision)
             var conflicts: [JSONValue] = []
-            text += "\(state.id)  \(state.value(at: "title")?.stringValue ?? "")\n"
+            text += "\(state.id)  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))\n"
             for conflict in state.conflicts {
                 var object = RecordPresenter.conflictJSON(conflict).objectValue!
                 let base = HistoryStep.base(of: conflict, in: history)
@@ -29,13 +29,13 @@ struct ConflictsCommand: AsyncParsableCommand {
                     return JSONValue.object(o)
                 } ?? .null
                 conflicts.append(.object(object))
-                text += "  \(conflict.path)" + (conflict.path == "deleted" ? "  (delete against edit: resolve with --keep or --delete)" : "") + "\n"
+                text += "  \(TerminalText.visible(conflict.path))" + (conflict.path == "deleted" ? "  (delete against edit: resolve with --keep or --delete)" : "") + "\n"
                 if let base {
-                    text += "      base: \(RecordPresenter.valueText(base.value))  — \(base.author), \(RecordPresenter.isoTime(base.time))\n"
+                    text += "      base: \(RecordPresenter.valueText(base.value))  — \(TerminalText.visible(base.author)), \(RecordPresenter.isoTime(base.time))\n"
                 }
                 for (i, c) in conflict.candidates.enumerated() {
                     let value = conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
-                    text += "    [\(i + 1)] \(value)  — \(c.author), node \(c.dot.node), \(RecordPresenter.isoTime(c.time))\n"
+                    text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), node \(c.dot.node), \(RecordPresenter.isoTime(c.time))\n"
                 }
             }
             items.append([

@@ -94,7 +94,8 @@ public struct FieldSyncCommand: AsyncParsableCommand {
     }
 
     static func fail(_ message: String) -> Int32 {
-        FileHandle.standardError.write(Data("fieldsync: \(message)\n".utf8))
+        // Messages can quote input (a path, a value, a bundle's member): never raw control characters.
+        FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(message))\n".utf8))
         return 1
     }
 

@@ -36,10 +36,11 @@ enum RecordPresenter {
         ]
     }
 
+    /// A value as a person reads it, with control characters shown visibly (``TerminalText``).
     static func valueText(_ value: JSONValue?) -> String {
         guard let value else { return "(cleared)" }
-        if case .string(let s) = value { return s }
-        return value.canonicalText
+        if case .string(let s) = value { return TerminalText.visible(s) }
+        return TerminalText.visible(value.canonicalText)
     }
 
     /// Scalar paths with their display values, in path order, for text output.
@@ -53,8 +54,8 @@ enum RecordPresenter {
             }
             if let value = state.value(at: key.path) { lines.append((key.path, valueText(value))) }
         }
-        for (path, elements) in sets where !elements.isEmpty { lines.append((path, elements.joined(separator: ", "))) }
-        return lines.sorted { $0.0 < $1.0 }
+        for (path, elements) in sets where !elements.isEmpty { lines.append((path, TerminalText.visible(elements.joined(separator: ", ")))) }
+        return lines.sorted { $0.0 < $1.0 }.map { (TerminalText.visible($0.0), $0.1) }
     }
 
     static func recordText(_ state: RecordState) -> String {
@@ -67,9 +68,9 @@ enum RecordPresenter {
             out += "  \(path.padding(toLength: max(width, path.count), withPad: " ", startingAt: 0))  \(value)\(marker)\n"
         }
         for conflict in state.conflicts {
-            out += "\nconflict on \(conflict.path):\n"
+            out += "\nconflict on \(TerminalText.visible(conflict.path)):\n"
             for (i, c) in conflict.candidates.enumerated() {
-                out += "  [\(i + 1)] \(valueText(c.value))  — \(c.author), node \(c.dot.node), \(isoTime(c.time))\n"
+                out += "  [\(i + 1)] \(valueText(c.value))  — \(TerminalText.visible(c.author)), node \(c.dot.node), \(isoTime(c.time))\n"
             }
         }
         return out
@@ -94,16 +95,16 @@ enum RecordPresenter {
     static func historyText(_ stored: StoredRevision, _ step: HistoryStep, _ signature: SignatureStatus) -> String {
         let r = stored.revision
         let action = step.conflictsResolved.isEmpty ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
-        var out = "\(isoTime(r.time))  \(r.author)  node \(r.dot.node) #\(r.dot.counter)  \(action)\n"
-        out += "    signature: \(signature.state)\(signature.signer.map { " (signed by \($0)'s device)" } ?? "")\n"
-        if let note = r.note { out += "    note: \(note)\n" }
+        var out = "\(isoTime(r.time))  \(TerminalText.visible(r.author))  node \(r.dot.node) #\(r.dot.counter)  \(TerminalText.visible(action))\n"
+        out += "    signature: \(signature.state)\(signature.signer.map { " (signed by \(TerminalText.visible($0))'s device)" } ?? "")\n"
+        if let note = r.note { out += "    note: \(TerminalText.visible(note))\n" }
         if !step.conflictsCreated.isEmpty { out += "    conflict created on \(step.conflictsCreated.joined(separator: ", "))\n" }
         for op in r.operations {
             switch op {
-            case .set(let path, let value): out += "    set \(path) = \(valueText(value))\n"
-            case .unset(let path): out += "    cleared \(path)\n"
-            case .add(let path, let element): out += "    added \(element) to \(path)\n"
-            case .remove(let path, let element): out += "    removed \(element) from \(path)\n"
+            case .set(let path, let value): out += "    set \(TerminalText.visible(path)) = \(valueText(value))\n"
+            case .unset(let path): out += "    cleared \(TerminalText.visible(path))\n"
+            case .add(let path, let element): out += "    added \(TerminalText.visible(element)) to \(TerminalText.visible(path))\n"
+            case .remove(let path, let element): out += "    removed \(TerminalText.visible(element)) from \(TerminalText.visible(path))\n"
             }
         }
         return out

@@ -118,11 +118,11 @@ struct ResolveCommand: AsyncParsableCommand {
 
     func askInteractively(_ state: RecordState) throws -> [String: JSONValue?] {
         var choices: [String: JSONValue?] = [:]
-        print("\(state.id)  \(state.value(at: "title")?.stringValue ?? "")")
+        print("\(state.id)  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))")
         for conflict in state.conflicts {
             print("\n\(conflict.path):")
             for (i, c) in conflict.candidates.enumerated() {
-                print("  [\(i + 1)] \(RecordPresenter.valueText(c.value))  — \(c.author), \(RecordPresenter.isoTime(c.time))")
+                print("  [\(i + 1)] \(RecordPresenter.valueText(c.value))  — \(TerminalText.visible(c.author)), \(RecordPresenter.isoTime(c.time))")
             }
             if conflict.path == "deleted" {
                 let answer = Self.prompt("keep or delete the record? [k/d, empty skips] ")

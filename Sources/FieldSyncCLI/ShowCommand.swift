@@ -61,12 +61,12 @@ struct ListCommand: AsyncParsableCommand {
         }
         for state in records {
             let date = RecordPresenter.valueText(state.value(at: "occurred.start") ?? .string("-"))
-            let place = state.value(at: "location.place")?.stringValue ?? "-"
+            let place = TerminalText.visible(state.value(at: "location.place")?.stringValue ?? "-")
             let conflicts = state.conflicts.count
             var flags = ""
             if conflicts > 0 { flags += "  [\(conflicts) conflict\(conflicts == 1 ? "" : "s")]" }
             if state.isDeleted { flags += "  [deleted]" }
-            print("\(state.id.short)  \(date.padding(toLength: 12, withPad: " ", startingAt: 0))  \(place.padding(toLength: 18, withPad: " ", startingAt: 0))  \(state.value(at: "title")?.stringValue ?? "")\(flags)")
+            print("\(state.id.short)  \(date.padding(toLength: 12, withPad: " ", startingAt: 0))  \(place.padding(toLength: 18, withPad: " ", startingAt: 0))  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))\(flags)")
         }
     }
 }
@@ -96,7 +96,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         print("replica:    \(store.path)")
         print("node id:    \(status.identity.node)")
-        print("name:       \(status.identity.name)")
+        print("name:       \(TerminalText.visible(status.identity.name))")
         print("server:     \(status.identity.server ?? "(none; give sync --server URL)")")
         print("records:    \(status.records)\(status.deletedRecords > 0 ? " (+\(status.deletedRecords) deleted)" : "")")
         print("revisions:  \(status.revisions)")

@@ -34,7 +34,7 @@ struct VerifyCommand: AsyncParsableCommand {
             ]).prettyText())
         } else {
             print("\(report.revisions) revisions, \(report.records) records, \(report.verifiedSignatures) signatures verified")
-            for problem in report.problems { print("problem: \(problem)") }
+            for problem in report.problems { print("problem: \(TerminalText.visible(problem))") }
             for forked in report.setAside {
                 print("set aside: \(forked.dot) of record \(forked.record) (\(forked.reason): \(forked.detail))")
             }
