@@ -26,9 +26,12 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: "json, csv or geojson.") var format: Format
     @Option(help: "Write to this file instead of standard output.") var out: String?
     @Flag(help: "JSON only: include every revision of every record.") var includeHistory = false
+    @Flag(help: "CSV only: write exact values; by default a cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) gets a leading '.")
+    var raw = false
 
     func validate() throws {
         if includeHistory && format != .json { throw ValidationError("--include-history goes with --format json") }
+        if raw && format != .csv { throw ValidationError("--raw goes with --format csv") }
     }
 
     func run() async throws {
@@ -47,7 +50,14 @@ struct ExportCommand: AsyncParsableCommand {
             }
             text = JSONValue.object(["format": "fieldsync-export", "version": 1, "records": .array(items)]).prettyText() + "\n"
         case .csv:
-            text = CSV.row(IncidentColumns.header) + (try store.records()).map { CSV.row(IncidentColumns.row($0)) }.joined()
+            // A hostile insider can write `=HYPERLINK(...)` into a narrative: analysts open exports in
+            // spreadsheets. `import` removes the guard again (and `import --raw` reads --raw files).
+            var rows = [CSV.row(IncidentColumns.header)]
+            for state in try store.records() {
+                let cells = IncidentColumns.row(state)
+                rows.append(CSV.row(raw ? cells : cells.map { CSV.guardFormula($0) }))
+            }
+            text = rows.joined()
         case .geojson:
             let features = try store.records().compactMap(Self.feature)
             text = JSONValue.object(["type": "FeatureCollection", "features": .array(features)]).prettyText() + "\n"

@@ -23,12 +23,17 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: "A .csv file, or a .json file with an incident or an array of incidents.") var file: String
     @Flag(help: "Import the valid rows and report the invalid ones, instead of importing nothing.") var skipInvalid = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "CSV only: the file was written with `export --raw`; take every cell as it is.") var raw = false
+
+    func validate() throws {
+        if raw && !file.lowercased().hasSuffix(".csv") { throw ValidationError("--raw goes with a .csv file") }
+    }
 
     func run() async throws {
         let store = try storeOptions.open()
         let candidates: [BulkIncidents.Candidate]
         if file.lowercased().hasSuffix(".csv") {
-            candidates = try BulkIncidents.fromCSV(try BulkIncidents.readText(file), file: file)
+            candidates = try BulkIncidents.fromCSV(try BulkIncidents.readText(file), file: file, raw: raw)
         } else {
             candidates = try BulkIncidents.fromJSON(try BulkIncidents.readText(file), file: file)
         }
@@ -40,7 +45,7 @@ struct ImportCommand: AsyncParsableCommand {
             ]).prettyText())
         } else {
             print("imported \(ids.count) incident\(ids.count == 1 ? "" : "s")\(skipped.isEmpty ? "" : ", skipped \(skipped.count):")")
-            for s in skipped { print("  \(s.location): \(s.reason)") }
+            for s in skipped { print("  \(s.location): \(TerminalText.visible(s.reason))") }
         }
     }
 }
@@ -68,7 +73,7 @@ enum BulkIncidents {
         return text
     }
 
-    static func fromCSV(_ text: String, file: String) throws -> [Candidate] {
+    static func fromCSV(_ text: String, file: String, raw: Bool = false) throws -> [Candidate] {
         let records: [CSV.Record]
         do { records = try CSV.parse(text) } catch { throw CLIError("\(file): \(error.description)") }
         guard let header = records.first else { throw CLIError("\(file): empty file; expected a header row") }
@@ -81,7 +86,7 @@ enum BulkIncidents {
         guard records.count > 1 else { throw CLIError("\(file): no incidents after the header") }
         return records.dropFirst().map { record in
             Candidate(location: "line \(record.line)", changes: Result { () throws(FieldSyncCore.ValidationError) in
-                try IncidentColumns.changes(header: columns, fields: record.fields)
+                try IncidentColumns.changes(header: columns, fields: raw ? record.fields : record.fields.map(CSV.unguardFormula))
             })
         }
     }

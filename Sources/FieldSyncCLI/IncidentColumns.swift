@@ -28,9 +28,9 @@ enum IncidentColumns {
         var row = [state.id.rawValue]
         for (_, path) in scalars {
             if let conflict = conflicts[path] {
-                row.append("CONFLICT: " + conflict.candidates.map { RecordPresenter.valueText($0.value) }.joined(separator: " | "))
+                row.append("CONFLICT: " + conflict.candidates.map { RecordPresenter.exactText($0.value) }.joined(separator: " | "))
             } else {
-                row.append(state.value(at: path).map { RecordPresenter.valueText($0) } ?? "")
+                row.append(state.value(at: path).map { RecordPresenter.exactText($0) } ?? "")
             }
         }
         for (_, path) in sets { row.append(state.elements(of: path).joined(separator: separator)) }

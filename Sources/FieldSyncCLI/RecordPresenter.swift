@@ -36,11 +36,15 @@ enum RecordPresenter {
         ]
     }
 
-    /// A value as a person reads it, with control characters shown visibly (``TerminalText``).
-    static func valueText(_ value: JSONValue?) -> String {
+    /// A value as a person reads it on a terminal, with control characters shown visibly
+    /// (``TerminalText``).
+    static func valueText(_ value: JSONValue?) -> String { TerminalText.visible(exactText(value)) }
+
+    /// A value as text, exactly (a string as it is, anything else as canonical JSON): for files.
+    static func exactText(_ value: JSONValue?) -> String {
         guard let value else { return "(cleared)" }
-        if case .string(let s) = value { return TerminalText.visible(s) }
-        return TerminalText.visible(value.canonicalText)
+        if case .string(let s) = value { return s }
+        return value.canonicalText
     }
 
     /// Scalar paths with their display values, in path order, for text output.
