@@ -1,11 +1,16 @@
 extension RecordState {
     /// The conflicted paths that `revision` settles: it writes the path, and its context covers two
     /// or more of the path's current candidates. Such a revision is a resolution.
+    ///
+    /// It looks only at the registers the revision writes, so its cost does not grow with the
+    /// record's other conflicts (it runs for every received revision, inside the write transaction).
     public func pathsSettled(by revision: Revision) -> [String] {
-        let conflicted = Set(conflicts.map(\.path))
-        return revision.writes.compactMap { write -> String? in
-            guard write.key.element == nil, conflicted.contains(write.key.path) else { return nil }
-            let covered = candidates(at: write.key.path).filter { revision.context.covers($0.dot) }
+        revision.writes.compactMap { write -> String? in
+            guard write.key.element == nil, let current = registers[write.key], current.count > 1 else { return nil }
+            // Conflicted: two or more distinct values among the current candidates.
+            let first = current[0].value
+            guard current.dropFirst().contains(where: { $0.value != first }) else { return nil }
+            let covered = current.filter { revision.context.covers($0.dot) }
             return covered.count >= 2 ? write.key.path : nil
         }.sorted(by: JSONValue.utf8Less)
     }

@@ -166,8 +166,24 @@ extension SQLiteSyncStorage: AccountStorage {
     ) async throws -> StoreOutcome {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return try await replica.asyncWrite { db in
+            // The caller's key directory was read before this transaction: a revocation committed since
+            // must still keep the revoked nodes' new revisions out.
+            var found = Set<NodeID>()
+            for node in Set(revisions.map(\.dot.node)) {
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT COALESCE(d.revoked, a.revoked) AS revoked FROM device d JOIN account a ON a.name = d.account WHERE d.node = ?",
+                    arguments: [node.rawValue])
+                if let row, (row["revoked"] as Int64?) != nil { found.insert(node) }
+            }
+            let revokedNow = found
             let outcome = StoreOutcome(try ReplicaStore.receive(
-                db, revisions, checked: checked, forks: .refuseFrom(owners: owners), now: now, authenticate: authenticate, admit: admit))
+                db, revisions, checked: checked, forks: .refuseFrom(owners: owners), now: now, authenticate: authenticate
+            ) { revision, current in
+                try admit(revision, current)
+                if revokedNow.contains(revision.dot.node) {
+                    throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+                }
+            })
             try ReplicaStore.appendAudit(db, audit(outcome))
             return outcome
         }

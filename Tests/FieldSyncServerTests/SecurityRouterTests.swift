@@ -157,6 +157,22 @@ import Testing
         }
     }
 
+    @Test func aRevocationCommittedAfterThePushReadTheDirectoryStillKeepsItsRevisionsOut() async throws {
+        _ = try await token(for: rima, user: "rima")
+        let node = try rima.identity().node
+        try Fixtures.addIncident(rima, title: "Pushed after the revocation")
+        // The push handler read the directory (node unrevoked), then an admin revoked the device.
+        let stale = try await storage.keyDirectory()
+        #expect(stale[node]?.revoked == nil)
+        _ = try await storage.revokeDevice(node, now: 5)
+        let revisions = try rima.allRevisions()
+        await #expect { _ = try await storage.store(
+            revisions, from: [node], checked: .none, authenticate: { try stale.verify($0) },
+            admit: { revision, _ in try stale.verify(revision) }, audit: { _ in AuditEntry(time: 6, user: "rima", device: node.rawValue, action: "push", detail: "", address: nil) })
+        } throws: { ($0 as? ProtocolError)?.code == .forbidden }
+        #expect(try server.status().revisions == 0)
+    }
+
     @Test func theRateLimiterForgetsExpiredAddresses() {
         let limiter = EnrolmentRateLimiter()
         for _ in 0..<5 { limiter.recordFailure("192.0.2.1", now: 0) }
