@@ -37,7 +37,8 @@ import Testing
 
     func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
     func push(_ node: NodeID, _ revisions: [Revision]) -> ByteBuffer { ByteBuffer(bytes: PushRequest(node: node, revisions: revisions).json.canonicalBytes) }
-    static func code(_ response: TestResponse) -> String? { (try? JSONValue(parsing: response.body.readableBytesView))?["error"]?["code"]?.stringValue }
+    static func code(_ response: TestResponse) -> String? { body(response)?["error"]?["code"]?.stringValue }
+    static func body(_ response: TestResponse) -> JSONValue? { try? JSONValue(parsing: response.body.readableBytesView) }
 
     @Test func noTokenOrAWrongTokenGets401() async throws {
         try await app().test(.router) { http in
@@ -368,35 +369,11 @@ import Testing
             ($0 as? ProtocolError)?.code == .malformed
         }
     }
-}
 
-/// Forks through the router (issue 12), with a modified client that signs with its own key.
-@Suite struct ForkRouterTests {
-    let dir: TemporaryDirectory
-    let server: ReplicaStore
-    let rima: ReplicaStore
-    let omar: ReplicaStore
-
-    init() throws {
-        dir = try TemporaryDirectory("fork-router")
-        server = try ReplicaStore.create(at: dir.file("server.sqlite"), name: "central", now: 1, access: .pool)
-        rima = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "rima", now: 1)
-        omar = try ReplicaStore.create(at: dir.file("omar.sqlite"), name: "omar", now: 1)
-    }
-
-    func app() throws -> some ApplicationProtocol {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return try buildApplication(storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
-    }
-
-    func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
-    func push(_ node: NodeID, _ revisions: [Revision]) -> ByteBuffer { ByteBuffer(bytes: PushRequest(node: node, revisions: revisions).json.canonicalBytes) }
-    static func json(_ response: TestResponse) -> JSONValue? { try? JSONValue(parsing: response.body.readableBytesView) }
-
+    /// Forks through the router (issue 12), with a modified client that signs with its own key.
     @Test func theForkedNodesOwnPushIsRefusedWhateverNodeTheBodyNamesAndARelayedOneIsKeptAside() async throws {
-        let rimaToken = try await Enrolling.token(for: rima, on: server, user: "rima", role: .documenter)
-        let omarToken = try await Enrolling.token(for: omar, on: server, user: "omar", role: .documenter)
+        let rimaToken = try await token(for: rima, user: "rima")
+        let omarToken = try await token(for: omar, user: "omar")
         // Rima's laptop writes 1; a copy of her file writes its own 1'.
         try FileManager.default.copyItem(atPath: rima.path, toPath: dir.file("copy.sqlite"))
         _ = try Fixtures.addIncident(rima, title: "Original")
@@ -414,33 +391,33 @@ import Testing
             for claimed in [node, try omar.identity().node] {
                 try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(claimed, [forked])) { response in
                     #expect(response.status == .conflict)
-                    #expect(Self.json(response)?["error"]?["code"] == "fork")
+                    #expect(Self.body(response)?["error"]?["code"] == "fork")
                 }
             }
             // The probe shows where the histories part.
             try await http.execute(uri: "/v1/knowledge?node=\(node.rawValue)&counter=1", method: .get, headers: auth(rimaToken)) { response in
-                let chain = Self.json(response)?["chain"]
+                let chain = Self.body(response)?["chain"]
                 #expect(chain?["counter"] == 1)
                 #expect(chain?["hash"]?.stringValue == RevisionChain.hash(ofText: original.json.canonicalText))
             }
             for bad in ["node=\(node.rawValue)", "counter=1", "node=XYZ&counter=1", "node=\(node.rawValue)&counter=-1"] {
                 try await http.execute(uri: "/v1/knowledge?\(bad)", method: .get, headers: auth(rimaToken)) { response in
                     #expect(response.status == .badRequest, "\(bad)")
-                    #expect(Self.json(response)?["error"]?["code"] == "malformed")
+                    #expect(Self.body(response)?["error"]?["code"] == "malformed")
                 }
             }
             // Omar relays the copy's revision (from a bundle): kept aside, listed, nothing refused.
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [forked])) { response in
                 #expect(response.status == .ok)
-                #expect(Self.json(response)?["set_aside"] == .array([.string(forked.dot.description)]))
-                #expect(Self.json(response)?["accepted"] == 0)
+                #expect(Self.body(response)?["set_aside"] == .array([.string(forked.dot.description)]))
+                #expect(Self.body(response)?["accepted"] == 0)
             }
             // An unsigned alteration relayed the same way is a forgery: refused, and not kept.
             var altered = forked
             altered.operations = [.set(path: "title", value: "Forged")]
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [altered])) { response in
                 #expect(response.status == .unprocessableContent)
-                #expect(Self.json(response)?["error"]?["code"] == "bad_signature")
+                #expect(Self.body(response)?["error"]?["code"] == "bad_signature")
             }
         }
         #expect(try server.forkedRevisions().map(\.dot) == [forked.dot])

@@ -35,14 +35,20 @@ import Testing
         #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
     }
 
-    @Test func aVersion1FileIsMigratedAndGetsASigningKey() throws {
-        let path = dir.file("old.sqlite")
+    /// A replica file as an older build left it: migrated up to `migration`, with Rima's identity row.
+    func legacyFile(_ name: String, upTo migration: String) throws -> String {
+        let path = dir.file(name)
         let queue = try DatabaseQueue(path: path)
-        try StoreSchema.migrator.migrate(queue, upTo: "v1")
+        try StoreSchema.migrator.migrate(queue, upTo: migration)
         try queue.write { db in
             try db.execute(sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, '0123456789abcdef', 'Rima', NULL, 1)")
         }
         try queue.close()
+        return path
+    }
+
+    @Test func aVersion1FileIsMigratedAndGetsASigningKey() throws {
+        let path = try legacyFile("old.sqlite", upTo: "v1")
         let store = try ReplicaStore.open(at: path)
         #expect(try store.identity().node.rawValue == "0123456789abcdef")
         #expect(SignatureCheck.isPublicKey(try store.publicKey()))
@@ -52,13 +58,7 @@ import Testing
     }
 
     @Test func aVersion3FileGainsTheBackupMarkAndABackupRekeysBeforeItsFirstWrite() throws {
-        let path = dir.file("v3.sqlite")
-        let queue = try DatabaseQueue(path: path)
-        try StoreSchema.migrator.migrate(queue, upTo: "v3-tls")
-        try queue.write { db in
-            try db.execute(sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, '0123456789abcdef', 'Rima', NULL, 1)")
-        }
-        try queue.close()
+        let path = try legacyFile("v3.sqlite", upTo: "v3-tls")
         // A pool leaves writes in the WAL: the backup must include them.
         let store = try ReplicaStore.open(at: path, access: .pool)
         let id = try Fixtures.addIncident(store, title: "Before the backup")
