@@ -35,7 +35,7 @@ struct ConflictsCommand: AsyncParsableCommand {
                 }
                 for (i, c) in conflict.candidates.enumerated() {
                     let value = conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
-                    text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), node \(c.dot.node), \(RecordPresenter.isoTime(c.time))\n"
+                    text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), \(c.dot), \(RecordPresenter.isoTime(c.time))\n"
                 }
             }
             items.append([

@@ -13,7 +13,7 @@ enum RecordPresenter {
 
     static func candidateJSON(_ c: Candidate, number: Int) -> JSONValue {
         [
-            "number": .int(Int64(number)), "value": c.value ?? .null, "node": .string(c.dot.node.rawValue),
+            "number": .int(Int64(number)), "id": .string(c.dot.description), "value": c.value ?? .null, "node": .string(c.dot.node.rawValue),
             "counter": .int(Int64(c.dot.counter)), "author": .string(c.author), "time": .string(isoTime(c.time)),
         ]
     }
@@ -74,7 +74,7 @@ enum RecordPresenter {
         for conflict in state.conflicts {
             out += "\nconflict on \(TerminalText.visible(conflict.path)):\n"
             for (i, c) in conflict.candidates.enumerated() {
-                out += "  [\(i + 1)] \(valueText(c.value))  — \(TerminalText.visible(c.author)), node \(c.dot.node), \(isoTime(c.time))\n"
+                out += "  [\(i + 1)] \(valueText(c.value))  — \(TerminalText.visible(c.author)), \(c.dot), \(isoTime(c.time))\n"
             }
         }
         return out

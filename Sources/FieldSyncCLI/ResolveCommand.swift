@@ -14,13 +14,16 @@ struct ResolveCommand: AsyncParsableCommand {
 
             Examples:
               fieldsync resolve 0193a2 --pick casualties.killed=2 --note "Hospital list confirms 14"
+              fieldsync resolve 0193a2 --pick casualties.killed=e2575e297f2ecfbc:1 --note "Hospital list confirms 14"
               fieldsync resolve 0193a2 --set casualties.killed=14 --note "Corrected after second visit"
               fieldsync resolve 0193a2 --keep --note "Deletion was a mistake"
             """)
 
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "The record id, or any unique prefix of it.") var id: String
-    @Option(name: .customLong("pick"), help: ArgumentHelp("Pick candidate N (as numbered by `fieldsync conflicts`) for PATH.", valueName: "PATH=N"))
+    @Option(
+        name: .customLong("pick"),
+        help: ArgumentHelp("Pick a candidate for PATH: its id NODE:COUNTER, or its number N, as `fieldsync conflicts` shows them.", valueName: "PATH=ID|N"))
     var picks: [String] = []
     @Option(name: .customLong("set"), help: ArgumentHelp("Write a new value for a conflicted PATH.", valueName: "PATH=VALUE"))
     var assignments: [String] = []
@@ -67,8 +70,17 @@ struct ResolveCommand: AsyncParsableCommand {
             operations.append(op)
         }
         if deleting, !operations.isEmpty { throw CLIError("--delete cannot be combined with --pick or --set: a delete writes no fields") }
+        // The resolution supersedes exactly the candidates shown above: if a sync brought another
+        // candidate of a chosen path since they were read, nothing is written and the admin looks again.
+        let shown = Dictionary(state.conflicts.map { ($0.path, $0.candidates.map(\.dot)) }, uniquingKeysWith: { a, _ in a })
         let revision = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw CLIError("no record with id \(id)") }
+            for path in choices.keys {
+                let now = current.candidates(at: path).map(\.dot)
+                guard now == shown[path] else {
+                    throw CLIError("the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); run `fieldsync conflicts` and resolve again")
+                }
+            }
             return (deleting ? .delete : .put, operations, note)
         }
         let after = try store.record(recordID)!
@@ -76,7 +88,15 @@ struct ResolveCommand: AsyncParsableCommand {
             print(RecordPresenter.recordJSON(after).prettyText())
         } else {
             let settled = choices.keys.sorted().joined(separator: ", ")
-            print("resolved \(settled) of \(recordID) as \(revision.dot)")
+            print("resolved \(TerminalText.visible(settled)) of \(recordID) as \(revision.dot)")
+            for path in choices.keys.sorted() {
+                let chosen = path == "deleted" ? (choices[path]! == .bool(true) ? "deleted" : "kept") : RecordPresenter.valueText(choices[path]!)
+                print("  \(TerminalText.visible(path)) = \(chosen)")
+                for candidate in state.candidates(at: path) {
+                    let value = path == "deleted" ? (candidate.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(candidate.value)
+                    print("    supersedes \(candidate.dot): \(value)  — \(TerminalText.visible(candidate.author))")
+                }
+            }
             let remaining = after.conflicts.map(\.path)
             if !remaining.isEmpty { print("still in conflict: \(remaining.joined(separator: ", "))") }
         }
@@ -96,10 +116,20 @@ struct ResolveCommand: AsyncParsableCommand {
             guard let eq = pick.lastIndex(of: "=") else { throw CLIError("--pick takes PATH=N, e.g. casualties.killed=2") }
             let path = String(pick[..<eq])
             let c = try conflict(path)
-            guard let n = Int(pick[pick.index(after: eq)...]), (1...c.candidates.count).contains(n) else {
-                throw CLIError("\(path) has candidates 1 to \(c.candidates.count); \"\(pick[pick.index(after: eq)...])\" is not one of them")
+            let named = String(pick[pick.index(after: eq)...])
+            let chosen: Candidate
+            if let dot = Dot(named) {
+                // A stable id: the candidate's dot, which no arrival of another candidate renumbers.
+                guard let candidate = c.candidates.first(where: { $0.dot == dot }) else {
+                    throw CLIError("\(dot) is not a current candidate of \(path); its candidates are \(c.candidates.map(\.dot.description).joined(separator: ", "))")
+                }
+                chosen = candidate
+            } else if let n = Int(named), (1...c.candidates.count).contains(n) {
+                chosen = c.candidates[n - 1]
+            } else {
+                throw CLIError("\(path) has candidates 1 to \(c.candidates.count) (or their ids NODE:COUNTER); \"\(named)\" is not one of them")
             }
-            guard choices.updateValue(c.candidates[n - 1].value, forKey: path) == nil else { throw CLIError("\(path) is chosen twice") }
+            guard choices.updateValue(chosen.value, forKey: path) == nil else { throw CLIError("\(path) is chosen twice") }
         }
         for assignment in assignments {
             guard case .set(let path, let value) = try FieldChange.parse(assignment: assignment) else {

@@ -28,6 +28,31 @@ import Testing
         return id
     }
 
+    /// Candidates carry stable ids (their dots): `--pick PATH=ID` names one whatever the numbering,
+    /// and `resolve` says what it chose and what it supersedes.
+    @Test func candidatesHaveStableIdsAndResolveNamesWhatItSupersedes() async throws {
+        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let id = try await setUp(server)
+        let listing = try await w.ok("admin", "conflicts", "--json").json()
+        let candidates = try #require(listing[0]?["conflicts"]?[0]?["candidates"]?.arrayValue)
+        let ids = candidates.compactMap { $0["id"]?.stringValue }
+        #expect(ids.count == 2 && ids.allSatisfy { Dot($0) != nil })
+        let omars = try #require(candidates.first { $0["author"] == "omar" })
+        let omarsID = try #require(omars["id"]?.stringValue)
+        #expect(omarsID == "\(omars["node"]?.stringValue ?? ""):\(omars["counter"]?.intValue ?? 0)")
+        #expect(try await w.ok("admin", "conflicts").stdout.contains(omarsID), "the text shows the ids too")
+        let shown = try await w.show("admin", id)
+        #expect(shown["conflicts"]?[0]?["candidates"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ids)
+
+        let unknown = try await w.run("admin", ["resolve", id, "--pick", "casualties.killed=0123456789abcdef:9", "--note", "x"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("not a current candidate"), "\(unknown)")
+        let resolved = try await w.ok("admin", "resolve", id, "--pick", "casualties.killed=\(omarsID)", "--note", "Hospital list names 15").stdout
+        #expect(resolved.contains("casualties.killed = 15"), "\(resolved)")
+        for candidate in ids { #expect(resolved.contains("supersedes \(candidate)"), "\(resolved)") }
+        #expect(try await w.show("admin", id)["fields"]?["casualties"]?["killed"] == 15)
+        await server.stop()
+    }
+
     @Test func adminSeesBothSidesWithTheBaseAndResolvesEverywhere() async throws {
         let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
         let id = try await setUp(server)
