@@ -79,8 +79,17 @@ public final class HTTPSyncTransport: SyncTransport {
     }
 
     public func keys() async throws -> KeyDirectory {
-        let json = try await send(method: .GET, path: "/v1/keys", body: nil)
-        do { return try KeyDirectory(json: json) } catch { throw SyncError.badResponse(error.description) }
+        guard let answer = try await keys(unlessTagged: nil) else { throw SyncError.badResponse("304 from /v1/keys without If-None-Match") }
+        return answer.directory
+    }
+
+    public func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? {
+        var headers: [(String, String)] = []
+        if let known { headers.append(("If-None-Match", known)) }
+        let (status, json, tag) = try await exchange(method: .GET, path: "/v1/keys", body: nil, headers: headers)
+        if status == 304 { return nil }
+        guard let json else { throw SyncError.badResponse("the body of /v1/keys is not JSON") }
+        do { return (try KeyDirectory(json: json), tag) } catch { throw SyncError.badResponse(error.description) }
     }
 
     public func registerNode(_ node: NodeID) async throws {
@@ -94,7 +103,16 @@ public final class HTTPSyncTransport: SyncTransport {
 
     /// Sends a request and returns the JSON answer; 4xx and 5xx become ``SyncError``s.
     public func send(method: HTTPMethod, path: String, body: [UInt8]?) async throws -> JSONValue {
+        let (_, json, _) = try await exchange(method: method, path: path, body: body, headers: [])
+        guard let json else { throw SyncError.badResponse("the body of \(path) is not JSON") }
+        return json
+    }
+
+    /// One request: the status (2xx; 304 only when asked with If-None-Match), the JSON body (nil for
+    /// a 304) and the response's entity tag. 4xx and 5xx become ``SyncError``s.
+    func exchange(method: HTTPMethod, path: String, body: [UInt8]?, headers extra: [(String, String)]) async throws -> (Int, JSONValue?, String?) {
         var request = HTTPClientRequest(url: baseURL + path)
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "Accept-Encoding", value: "gzip")
@@ -106,9 +124,11 @@ public final class HTTPSyncTransport: SyncTransport {
         }
         let status: Int
         let bytes: ByteBuffer
+        let tag: String?
         do {
             let response = try await client.execute(request, timeout: timeout)
             status = Int(response.status.code)
+            tag = response.headers.first(name: "ETag")
             bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
             let wire = response.headers.first(name: "Content-Encoding") == nil ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
             received.withLock { $0 += wire ?? bytes.readableBytes }
@@ -122,9 +142,11 @@ public final class HTTPSyncTransport: SyncTransport {
         }
         let json = try? JSONValue(parsing: bytes.readableBytesView)
         switch status {
+        case 304 where extra.contains(where: { $0.0 == "If-None-Match" }):
+            return (status, nil, tag)
         case 200..<300:
             guard let json else { throw SyncError.badResponse("the body of \(path) is not JSON") }
-            return json
+            return (status, json, tag)
         case 400..<500:
             let error = json.flatMap(ProtocolError.init(json:)) ?? ProtocolError(.malformed, "HTTP \(status) from \(path)")
             throw SyncError.rejected(status: status, error: error)

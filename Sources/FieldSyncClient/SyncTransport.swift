@@ -11,12 +11,18 @@ public protocol SyncTransport: Sendable {
     func pull(_ request: PullRequest) async throws -> PullResponse
     /// The server's key directory: every enrolled node's public key, user, role and revocation.
     func keys() async throws -> KeyDirectory
+    /// The key directory unless it still has entity tag `known` (spec 8.6): nil when unchanged,
+    /// else the directory and its tag.
+    func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)?
     /// Registers a new node id for this device (after the replica retired its old one).
     func registerNode(_ node: NodeID) async throws
 }
 
 extension SyncTransport {
     public func knowledge() async throws -> KnowledgeResponse { try await knowledge(probing: nil) }
+
+    /// Transports without entity tags always send the directory.
+    public func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? { (try await keys(), nil) }
 }
 
 /// Why a sync step failed, split by whether trying again can help.

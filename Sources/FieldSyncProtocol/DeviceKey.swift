@@ -111,7 +111,7 @@ public struct KeyDirectory: Sendable, Equatable {
 
     public subscript(node: NodeID) -> KeyEntry? { entries[node] }
 
-    /// `{"protocol": 1, "keys": [...]}`, sorted by node.
+    /// `{"protocol": 2, "keys": [...]}`, sorted by node.
     public var json: JSONValue {
         ["protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json })]
     }

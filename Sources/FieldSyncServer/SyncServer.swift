@@ -60,7 +60,19 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     authenticated.get("knowledge") { request, context in try await routes.knowledge(request, context) }
     authenticated.post("push") { request, context in try await routes.push(request, context) }
     authenticated.post("pull") { request, context in try await routes.pull(request, context) }
-    authenticated.get("keys") { _, _ in JSONResponse.make(try await storage.keyDirectory().json) }
+    authenticated.get("keys") { request, _ in
+        // An entity tag over the directory's canonical bytes: a replica that learned this directory
+        // gets 304 and no body, however many nodes it lists (spec 8.6).
+        var bytes = try await storage.keyDirectory().json.canonicalBytes
+        let tag = "\"" + String(RevisionChain.hash(ofText: String(decoding: bytes, as: UTF8.self)).prefix(32)) + "\""
+        if request.headers[values: .ifNoneMatch].flatMap({ $0.split(separator: ",") }).contains(where: { $0.trimmingCharacters(in: .whitespaces) == tag }) {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
+        var response = JSONResponse.make(bytes: bytes, compressingFor: request)
+        response.headers[.eTag] = tag
+        bytes = []
+        return response
+    }
     authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }
     AdminRoutes(storage: storage, logAddresses: logAddresses).add(to: authenticated)
     return router

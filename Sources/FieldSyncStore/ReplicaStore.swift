@@ -213,8 +213,12 @@ public final class ReplicaStore: Sendable {
     /// `remintingAs`: when the batch proves that this replica's own node id forked and where
     /// (``ReceiveOutcome/ownForkPoint``), re-mint this replica's branch under that node id and apply
     /// the batch again, all in the same transaction (an unenrolled replica's bundle import).
+    ///
+    /// `directoryTag`: the entity tag of the central node's directory that `keys` is; stored in the
+    /// same transaction, so the next sync can ask for the directory only if it changed.
     public func receiveVerified(
-        _ revisions: [Revision], learning keys: [KeyEntry] = [], unconfirmed: Bool = false, remintingAs fresh: NodeID? = nil, now: Int64,
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], directoryTag: String? = nil, unconfirmed: Bool = false,
+        remintingAs fresh: NodeID? = nil, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
         // Check signatures on all cores before the write transaction, against the keys known now plus
@@ -226,6 +230,7 @@ public final class ReplicaStore: Sendable {
         let checked = offered.checkSignatures(revisions, skipping: knowledge)
         return try write { db in
             try Self.rememberKeys(db, keys)
+            if let directoryTag { try db.execute(sql: "UPDATE replica SET keys_tag = ? WHERE id = 1", arguments: [directoryTag]) }
             let directory = try Self.keyDirectory(db)
             func apply() throws -> ReceiveOutcome {
                 try Self.receive(
@@ -265,6 +270,11 @@ public final class ReplicaStore: Sendable {
             }
             return outcome
         }
+    }
+
+    /// The entity tag of the central node's key directory this replica learned last, if any.
+    public func directoryTag() throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT keys_tag FROM replica WHERE id = 1") }
     }
 
     /// Nodes whose revisions arrived from peers (bundles) and that the central node has not yet been

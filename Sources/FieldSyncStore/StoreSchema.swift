@@ -128,6 +128,7 @@ enum StoreSchema {
                 CREATE INDEX forked_revision_dot ON forked_revision (node, counter);
                 CREATE TABLE stale_record (id TEXT PRIMARY KEY);
                 CREATE TABLE unconfirmed_node (node TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+                ALTER TABLE replica ADD COLUMN keys_tag TEXT;
                 """)
         }
         return migrator

@@ -174,6 +174,29 @@ import Testing
         #expect(try server.status().revisions == 0)
     }
 
+    @Test func theKeyDirectoryIsSentOnlyWhenItChanged() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        try await app().test(.router) { http in
+            let tag = try await http.execute(uri: "/v1/keys", method: .get, headers: auth(rimaToken)) { response in
+                #expect(response.status == .ok)
+                return try #require(response.headers[.eTag])
+            }
+            var ask = auth(rimaToken)
+            ask[.ifNoneMatch] = tag
+            try await http.execute(uri: "/v1/keys", method: .get, headers: ask) { response in
+                #expect(response.status == .notModified)
+                #expect(response.body.readableBytes == 0)
+            }
+            // Another device enrols: the directory changes, and so does its tag.
+            _ = try await token(for: omar, user: "omar")
+            try await http.execute(uri: "/v1/keys", method: .get, headers: ask) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.eTag] != tag)
+                #expect(Self.body(response)?["keys"]?.arrayValue?.count == 2)
+            }
+        }
+    }
+
     @Test func theRateLimiterForgetsExpiredAddresses() {
         let limiter = EnrolmentRateLimiter()
         for _ in 0..<5 { limiter.recordFailure("192.0.2.1", now: 0) }
