@@ -44,7 +44,7 @@ struct AddCommand: AsyncParsableCommand {
             let candidates = try BulkIncidents.fromJSON(try BulkIncidents.readText(from), file: from)
             let result = try BulkIncidents.commit(candidates, into: store, skipInvalid: skipInvalid, file: from)
             ids = result.ids
-            for s in result.skipped { FileHandle.standardError.write(Data("fieldsync: skipped \(s.location): \(s.reason)\n".utf8)) }
+            for s in result.skipped { FileHandle.standardError.write(Data("fieldsync: skipped \(s.location): \(TerminalText.visible(s.reason))\n".utf8)) }
         } else {
             var changes: [FieldChange] = []
             if let title { changes.append(.set(path: "title", value: .string(title))) }

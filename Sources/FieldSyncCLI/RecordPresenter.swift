@@ -102,7 +102,7 @@ enum RecordPresenter {
         var out = "\(isoTime(r.time))  \(TerminalText.visible(r.author))  node \(r.dot.node) #\(r.dot.counter)  \(TerminalText.visible(action))\n"
         out += "    signature: \(signature.state)\(signature.signer.map { " (signed by \(TerminalText.visible($0))'s device)" } ?? "")\n"
         if let note = r.note { out += "    note: \(TerminalText.visible(note))\n" }
-        if !step.conflictsCreated.isEmpty { out += "    conflict created on \(step.conflictsCreated.joined(separator: ", "))\n" }
+        if !step.conflictsCreated.isEmpty { out += "    conflict created on \(TerminalText.visible(step.conflictsCreated.joined(separator: ", ")))\n" }
         for op in r.operations {
             switch op {
             case .set(let path, let value): out += "    set \(TerminalText.visible(path)) = \(valueText(value))\n"

@@ -98,7 +98,7 @@ struct ResolveCommand: AsyncParsableCommand {
                 }
             }
             let remaining = after.conflicts.map(\.path)
-            if !remaining.isEmpty { print("still in conflict: \(remaining.joined(separator: ", "))") }
+            if !remaining.isEmpty { print("still in conflict: \(TerminalText.visible(remaining.joined(separator: ", ")))") }
         }
     }
 
@@ -150,7 +150,7 @@ struct ResolveCommand: AsyncParsableCommand {
         var choices: [String: JSONValue?] = [:]
         print("\(state.id)  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))")
         for conflict in state.conflicts {
-            print("\n\(conflict.path):")
+            print("\n\(TerminalText.visible(conflict.path)):")
             for (i, c) in conflict.candidates.enumerated() {
                 print("  [\(i + 1)] \(RecordPresenter.valueText(c.value))  — \(TerminalText.visible(c.author)), \(RecordPresenter.isoTime(c.time))")
             }

@@ -47,7 +47,7 @@ struct SyncCommand: AsyncParsableCommand {
                 case .nodeRetired(let old, let new):
                     FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back\n".utf8))
                 case .retrying(let attempt, let delay, let reason) where interactive:
-                    FileHandle.standardError.write(Data("fieldsync: \(reason); retry \(attempt) in \(delay) s\n".utf8))
+                    FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(reason)); retry \(attempt) in \(delay) s\n".utf8))
                 case .pushed(let total) where interactive:
                     FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))
                 case .pulled(let total) where interactive:

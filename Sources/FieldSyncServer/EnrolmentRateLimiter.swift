@@ -25,6 +25,9 @@ final class EnrolmentRateLimiter: Sendable {
         }
     }
 
+    /// The most addresses tracked at once.
+    static let cap = 4096
+
     /// How many addresses it tracks (for tests).
     var trackedAddresses: Int { windows.withLock { $0.count } }
 
@@ -34,9 +37,15 @@ final class EnrolmentRateLimiter: Sendable {
                 entry.failures += 1
                 windows[address] = entry
             } else {
-                // Forget expired windows before adding one, so that a spray of addresses cannot grow
-                // the map past what one window's worth of failures holds.
-                if windows.count >= 1024 { windows = windows.filter { now - $0.value.start < window } }
+                // Bounded memory against a spray of addresses: at the cap, forget closed windows, and
+                // if that is not enough, the older half (a pass per `cap / 2` new addresses at most).
+                if windows.count >= Self.cap {
+                    windows = windows.filter { now - $0.value.start < window }
+                    if windows.count >= Self.cap / 2 {
+                        let keep = windows.sorted { $0.value.start > $1.value.start }.prefix(Self.cap / 2)
+                        windows = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                    }
+                }
                 windows[address] = Window(start: now, failures: 1)
             }
         }

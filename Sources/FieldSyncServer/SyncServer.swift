@@ -65,7 +65,12 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
         // gets 304 and no body, however many nodes it lists (spec 8.6).
         var bytes = try await storage.keyDirectory().json.canonicalBytes
         let tag = "\"" + String(RevisionChain.hash(ofText: String(decoding: bytes, as: UTF8.self)).prefix(32)) + "\""
-        if request.headers[values: .ifNoneMatch].flatMap({ $0.split(separator: ",") }).contains(where: { $0.trimmingCharacters(in: .whitespaces) == tag }) {
+        // Weak comparison (RFC 9110): a compressing proxy may have turned the tag into W/"…".
+        let asked = request.headers[values: .ifNoneMatch].flatMap { $0.split(separator: ",") }.map { item -> String in
+            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            return trimmed.hasPrefix("W/") ? String(trimmed.dropFirst(2)) : trimmed
+        }
+        if asked.contains(tag) || asked.contains("*") {
             return Response(status: .notModified, headers: [.eTag: tag])
         }
         var response = JSONResponse.make(bytes: bytes, compressingFor: request)

@@ -34,7 +34,20 @@ import Testing
         let json = try await w.show("rima", id)
         #expect(json["fields"]?["title"]?.stringValue == Self.hostileTitle, "--json is exact")
         // An error quoting input gets the same treatment.
-        let bad = try await w.run("rima", ["edit", id, "--set", "custom.\u{1B}[2J=1"])
+        let bad = try await w.run("rima", ["edit", id, "--set", "nosuch.\u{1B}[2J=1"])
+        #expect(bad.status == 1, "\(bad)")
+        #expect(bad.stderr.contains("\\u{1B}[2J"), "\(bad)")
         #expect(!bad.stderr.unicodeScalars.contains { $0.value == 0x1B }, "\(bad)")
+        // A hostile field path, in conflict: history, conflicts and the path heading show it visibly.
+        try await w.initReplica("omar")
+        try await w.exchange("rima", "omar")
+        try await w.ok("rima", "edit", id, "--set", "custom.\u{1B}]0;owned\u{07}=one")
+        try await w.ok("omar", "edit", id, "--set", "custom.\u{1B}]0;owned\u{07}=two")
+        try await w.exchange("omar", "rima")
+        for arguments in [["show", id, "--history"], ["conflicts"], ["show", id]] {
+            let result = try await w.ok("rima", arguments)
+            #expect(result.stdout.contains("custom.\\u{1B}]0;owned\\u{7}"), "\(arguments): \(result.stdout)")
+            #expect(!result.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(arguments)")
+        }
     }
 }

@@ -202,9 +202,11 @@ import Testing
         for _ in 0..<5 { limiter.recordFailure("192.0.2.1", now: 0) }
         #expect(!limiter.allows("192.0.2.1", now: 1))
         for i in 0..<3000 { limiter.recordFailure("198.51.\(i / 256).\(i % 256)", now: Double(i)) }
-        // The window is 15 minutes: the map holds about a window's worth of addresses, not all 3,000.
-        #expect(limiter.trackedAddresses < 1024 + 901)
         #expect(limiter.allows("192.0.2.1", now: 3000), "its window has passed")
+        // A spray of addresses within one window: the map stays under its cap.
+        for i in 0..<20_000 { limiter.recordFailure("2001:db8::\(String(i, radix: 16))", now: 4000 + Double(i) / 100) }
+        #expect(limiter.trackedAddresses <= EnrolmentRateLimiter.cap)
+        #expect(limiter.allows("2001:db8::\(String(19_999, radix: 16))", now: 4200), "one failure does not lock an address out")
     }
 
     @Test func aRevokedDeviceCanNoLongerPushOrPullButItsRevisionsStay() async throws {
