@@ -52,7 +52,9 @@ struct EnrollCommand: AsyncParsableCommand {
         let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, trustedCertificatesPEM: trusted)
         let response: EnrolResponse
         do {
-            response = try await transport.enrol(EnrolRequest(code: Secrets.normaliseCode(code), node: identity.node, publicKey: try store.publicKey()))
+            let normalised = Secrets.normaliseCode(code)
+            response = try await transport.enrol(EnrolRequest(
+                code: normalised, node: identity.node, publicKey: try store.publicKey(), proof: try store.enrolmentProof(code: normalised)))
             await transport.shutdown()
         } catch let error as SyncError {
             await transport.shutdown()

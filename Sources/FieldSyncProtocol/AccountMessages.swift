@@ -1,19 +1,39 @@
 import FieldSyncCore
 
-/// `POST /v1/enroll` request: a one-time code, the device's node id and public key.
+/// `POST /v1/enroll` request: a one-time code, the device's node id and public key, and a proof
+/// that the sender holds the key (spec 15.4): what lets a repeated request, after its answer was
+/// lost, get a token again.
 public struct EnrolRequest: Sendable, Equatable {
     public var code: String
     public var node: NodeID
     public var publicKey: String
+    /// Base64 Ed25519 signature of ``proofBytes(code:node:)`` by the device key.
+    public var proof: String?
 
-    public init(code: String, node: NodeID, publicKey: String) {
+    public init(code: String, node: NodeID, publicKey: String, proof: String? = nil) {
         self.code = code
         self.node = node
         self.publicKey = publicKey
+        self.proof = proof
+    }
+
+    /// What the proof signs: `fieldsync-enrol:<normalised code>:<node>`, UTF-8.
+    public static func proofBytes(code: String, node: NodeID) -> [UInt8] {
+        Array("fieldsync-enrol:\(Secrets.normaliseCode(code)):\(node.rawValue)".utf8)
+    }
+
+    /// Whether `proof` is the device key's signature for this request's code and node.
+    public var hasValidProof: Bool {
+        guard let proof else { return false }
+        return SignatureCheck.isValidSignature(proof, of: Self.proofBytes(code: code, node: node), publicKeyBase64: publicKey)
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "code": .string(code), "node": .string(node.rawValue), "public_key": .string(publicKey)]
+        var o: [String: JSONValue] = [
+            "protocol": .int(SyncProtocol.version), "code": .string(code), "node": .string(node.rawValue), "public_key": .string(publicKey),
+        ]
+        if let proof { o["proof"] = .string(proof) }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -24,7 +44,12 @@ public struct EnrolRequest: Sendable, Equatable {
         guard let key = o["public_key"]?.stringValue, SignatureCheck.isPublicKey(key) else {
             throw ProtocolError(.malformed, "public_key: expected a base64 Ed25519 public key")
         }
-        self.init(code: code, node: node, publicKey: key)
+        var proof: String?
+        if let value = o["proof"] {
+            guard let text = value.stringValue, text.utf8.count <= 200 else { throw ProtocolError(.malformed, "proof: expected a base64 signature") }
+            proof = text
+        }
+        self.init(code: code, node: node, publicKey: key, proof: proof)
     }
 }
 

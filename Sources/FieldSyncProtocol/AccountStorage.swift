@@ -128,7 +128,10 @@ public protocol AccountStorage: Sendable {
     func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) async throws
     /// Redeems a code: registers the device and its token hash. Throws ``ProtocolError`` `.unauthorized`
     /// for an unknown, used or expired code, and `.conflictingDuplicate` for a node id already enrolled.
-    func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, now: Int64) async throws -> Principal
+    /// `repeatable`: the request proved it holds `publicKey`; a code this very device (same node id,
+    /// key and account, enrolled when the code was used) already redeemed within the code's lifetime
+    /// then succeeds again, with `tokenHash` replacing the device's token (its answer was lost).
+    func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws -> Principal
     /// The unrevoked device a token hash belongs to, if any.
     func principal(tokenHash: String) async throws -> Principal?
     /// Adds a further node id for the device holding `tokenHash` (after a restore from backup).

@@ -27,6 +27,11 @@ public struct DeviceKey: Sendable {
     /// The public key as standard base64 of its 32 raw bytes.
     public var publicKeyBase64: String { privateKey.publicKey.rawRepresentation.base64EncodedString() }
 
+    /// Base64 Ed25519 signature of `bytes` (the enrolment proof, spec 15.4).
+    public func signature(for bytes: [UInt8]) throws -> String {
+        try privateKey.signature(for: bytes).base64EncodedString()
+    }
+
     /// The revision with `sig` set: Ed25519 over ``Revision/signedBytes``, base64.
     public func sign(_ revision: Revision) throws -> Revision {
         var signed = revision
@@ -44,6 +49,14 @@ public enum SignatureCheck {
             let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
         else { return false }
         return key.isValidSignature(sigData, for: Data(revision.signedBytes))
+    }
+
+    /// Whether `signature` (base64) is a valid Ed25519 signature of `bytes` by `publicKeyBase64`.
+    public static func isValidSignature(_ signature: String, of bytes: [UInt8], publicKeyBase64: String) -> Bool {
+        guard let sigData = Data(base64Encoded: signature), let keyData = Data(base64Encoded: publicKeyBase64),
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: keyData)
+        else { return false }
+        return key.isValidSignature(sigData, for: Data(bytes))
     }
 
     /// Whether a string is a base64 Ed25519 public key.

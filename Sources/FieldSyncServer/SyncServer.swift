@@ -142,7 +142,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         do {
             principal = try await storage.redeem(
                 codeHash: Secrets.hash(Secrets.normaliseCode(enrol.code)), node: enrol.node, publicKey: enrol.publicKey,
-                tokenHash: Secrets.hash(token), now: Self.now())
+                tokenHash: Secrets.hash(token), repeatable: enrol.hasValidProof, now: Self.now())
         } catch let error as ProtocolError where error.code == .unauthorized {
             limiter.recordFailure(address, now: clock)
             try await storage.appendAudit(AuditEntry(

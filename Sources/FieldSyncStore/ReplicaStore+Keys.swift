@@ -38,6 +38,11 @@ extension ReplicaStore {
         return try DeviceKey(rawRepresentation: Array(bytes))
     }
 
+    /// The enrolment proof for `code`: the device key's signature of `EnrolRequest.proofBytes`.
+    public func enrolmentProof(code: String) throws -> String {
+        try read { db in try Self.deviceKey(db).signature(for: EnrolRequest.proofBytes(code: code, node: try Self.identity(db).node)) }
+    }
+
     /// This replica's public signing key (base64).
     public func publicKey() throws -> String {
         try read { db in try Self.deviceKey(db).publicKeyBase64 }

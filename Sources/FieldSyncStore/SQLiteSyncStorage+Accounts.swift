@@ -48,7 +48,7 @@ extension SQLiteSyncStorage: AccountStorage {
         try await replica.asyncWrite { db in try ReplicaStore.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now) }
     }
 
-    public func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, now: Int64) async throws -> Principal {
+    public func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws -> Principal {
         try await replica.asyncWrite { db in
             guard let code = try Row.fetchOne(
                 db, sql: """
@@ -56,7 +56,19 @@ extension SQLiteSyncStorage: AccountStorage {
                     WHERE c.hash = ?
                     """, arguments: [codeHash])
             else { throw ProtocolError(.unauthorized, "the enrolment code is not valid") }
-            guard (code["used"] as Int64?) == nil else { throw ProtocolError(.unauthorized, "the enrolment code was already used") }
+            if let used = code["used"] as Int64? {
+                // The same device asking again, because the answer to its enrolment was lost: it proved
+                // it holds the key, and it is the device this code enrolled, so it gets a new token.
+                guard repeatable, (code["expires"] as Int64) > now, (code["revoked"] as Int64?) == nil,
+                    let device = try Row.fetchOne(
+                        db, sql: "SELECT account, public_key, token_hash, enrolled, revoked FROM device WHERE node = ?", arguments: [node.rawValue]),
+                    (device["account"] as String) == (code["account"] as String), (device["public_key"] as String) == publicKey,
+                    (device["enrolled"] as Int64) == used, (device["revoked"] as Int64?) == nil
+                else { throw ProtocolError(.unauthorized, "the enrolment code was already used") }
+                try db.execute(
+                    sql: "UPDATE device SET token_hash = ? WHERE token_hash = ?", arguments: [tokenHash, device["token_hash"] as String])
+                return Principal(account: code["account"], role: Role(rawValue: code["role"])!, node: node, publicKey: publicKey)
+            }
             guard (code["expires"] as Int64) > now else { throw ProtocolError(.unauthorized, "the enrolment code has expired; ask an admin for a new one") }
             guard (code["revoked"] as Int64?) == nil else { throw ProtocolError(.unauthorized, "the account was revoked") }
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM device WHERE node = ?", arguments: [node.rawValue]) == nil else {

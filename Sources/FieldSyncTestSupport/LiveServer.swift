@@ -82,7 +82,7 @@ public enum Enrolling {
         let code = try issueCode(on: serverStore, for: user, role: role)
         let token = Secrets.newToken()
         _ = try await SQLiteSyncStorage(replica: serverStore).redeem(
-            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), now: 1)
+            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), repeatable: false, now: 1)
         return token
     }
 

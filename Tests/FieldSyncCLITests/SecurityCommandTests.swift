@@ -77,6 +77,22 @@ import Testing
         #expect(try ReplicaStore.open(at: serverStore).status().revisions == 1)
     }
 
+    /// `enroll` repeated with the same code from the same replica (its first answer lost on the way)
+    /// succeeds, and the replica syncs with the new token; another replica's attempt with the code fails.
+    @Test func repeatingEnrolWithTheSameCodeFromTheSameReplicaWorks() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("rima")
+        try await w.initReplica("omar")
+        let code = try #require(try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        try await w.ok("rima", "enroll", "--server", server.url, "--code", code)
+        try await w.ok("rima", "enroll", "--server", server.url, "--code", code)
+        _ = try await w.add("rima", "--title", "Detentions at the crossing")
+        #expect(try await w.ok("rima", "sync", "--json").json()["pushed"] == 1)
+        let other = try await w.run("omar", "enroll", "--server", server.url, "--code", code)
+        #expect(other.status == 1 && other.stderr.contains("already used"), "\(other)")
+        _ = await server.stop()
+    }
+
     @Test func tokensAndKeysNeverAppearInOutputOrLogs() async throws {
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
         try await w.initReplica("rima", server: server.url, serverStore: serverStore)

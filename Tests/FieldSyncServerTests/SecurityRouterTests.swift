@@ -76,6 +76,38 @@ import Testing
         #expect(!stored.contains(code))
     }
 
+    /// The answer to an enrolment is lost on a bad link: the same replica asks again with the same
+    /// code and a proof that it holds the key, and gets a new token; the old one stops working.
+    /// Another replica with that code, or the same request without the proof, still gets 401.
+    @Test func aRepeatedEnrolmentByTheSameDeviceGetsANewToken() async throws {
+        let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
+        let node = try rima.identity().node
+        let proven = EnrolRequest(code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code))
+        #expect(proven.hasValidProof)
+        @Sendable func enrol(_ request: EnrolRequest, _ http: some TestClientProtocol) async throws -> (HTTPResponse.Status, String?) {
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
+                (response.status, Self.body(response)?["token"]?.stringValue)
+            }
+        }
+        try await app().test(.router) { http in
+            let (firstStatus, first) = try await enrol(proven, http)
+            #expect(firstStatus == .ok)
+            let (againStatus, again) = try await enrol(proven, http)
+            #expect(againStatus == .ok, "the same device, with its proof, within the code's lifetime")
+            #expect(first != nil && again != nil && first != again)
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(try #require(first))) { #expect($0.status == .unauthorized) }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(try #require(again))) { #expect($0.status == .ok) }
+            // Without the proof, with a proof by another key, or from another replica: refused.
+            var unproven = proven
+            unproven.proof = nil
+            var forged = proven
+            forged.proof = try omar.enrolmentProof(code: code)
+            let other = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), proof: try omar.enrolmentProof(code: code))
+            for request in [unproven, forged, other] { #expect(try await enrol(request, http).0 == .unauthorized) }
+        }
+        #expect(try await storage.keyDirectory().entries.count == 1, "still one device")
+    }
+
     @Test func aReusedOrExpiredCodeIsRefused() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
         let expired = try Enrolling.issueCode(on: server, for: "omar", role: .documenter, expiresIn: -1)
