@@ -73,10 +73,14 @@ struct SyncCommand: AsyncParsableCommand {
             if let old = report.retiredNode { o["retired_node"] = .string(old.rawValue) }
             o["reminted"] = .int(Int64(report.reminted))
             o["set_aside"] = .int(Int64(report.setAside))
+            o["replaced"] = .int(Int64(report.replaced))
             print(JSONValue.object(o).canonicalText)
         } else {
             if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
                 print("this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)")
+            }
+            if report.replaced > 0 {
+                print("took the central node's history of \(report.replaced) revision\(report.replaced == 1 ? "" : "s") that a bundle had brought from a forked replica; this replica's copies are kept aside")
             }
             if report.setAside > 0 {
                 print("the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)")

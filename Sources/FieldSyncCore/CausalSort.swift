@@ -11,13 +11,7 @@ public enum CausalSort {
         /// The highest counter of `node` in the list that is at most `counter`.
         func latest(_ node: NodeID, atMost counter: UInt64) -> UInt64? {
             guard let counters = present[node], counter > 0 else { return nil }
-            var low = 0
-            var high = counters.count
-            while low < high {
-                let middle = (low + high) / 2
-                if counters[middle] <= counter { low = middle + 1 } else { high = middle }
-            }
-            return low == 0 ? nil : counters[low - 1]
+            return counters.lastIndex(counterAtMost: counter) { $0 }.map { counters[$0] }
         }
         var emitted = Set<Dot>()
         var waiting: [Dot: [Int]] = [:]

@@ -48,13 +48,7 @@ public struct HistoryStep: Sendable, Equatable {
         for node in byNode.keys { byNode[node]!.sort { $0.counter < $1.counter } }
         func latest(_ node: NodeID, atMost counter: UInt64) -> Int? {
             guard let list = byNode[node] else { return nil }
-            var low = 0
-            var high = list.count
-            while low < high {
-                let middle = (low + high) / 2
-                if list[middle].counter <= counter { low = middle + 1 } else { high = middle }
-            }
-            return low == 0 ? nil : list[low - 1].position
+            return list.lastIndex(counterAtMost: counter) { $0.counter }.map { list[$0].position }
         }
         var waitingOn = [Int](repeating: 0, count: count)
         var dependents = [[Int]](repeating: [], count: count)

@@ -77,9 +77,7 @@ extension ReplicaStore {
                 }
                 throw ProtocolError(.causalGap, gap.description)
             case .duplicate:
-                let stored = try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT body FROM revision WHERE node = ? AND counter = ?"),
-                    arguments: [dot.node.rawValue, Int64(dot.counter)])
+                let stored = try Self.revisionText(db, dot)
                 let text = checked.canonicalText(of: revision) ?? revision.canonicalForms.text
                 if let stored, stored != text {
                     try setAside(revision, text: text, because: "a second content for \(dot), which is already held")
@@ -136,10 +134,9 @@ extension ReplicaStore {
         for id in replayAfter {
             // Logged before revisions it depends on: the incremental state may differ from the
             // canonical one, so replay it; once every context is held it is stale no longer.
-            cache[id] = try Self.replayRecord(db, id)
-            let contexts = try String.fetchAll(db, sql: "SELECT body FROM revision WHERE record = ?", arguments: [id.rawValue])
-                .map { try Revision(json: JSONValue(parsing: $0)).context }
-            if contexts.allSatisfy({ outcome.knowledge.covers($0) }) {
+            let replay = try Self.replayRecord(db, id)
+            cache[id] = replay.state
+            if replay.revisions.allSatisfy({ outcome.knowledge.covers($0.context) }) {
                 try db.execute(sql: "DELETE FROM stale_record WHERE id = ?", arguments: [id.rawValue])
             }
         }

@@ -132,10 +132,14 @@ import Testing
         try await write("omar", id, "omar's note")
 
         let order = restoredSyncsFirst ? ["rima", "omar", "rima", "omar"] : ["omar", "rima", "omar", "rima"]
+        var replacedOnOmar: Int64 = 0
         for name in order {
             let result = try await w.run(name, ["sync", "--json"])
             #expect(result.status == 0, "\(name): \(result)")
+            if name == "omar" { replacedOnOmar += try result.json()["replaced"]?.intValue ?? -100 }
         }
+        // Omar replaces the copy's revision by the central node's only when he took it in as his own.
+        #expect((replacedOnOmar > 0) == !peerSyncedFirst, "\(replacedOnOmar)")
         try await expectConverged(["rima", "omar"], record: id, values: ["b1", "b2", "b1-after-restore", "omar's note"])
         #expect(await server.stop() == 0)
     }
