@@ -10,7 +10,10 @@ struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync", abstract: "Push what the server lacks, then pull what this replica lacks.",
         discussion: """
-            Each batch is committed atomically: an interrupted sync loses nothing, and the next one resumes.
+            Each batch is committed atomically: an interrupted sync loses nothing, and the next one resumes. \
+            A replica restored from a copy, or copied to another laptop, is found before anything is pushed: \
+            what it wrote is re-minted under a new node id and the server's revisions come back (see \
+            docs/RELIABILITY.md).
 
             Examples:
               fieldsync sync                                  # the server given to `init --server`

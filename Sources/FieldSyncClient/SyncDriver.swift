@@ -124,18 +124,10 @@ public struct SyncDriver: Sendable {
             try store.chainHash(at: Dot(node: node, counter: chain.counter)) != chain.hash
         {
             let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
-            // Register first: if that fails, nothing changed here and the next sync finds the same fork.
-            let fresh = NodeID.random()
-            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
-            let reminted = try store.remint(
-                from: fork, replacement: fresh,
-                reason: "the server holds other revisions than this replica under \(node):\(fork) and after (restored from a copy, or cloned); re-minted \(local[node] - fork + 1) as \(fresh)",
-                now: Self.now())
-            report.retiredNode = node
-            report.newNode = fresh
-            report.reminted += reminted
-            progress(.nodeRetired(old: node, new: fresh))
-            logger.notice("replica forked; re-minted its branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)", "reminted": "\(reminted)"])
+            try await remint(
+                node, from: fork,
+                reason: "the server holds other revisions than this replica under \(node):\(fork) and after (restored from a copy, or cloned)",
+                &report, progress)
             serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         } else if serverKnowledge[node] > local[node] {
             // The replica's history is a prefix of the server's: restored, and nothing written since.
@@ -183,6 +175,23 @@ public struct SyncDriver: Sendable {
         return different
     }
 
+    /// Registers a fresh node id, then re-mints `node`'s branch (this replica's current or a retired
+    /// id) from `fork` under it. Registration comes first: if it fails, nothing changed here and the
+    /// next sync finds the same situation.
+    func remint(
+        _ node: NodeID, from fork: UInt64, capping: [NodeID: UInt64] = [:], reason: String, _ report: inout SyncReport,
+        _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws {
+        let fresh = NodeID.random()
+        try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+        let count = try store.remint(node, from: fork, replacement: fresh, capping: capping, reason: "\(reason); re-minted as \(fresh)", now: Self.now())
+        report.reminted += count
+        report.retiredNode = report.retiredNode ?? node
+        report.newNode = fresh
+        progress(.nodeRetired(old: node, new: fresh))
+        logger.notice("re-minted a forked branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)", "reminted": "\(count)"])
+    }
+
     /// For each node whose revisions came by bundle: when the server holds as far, compare its hash
     /// there with this replica's; the same means confirmed, another means contested.
     func checkUnconfirmed(_ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
@@ -221,16 +230,9 @@ public struct SyncDriver: Sendable {
             }
             let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
             if identity.retiredNodes.contains(node) {
-                let fresh = NodeID.random()
-                try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
-                report.reminted += try store.remint(
-                    node, from: fork, replacement: fresh,
-                    reason: "the server holds other revisions than this replica under its retired node \(node):\(fork) and after; re-minted as \(fresh)",
-                    now: Self.now())
-                report.retiredNode = report.retiredNode ?? node
-                report.newNode = fresh
-                progress(.nodeRetired(old: node, new: fresh))
-                logger.notice("a retired node id had forked; re-minted its branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)"])
+                try await remint(
+                    node, from: fork,
+                    reason: "the server holds other revisions than this replica under its retired node \(node):\(fork) and after", &report, progress)
                 changed = true
                 continue
             }
@@ -241,15 +243,10 @@ public struct SyncDriver: Sendable {
             changed = true
             let own = identity.node
             if let first = try store.firstOwnRevision(dependingOn: node, from: fork, above: serverKnowledge[own]) {
-                let fresh = NodeID.random()
-                try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
-                report.reminted += try store.remint(
-                    from: first, replacement: fresh, capping: [node: fork - 1],
-                    reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions of \(node) that the central node holds otherwise; re-minted as \(fresh) so they supersede only what their author saw",
-                    now: Self.now())
-                report.retiredNode = report.retiredNode ?? own
-                report.newNode = fresh
-                progress(.nodeRetired(old: own, new: fresh))
+                try await remint(
+                    own, from: first, capping: [node: fork - 1],
+                    reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions of \(node) that the central node holds otherwise; re-minted so they supersede only what their author saw",
+                    &report, progress)
             }
         }
         return changed
