@@ -82,9 +82,6 @@ struct BundleImportCommand: AsyncParsableCommand {
                 if entry.revoked != nil {
                     throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
                 }
-                if entry.role == .documenter, let current, !current.pathsSettled(by: revision).isEmpty {
-                    throw ProtocolError(.forbidden, "revision \(revision.dot) settles a conflict but its author is not an admin")
-                }
             }
         } catch let error as ProtocolError {
             throw CLIError("\(file): \(error.message); nothing was imported")

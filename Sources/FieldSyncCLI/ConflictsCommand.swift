@@ -37,6 +37,7 @@ struct ConflictsCommand: AsyncParsableCommand {
                     let value = conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
                     text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), \(c.dot), \(RecordPresenter.isoTime(c.time))\n"
                 }
+                if let note = RecordPresenter.agreementNote(conflict) { text += "    \(note)\n" }
             }
             items.append([
                 "id": .string(state.id.rawValue), "title": state.value(at: "title") ?? .null, "conflicts": .array(conflicts),

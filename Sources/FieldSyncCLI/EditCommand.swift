@@ -1,6 +1,7 @@
 import ArgumentParser
 import FieldSyncCore
 import FieldSyncStore
+import Foundation
 
 /// `fieldsync edit`: changes fields of a record.
 struct EditCommand: AsyncParsableCommand {
@@ -27,7 +28,9 @@ struct EditCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try storeOptions.open()
         let recordID = try store.resolveID(id)
-        let enrolment = try store.enrolment()
+        // An admin's or an unenrolled replica's edit ends the conflicts it covers; anyone else's adds a candidate.
+        let resolves = try store.resolutionAuthority().mayResolve(try store.identity().node)
+        var candidatePaths: [String] = []
         var changes = try assignments.map { try FieldChange.parse(assignment: $0) }
         for path in unsetPaths {
             _ = try IncidentSchema.kind(of: path)
@@ -35,22 +38,21 @@ struct EditCommand: AsyncParsableCommand {
         }
         _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
-            // Every edit writes the `deleted` register, so editing would silently settle a delete.
-            if current.conflicts.contains(where: { $0.path == "deleted" }) {
+            // Every edit writes the `deleted` register, so an edit that may resolve would silently settle a delete.
+            if resolves, current.isConflicted(at: "deleted") {
                 throw CLIError("record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
             }
             if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
             let operations = try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID)
-            // Said before any write: the server refuses a documenter's revision that settles a
-            // conflict, and the work would be stranded at sync time.
-            if enrolment?.role == .documenter {
+            if !resolves {
                 let conflicted = Set(current.conflicts.map(\.path))
-                let touched = Set(operations.map(\.path)).intersection(conflicted).sorted()
-                if !touched.isEmpty {
-                    throw CLIError("\(touched.joined(separator: ", ")) is in conflict; only an admin can settle it (see `fieldsync conflicts`). Your other fields can still be edited.")
-                }
+                candidatePaths = Set(operations.map(\.path)).union(["deleted"]).intersection(conflicted).sorted()
             }
             return (.put, operations, nil)
+        }
+        for path in candidatePaths {
+            let what = path == "deleted" ? "record \(recordID.short) is in a delete-against-edit conflict: your edit" : "\(TerminalText.visible(path)) of \(recordID.short) is in conflict: your value"
+            FileHandle.standardError.write(Data("note: \(what) is kept as one more candidate until an admin resolves it (see `fieldsync conflicts`)\n".utf8))
         }
         if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }
     }
@@ -68,15 +70,21 @@ struct DeleteCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try storeOptions.open()
         let recordID = try store.resolveID(id)
+        let resolves = try store.resolutionAuthority().mayResolve(try store.identity().node)
+        var candidate = false
         _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
             if current.isDeleted { throw CLIError("record \(recordID) is already deleted") }
-            // A delete writes the `deleted` register, so it would settle a delete-against-edit conflict.
-            if current.conflicts.contains(where: { $0.path == "deleted" }) {
+            candidate = current.isConflicted(at: "deleted")
+            // A delete writes the `deleted` register, so one that may resolve would settle a delete-against-edit conflict.
+            if resolves, candidate {
                 throw CLIError("record \(recordID) is already in a delete-against-edit conflict: settle it with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
             }
             return (.delete, [], nil)
         }
         print("deleted \(recordID)")
+        if candidate {
+            FileHandle.standardError.write(Data("note: record \(recordID.short) is in a delete-against-edit conflict: your delete is kept as one more candidate until an admin resolves it\n".utf8))
+        }
     }
 }

@@ -72,7 +72,7 @@ struct ExportCommand: AsyncParsableCommand {
     /// A record's revisions in an order every replica reproduces, without replica-local details.
     static func history(_ store: ReplicaStore, _ id: RecordID, _ directory: KeyDirectory) throws -> [JSONValue] {
         let revisions = HistoryOrder.canonical(try store.history(of: id))
-        let steps = HistoryStep.replay(revisions.map(\.revision))
+        let steps = HistoryStep.replay(revisions.map(\.revision), authority: try store.resolutionAuthority())
         return zip(revisions, steps).map { stored, step in
                 var object = RecordPresenter.historyJSON(stored, step, SignatureStatus(of: stored.revision, in: directory)).objectValue!
                 // Both depend on this replica (when it received the revision, and which names it

@@ -22,7 +22,15 @@ enum RecordPresenter {
         [
             "path": .string(conflict.path),
             "candidates": .array(conflict.candidates.enumerated().map { candidateJSON($1, number: $0 + 1) }),
+            "disputes": .array(conflict.disputes.map { .array([.string($0.low.description), .string($0.high.description)]) }),
         ]
+    }
+
+    /// Said under a conflict whose current values agree: why it is still listed (spec 6.3).
+    static func agreementNote(_ conflict: Conflict) -> String? {
+        guard let first = conflict.candidates.first, conflict.candidates.allSatisfy({ $0.value == first.value }) else { return nil }
+        let pairs = conflict.disputes.map { "\($0.low) and \($0.high)" }.joined(separator: "; ")
+        return "the current values agree, but no admin has resolved the disagreement between \(pairs): resolve to confirm"
     }
 
     /// `{id, deleted, fields, conflicts, version}`: the shape of `show --json` and of each `list --json` item.
@@ -76,6 +84,7 @@ enum RecordPresenter {
             for (i, c) in conflict.candidates.enumerated() {
                 out += "  [\(i + 1)] \(valueText(c.value))  — \(TerminalText.visible(c.author)), \(c.dot), \(isoTime(c.time))\n"
             }
+            if let note = agreementNote(conflict) { out += "  \(note)\n" }
         }
         return out
     }

@@ -18,7 +18,7 @@ struct ShowCommand: AsyncParsableCommand {
         let recordID = try store.resolveID(id)
         guard let state = try store.record(recordID) else { throw CLIError("no record with id \(id)") }
         let revisions = history ? try HistoryOrder.canonical(try store.history(of: recordID)) : []
-        let steps = HistoryStep.replay(revisions.map(\.revision))
+        let steps = HistoryStep.replay(revisions.map(\.revision), authority: try store.resolutionAuthority())
         let directory = try store.keyDirectory()
         let signatures = revisions.map { SignatureStatus(of: $0.revision, in: directory) }
         if json {

@@ -1,17 +1,16 @@
 extension RecordState {
-    /// The conflicted paths that `revision` settles: it writes the path, and its context covers two
-    /// or more of the path's current candidates. Such a revision is a resolution.
+    /// The conflicted paths that `revision` settles: its author may resolve, it writes the path,
+    /// and its context covers at least one of the path's open disputes. Such a revision is a
+    /// resolution. A revision by anyone else settles nothing, whatever its context (spec 6.3).
     ///
     /// It looks only at the registers the revision writes, so its cost does not grow with the
     /// record's other conflicts (it runs for every received revision, inside the write transaction).
-    public func pathsSettled(by revision: Revision) -> [String] {
-        revision.writes.compactMap { write -> String? in
-            guard write.key.element == nil, let current = registers[write.key], current.count > 1 else { return nil }
-            // Conflicted: two or more distinct values among the current candidates.
-            let first = current[0].value
-            guard current.dropFirst().contains(where: { $0.value != first }) else { return nil }
-            let covered = current.filter { revision.context.covers($0.dot) }
-            return covered.count >= 2 ? write.key.path : nil
+    public func pathsSettled(by revision: Revision, authority: ResolutionAuthority) -> [String] {
+        guard authority.mayResolve(revision.dot.node) else { return [] }
+        return revision.writes.compactMap { write -> String? in
+            guard write.key.element == nil, let log = logs[write.key] else { return nil }
+            let covers = log.disputes.contains { revision.context.covers($0.low) && revision.context.covers($0.high) }
+            return covers ? write.key.path : nil
         }.sorted(by: JSONValue.utf8Less)
     }
 
@@ -27,8 +26,8 @@ public struct HistoryStep: Sendable, Equatable {
     public var revision: Revision
     /// Paths that were not in conflict before this revision and are after it.
     public var conflictsCreated: [String]
-    /// Paths in conflict before this revision whose candidates it settled (a candidate that arrived
-    /// later, concurrently, may keep the path in conflict).
+    /// Paths in conflict before this revision whose disputes it settled, in part or whole (a
+    /// dispute it did not cover keeps the path in conflict).
     public var conflictsResolved: [String]
 
     /// One record's revisions in the causal order every replica reproduces: a revision comes after
@@ -81,14 +80,14 @@ public struct HistoryStep: Sendable, Equatable {
     }
 
     /// Replays `revisions` (one record's, in a causal order) and reports each step.
-    public static func replay(_ revisions: [Revision]) -> [HistoryStep] {
+    public static func replay(_ revisions: [Revision], authority: ResolutionAuthority) -> [HistoryStep] {
         guard let first = revisions.first else { return [] }
         var state = RecordState(id: first.record)
         var steps: [HistoryStep] = []
         for revision in revisions {
             let before = Set(state.conflicts.map(\.path))
-            let settled = state.pathsSettled(by: revision)
-            state.apply(revision)
+            let settled = state.pathsSettled(by: revision, authority: authority)
+            state.apply(revision, authority: authority)
             let after = Set(state.conflicts.map(\.path))
             steps.append(HistoryStep(
                 revision: revision,

@@ -20,43 +20,56 @@ public struct Candidate: Hashable, Sendable {
     }
 }
 
-/// Paths that two or more current writes give different values.
+/// A path in conflict: two concurrent writes gave it different values and no resolution has
+/// covered both since (spec 6.3). Its current values may have come to agree meanwhile.
 public struct Conflict: Hashable, Sendable {
     public var path: String
-    /// In display order; numbered from 1 in listings. The last is the display winner.
+    /// The current, un-superseded values, in display order; numbered from 1 in listings. The last
+    /// is the display winner.
     public var candidates: [Candidate]
+    /// The open disputes: pairs of concurrent writes of different values that no resolution covers.
+    public var disputes: [Dispute]
 
-    public init(path: String, candidates: [Candidate]) {
+    public init(path: String, candidates: [Candidate], disputes: [Dispute] = []) {
         self.path = path
         self.candidates = candidates
+        self.disputes = disputes
     }
 }
 
 /// The merged state of one record: a multi-value register per field path and per set element.
 ///
 /// Applying revisions in any causal order gives the same state (see `Protocol/sync-protocol.md`,
-/// "Merge"); ``apply(_:)`` is idempotent, so re-delivery is harmless.
+/// "Merge"); ``apply(_:authority:)`` is idempotent, so re-delivery is harmless.
 public struct RecordState: Hashable, Sendable {
     public let id: RecordID
     /// The record's version vector: for each node, the highest counter of its revisions of this record.
     public internal(set) var version: VersionVector
     /// Current candidates per register, each array in display order.
     public internal(set) var registers: [RegisterKey: [Candidate]]
+    /// Per scalar register, what decides its conflicts: the writes it received and its open disputes.
+    public internal(set) var logs: [RegisterKey: WriteLog]
 
     public init(id: RecordID) {
         self.id = id
         version = VersionVector()
         registers = [:]
+        logs = [:]
     }
 
     /// Merges one revision of this record. The caller guarantees causal delivery: every revision
-    /// in `revision.context` was applied before. Returns false when the revision was already applied.
+    /// in `revision.context` was applied before. `authority` says whether its author may end
+    /// conflicts. Returns false when the revision was already applied.
     @discardableResult
-    public mutating func apply(_ revision: Revision) -> Bool {
+    public mutating func apply(_ revision: Revision, authority: ResolutionAuthority) -> Bool {
         precondition(revision.record == id, "revision of another record")
         if version.covers(revision.dot) { return false }
         version.add(revision.dot)
+        let resolves = authority.mayResolve(revision.dot.node)
         for write in revision.writes {
+            if write.key.element == nil {
+                logs[write.key, default: WriteLog()].record(revision.dot, value: write.value, context: revision.context, resolves: resolves)
+            }
             var current = registers[write.key, default: []].filter { !revision.context.covers($0.dot) }
             current.append(Candidate(dot: revision.dot, value: write.value, author: revision.author, time: revision.time))
             current.sort(by: Candidate.displayOrder)
@@ -68,24 +81,23 @@ public struct RecordState: Hashable, Sendable {
     /// The current candidates of a scalar path.
     public func candidates(at path: String) -> [Candidate] { registers[RegisterKey(path: path)] ?? [] }
 
-    /// Every scalar path (including `deleted`) whose current writes hold two or more distinct values.
-    /// Set elements never conflict: an element is present when any current write added it.
+    /// Every scalar path (including `deleted`) with an open dispute, sorted by path. Set elements
+    /// never conflict: an element is present when any current write added it.
     public var conflicts: [Conflict] {
-        registers.keys.filter { $0.element == nil }.sorted().compactMap { key in
-            let candidates = registers[key]!
-            guard candidates.count > 1 else { return nil }
-            let first = candidates[0].value
-            guard candidates.dropFirst().contains(where: { $0.value != first }) else { return nil }
-            return Conflict(path: key.path, candidates: candidates)
+        logs.filter(\.value.isDisputed).keys.sorted().map { key in
+            Conflict(path: key.path, candidates: registers[key] ?? [], disputes: logs[key]!.disputes)
         }
     }
 
-    public var isConflicted: Bool { !conflicts.isEmpty }
+    public var isConflicted: Bool { logs.values.contains(where: \.isDisputed) }
 
-    /// Deleted when every current write to `deleted` is a delete; while a delete is in conflict with
-    /// an edit the record shows its edited fields.
+    /// Whether `path` is in conflict.
+    public func isConflicted(at path: String) -> Bool { logs[RegisterKey(path: path)]?.isDisputed ?? false }
+
+    /// Deleted when every current write to `deleted` is a delete and no delete-against-edit
+    /// conflict is open; while one is, the record shows its edited fields.
     public var isDeleted: Bool {
-        guard let heads = registers[.deleted], !heads.isEmpty else { return false }
+        guard let heads = registers[.deleted], !heads.isEmpty, !isConflicted(at: "deleted") else { return false }
         return heads.allSatisfy { $0.value == .bool(true) }
     }
 

@@ -37,8 +37,12 @@ public struct ReplicaState: Sendable, Equatable {
     public private(set) var records: [RecordID: RecordState] = [:]
     /// Revisions in the order they were applied (a causal order).
     public private(set) var log: [Revision] = []
+    /// Who may end conflicts here.
+    public let authority: ResolutionAuthority
 
-    public init() {}
+    public init(authority: ResolutionAuthority = .everyone) {
+        self.authority = authority
+    }
 
     /// Applies a revision if it is new; returns false for a duplicate, throws on a causal gap.
     @discardableResult
@@ -48,7 +52,7 @@ public struct ReplicaState: Sendable, Equatable {
         case .gap(let gap): throw gap
         case .ready:
             knowledge.add(revision.dot)
-            records[revision.record, default: RecordState(id: revision.record)].apply(revision)
+            records[revision.record, default: RecordState(id: revision.record)].apply(revision, authority: authority)
             log.append(revision)
             return true
         }

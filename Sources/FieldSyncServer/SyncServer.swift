@@ -189,21 +189,14 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
             PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge).json)
     }
 
-    /// The server's checks on every new pushed revision: a registered, unrevoked node; a valid
-    /// signature; and only admins may push a revision that settles a conflict.
+    /// The server's checks on every new pushed revision: a registered, unrevoked node and a valid
+    /// signature. Conflicts never refuse a revision: one by a documenter that covers a conflict's
+    /// candidates is one more candidate, since only an admin's revision ends a conflict (spec 6.3).
     static func admit(_ revision: Revision, current: RecordState?, directory: KeyDirectory, checked: CheckedSignatures = .none) throws {
         try directory.verify(revision, checked: checked)
         let entry = directory[revision.dot.node]!
         if entry.revoked != nil {
             throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
-        }
-        if let current, entry.role != .admin {
-            let settled = current.pathsSettled(by: revision)
-            if !settled.isEmpty {
-                throw ProtocolError(
-                    .forbidden,
-                    "revision \(revision.dot) resolves the conflict on \(settled.joined(separator: ", ")); only an admin may resolve conflicts (\(entry.user ?? "its author") is not)")
-            }
         }
     }
 

@@ -43,6 +43,12 @@ extension ReplicaStore {
         try read { db in try Self.deviceKey(db).signature(for: EnrolRequest.proofBytes(code: code, node: try Self.identity(db).node)) }
     }
 
+    /// Signs `revision` as given with this replica's device key. The CLI never composes revisions
+    /// this way; tests do, to act as a modified client holding a documenter's own key would.
+    public func sign(_ revision: Revision) throws -> Revision {
+        try read { db in try Self.deviceKey(db).sign(revision) }
+    }
+
     /// This replica's public signing key (base64).
     public func publicKey() throws -> String {
         try read { db in try Self.deviceKey(db).publicKeyBase64 }
@@ -71,6 +77,8 @@ extension ReplicaStore {
                     enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM,
                 ])
             try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+            // Enrolled, only admins end conflicts: the records are recomputed under that rule.
+            _ = try Self.authority(db, now: now)
         }
     }
 
@@ -99,7 +107,10 @@ extension ReplicaStore {
     /// Learns keys. A node whose key is already known with a different value is refused: a key never
     /// changes, so a different one means forgery.
     public func rememberKeys(_ entries: [KeyEntry]) throws {
-        try write { db in try Self.rememberKeys(db, entries) }
+        try write { db in
+            try Self.rememberKeys(db, entries)
+            _ = try Self.authority(db, now: Int64(Date().timeIntervalSince1970 * 1000))
+        }
     }
 
     static func rememberKeys(_ db: Database, _ entries: [KeyEntry]) throws {

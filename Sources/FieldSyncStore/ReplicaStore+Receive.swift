@@ -36,6 +36,7 @@ extension ReplicaStore {
         // Records whose log is not causally closed after a fork was repaired (usually none).
         let stale = Set(try String.fetchAll(db, sql: "SELECT id FROM stale_record").compactMap(RecordID.init))
         var replayAfter = Set<RecordID>()
+        let authority = try Self.authority(db, now: now)
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {
             if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
@@ -119,11 +120,11 @@ extension ReplicaStore {
                 }
                 let current = try Self.loadState(db, revision.record, cache: &cache)
                 try admit(revision, current)
-                if let current, !current.pathsSettled(by: revision).isEmpty { outcome.resolutions += 1 }
+                if let current, !current.pathsSettled(by: revision, authority: authority).isEmpty { outcome.resolutions += 1 }
                 if conflictsBefore[revision.record] == nil {
                     conflictsBefore[revision.record] = current?.conflicts.count ?? 0
                 }
-                _ = try Self.apply(db, revision, to: current, text: text, cache: &cache, now: now)
+                _ = try Self.apply(db, revision, to: current, authority: authority, text: text, cache: &cache, now: now)
                 if stale.contains(revision.record) { replayAfter.insert(revision.record) }
                 heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
                 outcome.knowledge.add(dot)
@@ -134,7 +135,7 @@ extension ReplicaStore {
         for id in replayAfter {
             // Logged before revisions it depends on: the incremental state may differ from the
             // canonical one, so replay it; once every context is held it is stale no longer.
-            let replay = try Self.replayRecord(db, id)
+            let replay = try Self.replayRecord(db, id, authority: authority)
             cache[id] = replay.state
             if replay.revisions.allSatisfy({ outcome.knowledge.covers($0.context) }) {
                 try db.execute(sql: "DELETE FROM stale_record WHERE id = ?", arguments: [id.rawValue])

@@ -159,17 +159,18 @@ extension ReplicaStore {
     /// causally closed.
     static func replay(_ db: Database, _ ids: Set<RecordID>, stale: Set<RecordID>, now: Int64) throws {
         var states: [RecordID: RecordState] = [:]
-        for id in ids { states[id] = try replayRecord(db, id).state }
+        let authority = try Self.authority(db, now: now)
+        for id in ids { states[id] = try replayRecord(db, id, authority: authority).state }
         for id in stale { try db.execute(sql: "INSERT OR IGNORE INTO stale_record (id) VALUES (?)", arguments: [id.rawValue]) }
         try saveStates(db, states, now: now)
     }
 
     /// The record's state replayed in the canonical order, with the revisions it was replayed from.
-    static func replayRecord(_ db: Database, _ id: RecordID) throws -> (state: RecordState, revisions: [Revision]) {
+    static func replayRecord(_ db: Database, _ id: RecordID, authority: ResolutionAuthority) throws -> (state: RecordState, revisions: [Revision]) {
         let revisions = try String.fetchAll(db, sql: "SELECT body FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
             .map { try Revision(json: JSONValue(parsing: $0)) }
         var state = RecordState(id: id)
-        for revision in HistoryStep.canonicalOrder(revisions) { state.apply(revision) }
+        for revision in HistoryStep.canonicalOrder(revisions) { state.apply(revision, authority: authority) }
         return (state, revisions)
     }
 

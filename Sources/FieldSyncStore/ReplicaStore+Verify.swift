@@ -88,11 +88,12 @@ extension ReplicaStore {
             }
 
             let stored = try Row.fetchAll(db, sql: "SELECT id, state, title, deleted, conflicts FROM record")
+            let authority = try Self.computedAuthority(db)
             if stored.count != byRecord.count { problems.append("\(stored.count) materialized records for \(byRecord.count) records in the log") }
             for row in stored {
                 guard let id = RecordID(row["id"]) else { problems.append("record id \(row["id"] as String) is not a UUID"); continue }
                 var replay = RecordState(id: id)
-                for revision in HistoryStep.canonicalOrder(byRecord[id] ?? []) { replay.apply(revision) }
+                for revision in HistoryStep.canonicalOrder(byRecord[id] ?? []) { replay.apply(revision, authority: authority) }
                 if replay.json.canonicalText != (row["state"] as String) {
                     problems.append("record \(id): the materialized state differs from a replay of its \(byRecord[id]?.count ?? 0) revisions")
                 }

@@ -85,6 +85,8 @@ public final class ReplicaStore: Sendable {
             }
             // Every replica signs what it writes; one made before signing existed gets its key now.
             try writer.write { db in
+                // Record states computed under another authority, or by an older version, are replayed.
+                if requireReplica { _ = try Self.authority(db, now: Int64(Date().timeIntervalSince1970 * 1000)) }
                 if try Row.fetchOne(db, sql: "SELECT 1 FROM device_key") == nil {
                     let key = DeviceKey.generate()
                     try db.execute(
@@ -171,6 +173,7 @@ public final class ReplicaStore: Sendable {
             var previous = counter > 0 ? try Self.chainHash(db, Dot(node: identity.node, counter: counter)) : nil
             var cache: [RecordID: RecordState] = [:]
             var revisions: [Revision] = []
+            let authority = try Self.authority(db, now: now)
             for (index, id) in ids.enumerated() {
                 let current = try Self.loadState(db, id, cache: &cache)
                 let change = try build(index, current)
@@ -180,7 +183,7 @@ public final class ReplicaStore: Sendable {
                     operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
                     time: now, note: change.note, previous: previous))
                 let text = revision.canonicalForms.text
-                _ = try Self.apply(db, revision, to: current, text: text, cache: &cache, now: now)
+                _ = try Self.apply(db, revision, to: current, authority: authority, text: text, cache: &cache, now: now)
                 previous = RevisionChain.hash(ofText: text)
                 revisions.append(revision)
             }
@@ -298,10 +301,11 @@ public final class ReplicaStore: Sendable {
     /// Appends a ready revision to the log and folds it into the cached record state.
     /// `current` is the record's state as just loaded (nil for a new record), so it is read once.
     static func apply(
-        _ db: Database, _ revision: Revision, to current: RecordState?, text: String? = nil, cache: inout [RecordID: RecordState], now: Int64
+        _ db: Database, _ revision: Revision, to current: RecordState?, authority: ResolutionAuthority, text: String? = nil,
+        cache: inout [RecordID: RecordState], now: Int64
     ) throws -> Bool {
         var state = current ?? RecordState(id: revision.record)
-        guard state.apply(revision) else { return false }
+        guard state.apply(revision, authority: authority) else { return false }
         cache[revision.record] = state
         // Cached statements: a batch inserts up to a thousand rows, and compiling SQL per row showed
         // up in profiles.

@@ -131,6 +131,11 @@ enum StoreSchema {
                 ALTER TABLE replica ADD COLUMN keys_tag TEXT;
                 """)
         }
+        migrator.registerMigration("v6-authority") { db in
+            // The authority the record states were computed with (spec 6.3); NULL makes the next
+            // open replay every record under the conflict rule of protocol 2.
+            try db.execute(sql: "ALTER TABLE replica ADD COLUMN authority TEXT")
+        }
         return migrator
     }
 }

@@ -29,3 +29,11 @@ enum Fixture {
 func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
     try #require(try? JSONValue(parsing: text), "fixture JSON does not parse: \(text)", sourceLocation: sourceLocation)
 }
+
+extension RecordState {
+    /// As on an unenrolled replica, where every revision may resolve.
+    @discardableResult
+    mutating func apply(_ revision: Revision) -> Bool { apply(revision, authority: .everyone) }
+
+    func pathsSettled(by revision: Revision) -> [String] { pathsSettled(by: revision, authority: .everyone) }
+}

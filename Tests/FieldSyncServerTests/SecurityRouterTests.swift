@@ -315,35 +315,84 @@ import Testing
         }
     }
 
-    @Test func onlyAdminsMayPushAResolution() async throws {
+    /// A modified client signs with a documenter's own key whatever context it likes: the server
+    /// takes every such revision as a candidate, and only an admin's resolution ends the conflict
+    /// (#13, sections 1 and 2).
+    @Test func onlyAnAdminsResolutionEndsAConflict() async throws {
         let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
+        let lina = try ReplicaStore.create(at: dir.file("lina.sqlite"), name: "lina", now: 1)
         let rimaToken = try await token(for: rima, user: "rima")
         let omarToken = try await token(for: omar, user: "omar")
+        let linaToken = try await token(for: lina, user: "lina")
         let adminToken = try await token(for: admin, user: "amira", role: .admin)
         let id = try Fixtures.addIncident(rima, title: "Killings in the village", [.set(path: "casualties.killed", value: 10)])
-        let keys = try [rima, omar, admin].map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) }
+        let keys = try [rima, omar, admin, lina].map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) }
         _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 2)
         try Fixtures.edit(rima, id, [.set(path: "casualties.killed", value: 12)])
         try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)])
-        _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 3)
-        _ = try admin.receiveVerified(try omar.allRevisions(), learning: keys, now: 3)
-        #expect(try omar.record(id)?.conflicts.count == 1)
+        let rimaEdit = try #require(try rima.allRevisions().last)
+        let linaNode = try lina.identity().node
+        // Lina has seen only Rima's 12 and writes Omar's 15: the current values would agree.
+        let agreeing = try lina.sign(Revision(
+            dot: Dot(node: linaNode, counter: 1), record: id, kind: .put, operations: [.set(path: "casualties.killed", value: 15)],
+            context: VersionVector([rimaEdit.dot.node: 2]), author: "lina", time: 1_741_340_200_000))
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())) { #expect($0.status == .ok) }
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())) { #expect($0.status == .ok) }
-            // Omar, a documenter, settles the conflict on his own replica (not enrolled there, so the CLI allowed it).
-            try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)])
-            let resolution = try #require(try omar.allRevisions().last)
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [resolution])) { response in
-                #expect(response.status == .forbidden)
-                #expect(String(buffer: response.body).contains("only an admin"))
-            }
-            try Fixtures.edit(admin, id, [.set(path: "casualties.killed", value: 14)])
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(linaToken), body: push(linaNode, [agreeing])) { #expect($0.status == .ok) }
+            let afterLina = try #require(try server.record(id))
+            #expect(afterLina.conflicts.map(\.path) == ["casualties.killed"])
+            #expect(afterLina.candidates(at: "casualties.killed").map(\.value) == [15, 15])
+            // Omar covers both candidates with his own key: accepted (never a 403), and one more candidate.
+            _ = try omar.receiveVerified(try rima.allRevisions() + [agreeing], learning: keys, now: 3)
+            try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)], now: 1_741_340_300_000)
+            let covering = try #require(try omar.allRevisions().last)
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [covering])) { #expect($0.status == .ok) }
+            let afterOmar = try #require(try server.record(id))
+            #expect(afterOmar.candidates(at: "casualties.killed").map(\.dot) == [covering.dot])
+            #expect(afterOmar.isConflicted(at: "casualties.killed"), "a documenter's revision ends no conflict, whatever its context")
+            #expect(try await !storage.audit(limit: 50).contains { $0.action == "push+resolve" })
+            // The admin's resolution covers every dispute and ends it.
+            _ = try admin.receiveVerified(try server.allRevisions(), learning: keys, now: 4)
+            try Fixtures.edit(admin, id, [.set(path: "casualties.killed", value: 14)], now: 1_741_340_400_000)
             let adminResolution = try #require(try admin.allRevisions().last)
             try await http.execute(uri: "/v1/push", method: .post, headers: auth(adminToken), body: push(try admin.identity().node, [adminResolution])) { #expect($0.status == .ok) }
         }
         #expect(try server.record(id)?.conflicts.isEmpty == true)
+        #expect(try server.record(id)?.value(at: "casualties.killed") == 14)
         #expect(try await storage.audit(limit: 50).contains { $0.action == "push+resolve" && $0.user == "amira" })
+    }
+
+    /// Two deletes, each covering one of two concurrent edits, leave the record visible and in a
+    /// delete-against-edit conflict, until an admin chooses.
+    @Test func deletesByDocumentersDoNotEndADeleteAgainstEdit() async throws {
+        let lina = try ReplicaStore.create(at: dir.file("lina.sqlite"), name: "lina", now: 1)
+        let tokens = [try await token(for: rima, user: "rima"), try await token(for: omar, user: "omar"), try await token(for: lina, user: "lina")]
+        let id = try Fixtures.addIncident(rima, title: "Detentions at the school")
+        let keys = try [rima, omar, lina].map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) }
+        _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 2)
+        try Fixtures.edit(rima, id, [.set(path: "narrative", value: "Rima's account")])
+        try Fixtures.edit(omar, id, [.set(path: "narrative", value: "Omar's account")])
+        let linaNode = try lina.identity().node
+        let rimaNode = try rima.identity().node
+        let omarNode = try omar.identity().node
+        let deletes = try [
+            lina.sign(Revision(
+                dot: Dot(node: linaNode, counter: 1), record: id, kind: .delete, operations: [],
+                context: VersionVector([rimaNode: 2]), author: "lina", time: 1_741_340_200_000)),
+            lina.sign(Revision(
+                dot: Dot(node: linaNode, counter: 2), record: id, kind: .delete, operations: [],
+                context: VersionVector([rimaNode: 1, omarNode: 1, linaNode: 1]), author: "lina", time: 1_741_340_200_001)),
+        ]
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[0]), body: push(rimaNode, try rima.allRevisions())) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[1]), body: push(omarNode, try omar.allRevisions())) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[2]), body: push(linaNode, deletes)) { #expect($0.status == .ok) }
+        }
+        let state = try #require(try server.record(id))
+        #expect(state.candidates(at: "deleted").allSatisfy { $0.value == .bool(true) })
+        #expect(!state.isDeleted, "the record stays visible while the delete is disputed")
+        #expect(Set(state.conflicts.map(\.path)) == ["deleted", "narrative"])
     }
 
     @Test func adminEndpointsRefuseDocumenters() async throws {
