@@ -474,13 +474,19 @@ struct World {
     ]
 
     init<R: RandomNumberGenerator>(replicas count: Int, records recordCount: Int, using rng: inout R) {
+        self.init(replicas: count, records: recordCount, admins: nil, using: &rng)
+    }
+
+    /// `admins`: indices of the replicas whose nodes may resolve; nil for everyone (unenrolled).
+    init<R: RandomNumberGenerator>(replicas count: Int, records recordCount: Int, admins: Set<Int>?, using rng: inout R) {
         var nodes: [NodeID] = []
         while nodes.count < count {
             let node = NodeID.random(using: &rng)
             if !nodes.contains(node) { nodes.append(node) }
         }
         self.nodes = nodes
-        replicas = Array(repeating: ReplicaState(), count: count)
+        let authority: ResolutionAuthority = admins.map { .admins(Set($0.map { nodes[$0] })) } ?? .everyone
+        replicas = Array(repeating: ReplicaState(authority: authority), count: count)
         records = (0..<recordCount).map { RecordID.generate(millisecondsSince1970: 1_741_000_000_000 + Int64($0), using: &rng) }
     }
 
