@@ -45,10 +45,13 @@ import Testing
                 for op in revision.operations { try IncidentSchema.validate(op) }
                 // The vectors' revision text is already canonical: re-encoding gives the same bytes.
             }
+            // `admins`, when given, are the node ids that may resolve (an enrolled replica's view);
+            // absent, everyone may (an unenrolled replica's).
+            let authority: ResolutionAuthority = c["admins"]?.arrayValue.map { .admins(Set($0.compactMap { $0.stringValue.flatMap(NodeID.init) })) } ?? .everyone
             // In the given order, and in reverse-compatible causal orders, the state is the same.
-            var replica = ReplicaState()
+            var replica = ReplicaState(authority: authority)
             for revision in revisions { try replica.receive(revision) }
-            var other = ReplicaState()
+            var other = ReplicaState(authority: authority)
             var pending = revisions.reversed() as [Revision]
             while !pending.isEmpty {
                 let index = try #require(pending.firstIndex { other.knowledge.delivery(of: $0) == .ready }, "\(name): stuck")
