@@ -134,7 +134,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FieldSyncCLITests",
-            dependencies: ["FieldSyncCLI", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom"],
+            dependencies: [
+                "FieldSyncCLI", "FieldSyncClient", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

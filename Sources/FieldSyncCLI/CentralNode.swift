@@ -29,7 +29,9 @@ enum CentralNode {
                 throw CLIError("\(url) presents TLS key \(seen.publicKeyPin), not the \(pin) pinned at enrolment; refusing to talk to it (ask your admin)")
             }
         }
-        let trusted = [enrolment.caCertificatePEM, enrolment.pinnedCertificatePEM].compactMap { $0 }
+        // The connection carrying the token trusts only the CA given at enrolment, or else only the
+        // pinned certificate: never the system's roots as well (spec 15.8).
+        let trusted = [enrolment.caCertificatePEM ?? enrolment.pinnedCertificatePEM].compactMap { $0 }
         return try HTTPSyncTransport(baseURL: url, node: try store.identity().node, token: enrolment.token, trustedCertificatesPEM: trusted)
     }
 

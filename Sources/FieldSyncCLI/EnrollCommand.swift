@@ -48,7 +48,9 @@ struct EnrollCommand: AsyncParsableCommand {
         } else if pin != nil || caCert != nil {
             throw CLIError("--pin and --ca-cert need an https:// server URL")
         }
-        let trusted = [caPEM, seen?.certificatePEM].compactMap { $0 }
+        // The code is a secret too: the enrol request trusts only the CA given, or else only the
+        // certificate just read, whose key `--pin` may have confirmed.
+        let trusted = [caPEM ?? seen?.certificatePEM].compactMap { $0 }
         let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, trustedCertificatesPEM: trusted)
         let response: EnrolResponse
         do {
@@ -59,6 +61,9 @@ struct EnrollCommand: AsyncParsableCommand {
         } catch let error as SyncError {
             await transport.shutdown()
             if case .rejected(_, let rejection) = error { throw CLIError("enrolment refused: \(rejection.message)") }
+            if caPEM == nil, seen != nil, error.description.contains("does not chain") {
+                throw CLIError("enrolment failed: \(server)'s certificate is issued by a CA, not self-signed; give that CA's certificate with --ca-cert so that this replica trusts only it")
+            }
             throw CLIError("enrolment failed: \(error.description)")
         }
         try store.saveEnrolment(

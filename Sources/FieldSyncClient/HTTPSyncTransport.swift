@@ -23,8 +23,11 @@ public final class HTTPSyncTransport: SyncTransport {
     /// The most bytes of a response the client reads.
     static let maximumResponseBytes = 256 * 1024 * 1024
 
-    /// - Parameter trustedCertificatesPEM: certificates trusted besides the system's roots: an
-    ///   organisation's CA (`--ca-cert`) and the pinned server certificate recorded at enrolment.
+    /// - Parameter trustedCertificatesPEM: over HTTPS, the only certificates trusted as roots, in
+    ///   place of the system's: an organisation's CA (`--ca-cert`), or the server certificate pinned
+    ///   at enrolment. So the very connection that carries the token is verified against what the
+    ///   replica enrolled with, and a certificate any public CA issued for the host is refused.
+    ///   Empty: the system's roots (only for requests that carry no secret, or plain HTTP).
     public init(
         baseURL: String, node: NodeID? = nil, token: String? = nil, trustedCertificatesPEM: [String] = [],
         timeout: TimeAmount = .seconds(60)
@@ -41,21 +44,27 @@ public final class HTTPSyncTransport: SyncTransport {
         // The sync driver retries with its own visible backoff (`--retries`); a refused connection
         // should reach it at once rather than after AsyncHTTPClient's silent retries.
         configuration.connectionPool.retryConnectionEstablishment = false
-        if !trustedCertificatesPEM.isEmpty {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            var certificates: [NIOSSLCertificate] = []
-            for pem in trustedCertificatesPEM {
-                do { certificates += try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)) } catch {
-                    throw TransportConfigurationError("a trusted certificate is not valid PEM: \(error)")
-                }
-            }
-            tls.additionalTrustRoots = [.certificates(certificates)]
-            configuration.tlsConfiguration = tls
-        }
+        configuration.tlsConfiguration = try Self.tlsConfiguration(trusting: trustedCertificatesPEM)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = timeout
         self.node = node
         self.token = token
+    }
+
+    /// The TLS configuration that trusts exactly `trustedCertificatesPEM` as roots; nil (the
+    /// system's roots) when it is empty.
+    public static func tlsConfiguration(trusting trustedCertificatesPEM: [String]) throws -> TLSConfiguration? {
+        guard !trustedCertificatesPEM.isEmpty else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        var certificates: [NIOSSLCertificate] = []
+        for pem in trustedCertificatesPEM {
+            do { certificates += try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)) } catch {
+                throw TransportConfigurationError("a trusted certificate is not valid PEM: \(error)")
+            }
+        }
+        tls.trustRoots = .certificates(certificates)
+        tls.additionalTrustRoots = []
+        return tls
     }
 
     public func shutdown() async {
@@ -162,6 +171,9 @@ public final class HTTPSyncTransport: SyncTransport {
         if text.contains("connectTimeout") { return "connection timed out" }
         if text.contains("remoteConnectionClosed") { return "the connection was closed by the server" }
         if text.contains("readTimeout") || text.contains("deadlineExceeded") { return "the server did not answer in time" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
+            return "its TLS certificate does not chain to the certificate pinned at enrolment or to the CA given with --ca-cert (the system's roots are not trusted for the token)"
+        }
         return text.count > 200 ? String(text.prefix(200)) + "…" : text
     }
 }

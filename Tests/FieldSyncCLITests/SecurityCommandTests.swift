@@ -1,8 +1,10 @@
+import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
+import NIOSSL
 import Testing
 
 /// Enrolment, roles, TLS pinning, tampered bundles and secrets hygiene, through the built binary
@@ -28,6 +30,72 @@ import Testing
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "openssl could not make a certificate")
         return (cert, key)
+    }
+
+    func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "openssl \(arguments.first ?? "") failed")
+    }
+
+    /// An organisation's CA, and a certificate for 127.0.0.1 that it issued.
+    func makeCAIssuedCertificate(_ name: String) throws -> (ca: String, cert: String, key: String) {
+        let ca = w.dir.file("\(name)-ca.pem"), caKey = w.dir.file("\(name)-ca-key.pem")
+        let csr = w.dir.file("\(name).csr"), cert = w.dir.file("\(name).pem"), key = w.dir.file("\(name)-key.pem")
+        let ext = w.dir.file("\(name).ext")
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        try openssl([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=Test CA \(name)",
+            "-keyout", caKey, "-out", ca,
+        ])
+        try openssl([
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr,
+        ])
+        try openssl(["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert])
+        return (ca, cert, key)
+    }
+
+    /// #13 section 5: the connection that carries a secret trusts exactly the pinned certificate,
+    /// or exactly the CA given at enrolment, never anything else (the system's roots included).
+    @Test func theConnectionCarryingTheTokenTrustsOnlyThePinOrTheGivenCA() async throws {
+        let issued = try makeCAIssuedCertificate("org")
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", issued.cert, "--tls-key", issued.key])
+        try await w.initReplica("rima")
+        let code = try #require(try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        // A certificate a CA issued is not trusted through the pin alone: the CA must be named.
+        let unpinned = try await w.run("rima", "enroll", "--server", server.url, "--code", code)
+        #expect(unpinned.status == 1)
+        #expect(unpinned.stderr.contains("issued by a CA, not self-signed; give that CA's certificate with --ca-cert"), "\(unpinned)")
+        #expect(try ReplicaStore.open(at: w.store("rima")).enrolment() == nil)
+        try await w.ok("rima", "enroll", "--server", server.url, "--code", code, "--ca-cert", issued.ca)
+        _ = try await w.add("rima", "--title", "Raid on the clinic")
+        #expect(try await w.ok("rima", "sync", "--json").json()["pushed"] == 1)
+
+        // The transport itself: a connection trusting another CA, or another pinned certificate,
+        // fails its handshake before any request (and its token) is sent.
+        let other = try makeCAIssuedCertificate("other")
+        let selfSigned = try makeCertificate("stranger")
+        for trusted in [other.ca, selfSigned.cert] {
+            let transport = try HTTPSyncTransport(
+                baseURL: server.url, token: "a-token-that-must-not-leave", trustedCertificatesPEM: [try String(contentsOfFile: trusted, encoding: .utf8)])
+            await #expect {
+                _ = try await transport.knowledge(probing: nil)
+            } throws: { error in
+                "\(error)".contains("does not chain to the certificate pinned at enrolment")
+            }
+            await transport.shutdown()
+        }
+        let configuration = try #require(HTTPSyncTransport.tlsConfiguration(trusting: [try String(contentsOfFile: issued.ca, encoding: .utf8)]))
+        #expect(configuration.additionalTrustRoots.isEmpty)
+        #expect(configuration.trustRoots == .certificates(try NIOSSLCertificate.fromPEMFile(issued.ca)))
+        _ = await server.stop()
+        #expect(!server.log.contains("a-token-that-must-not-leave"))
+        #expect(try ReplicaStore.open(at: serverStore).status().revisions == 1)
     }
 
     func pin(in log: String) throws -> String {
