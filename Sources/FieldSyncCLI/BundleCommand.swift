@@ -8,7 +8,47 @@ import Foundation
 struct BundleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bundle", abstract: "Exchange revisions by file, without a network.",
-        subcommands: [BundleExportCommand.self, BundleImportCommand.self])
+        subcommands: [BundleExportCommand.self, BundleImportCommand.self, BundleHeldCommand.self])
+}
+
+/// `fieldsync bundle held`: what bundles brought that this enrolled replica holds instead of merging.
+struct BundleHeldCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "held", abstract: "List revisions from bundles held back until your central node vouches for them.",
+        discussion: """
+            An enrolled replica holds what its central node would refuse: revisions of a node it has \
+            not vouched for, signed by a key it does not vouch for, or of a revoked device, and those \
+            depending on them. They are neither merged nor pushed; `fieldsync sync` releases those the \
+            central node vouches for by then.
+
+            Example:
+              fieldsync bundle held --json
+            """)
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let held = try store.heldRevisions()
+        if json {
+            print(JSONValue.array(held.map { h in
+                [
+                    "id": .string(h.dot.description), "node": .string(h.dot.node.rawValue), "counter": .int(Int64(h.dot.counter)),
+                    "record": .string(h.record.rawValue), "author": .string(h.author), "reason": .string(h.reason),
+                    "held_since": .string(RecordPresenter.isoTime(h.stored)),
+                ]
+            }).prettyText())
+            return
+        }
+        if held.isEmpty {
+            print("no held revisions")
+            return
+        }
+        for h in held {
+            print(TerminalText.visible("\(h.dot)  record \(h.record.short)  by \(h.author)  held since \(RecordPresenter.isoTime(h.stored)): \(h.reason)"))
+        }
+    }
 }
 
 struct BundleExportCommand: AsyncParsableCommand {
@@ -64,7 +104,7 @@ struct BundleImportCommand: AsyncParsableCommand {
         let store = try storeOptions.open()
         let bundle = try Self.read(file)
         // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
-        let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
+        let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey, certificate: $0.certificate) }
         let enrolled = try store.enrolment() != nil
         let node = try store.identity().node
         let fresh = NodeID.random()
@@ -73,16 +113,11 @@ struct BundleImportCommand: AsyncParsableCommand {
             // Causal order first: a bundle written by an older build, or after a fork was repaired,
             // may list a revision before one it depends on.
             let ordered = CausalSort.sorted(bundle.revisions)
+            // An enrolled replica holds what its central node would refuse (an unknown or uncertified
+            // node, a key it does not vouch for, a revoked device) instead of merging it, so that
+            // nothing a bundle brings can block a later sync (spec 12.4).
             outcome = try store.receiveVerified(
-                ordered, learning: keys, unconfirmed: true, remintingAs: enrolled ? nil : fresh, now: nowMilliseconds()
-            ) { revision, current, directory in
-                // An enrolled replica refuses what its central node would refuse, so that its own
-                // pushes are never blocked by a relayed revision.
-                guard enrolled, let entry = directory[revision.dot.node] else { return }
-                if entry.revoked != nil {
-                    throw ProtocolError(.forbidden, "revision \(revision.dot) comes from a revoked device")
-                }
-            }
+                ordered, learning: keys, unconfirmed: true, remintingAs: enrolled ? nil : fresh, holding: enrolled, now: nowMilliseconds())
         } catch let error as ProtocolError {
             throw CLIError("\(file): \(error.message); nothing was imported")
         }
@@ -104,14 +139,27 @@ struct BundleImportCommand: AsyncParsableCommand {
             print(JSONValue.object([
                 "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
                 "new_conflicts": .int(Int64(outcome.newConflicts)), "set_aside": .int(Int64(outcome.setAside)),
-                "reminted": .int(Int64(reminted)),
+                "reminted": .int(Int64(reminted)), "held": .int(Int64(outcome.held.count)),
+                "held_nodes": .array(Self.heldByNode(outcome).map { ["node": .string($0.node.rawValue), "revisions": .int(Int64($0.count)), "reason": .string($0.reason)] }),
             ]).canonicalText)
         } else {
             var line = "\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")"
             if outcome.setAside > 0 { line += ", \(outcome.setAside) set aside (another content of a dot already held; kept as evidence, see `fieldsync verify`)" }
             print(line)
+            for group in Self.heldByNode(outcome) {
+                print("held \(group.count) revision\(group.count == 1 ? "" : "s") from node \(group.node): \(TerminalText.visible(group.reason)) (see `fieldsync bundle held`; released when your central node vouches for them)")
+            }
             if let forkNote { print(forkNote) }
         }
+    }
+
+    /// Held revisions per node, with the reason of the first (the others of a node mostly depend on it).
+    static func heldByNode(_ outcome: ReceiveOutcome) -> [(node: NodeID, count: Int, reason: String)] {
+        var groups: [(node: NodeID, count: Int, reason: String)] = []
+        for (dot, reason) in outcome.held {
+            if let i = groups.firstIndex(where: { $0.node == dot.node }) { groups[i].count += 1 } else { groups.append((dot.node, 1, reason)) }
+        }
+        return groups
     }
 
     static func read(_ path: String) throws -> BundleFile {

@@ -23,6 +23,9 @@ struct EnrollCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Trust this CA certificate (PEM) for the server's HTTPS certificate.", valueName: "PEM")) var caCert: String?
     @Option(help: ArgumentHelp("Require the server's TLS public key to have this SHA-256 (as `serve` prints it).", valueName: "sha256:HEX"))
     var pin: String?
+    @Option(
+        help: ArgumentHelp("Require the central node's signing key to have this fingerprint (as `serve` prints it).", valueName: "sha256:HEX"))
+    var serverKey: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
@@ -66,19 +69,33 @@ struct EnrollCommand: AsyncParsableCommand {
             }
             throw CLIError("enrolment failed: \(error.description)")
         }
+        // The central node's signing key, which vouches for every node's key from now on (spec 15.9).
+        guard let signingKey = response.serverKey else {
+            throw CLIError("enrolment failed: \(server) did not send its signing key; it runs an older fieldsync than protocol \(SyncProtocol.version) needs")
+        }
+        let fingerprint = CentralNodeKey.fingerprint(ofPublicKey: signingKey)
+        if let serverKey, serverKey.lowercased() != fingerprint {
+            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(serverKey); not enrolling (the code is used: ask for a new one)")
+        }
+        let own = KeyEntry(node: identity.node, publicKey: try store.publicKey(), certificate: response.certificate)
+        guard own.isCertified(by: signingKey), response.certificate?.user == response.user, response.certificate?.role == response.role else {
+            throw CLIError("enrolment failed: \(server) did not certify this replica's node \(identity.node) and key")
+        }
         try store.saveEnrolment(
             Enrolment(
                 server: server, token: response.token, user: response.user, role: response.role, pin: seen?.publicKeyPin,
-                pinnedCertificatePEM: seen?.certificatePEM, caCertificatePEM: caPEM),
+                pinnedCertificatePEM: seen?.certificatePEM, caCertificatePEM: caPEM, serverKey: signingKey),
             now: nowMilliseconds())
+        try store.rememberKeys([KeyEntry(certificate: response.certificate!)], from: .centralNode(serverKey: signingKey))
         if json {
             print(JSONValue.object([
                 "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue), "node": .string(identity.node.rawValue),
-                "pin": seen.map { .string($0.publicKeyPin) } ?? .null,
+                "pin": seen.map { .string($0.publicKeyPin) } ?? .null, "server_key": .string(fingerprint),
             ]).canonicalText)
         } else {
             print("enrolled with \(server) as \(response.user) (\(response.role.rawValue)); node \(identity.node)")
             if let seen { print("pinned the server's TLS key \(seen.publicKeyPin); compare it with the one your admin gave you") }
+            print("pinned the central node's signing key \(fingerprint): only keys it vouches for are trusted")
         }
     }
 }

@@ -109,7 +109,7 @@ enum RecordPresenter {
         let r = stored.revision
         let action = step.conflictsResolved.isEmpty ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
         var out = "\(isoTime(r.time))  \(TerminalText.visible(r.author))  node \(r.dot.node) #\(r.dot.counter)  \(TerminalText.visible(action))\n"
-        out += "    signature: \(signature.state)\(signature.signer.map { " (signed by \(TerminalText.visible($0))'s device)" } ?? "")\n"
+        out += "    signature: \(signature.text)\(signature.signer.map { " (signed by \(TerminalText.visible($0))'s device)" } ?? "")\n"
         if let note = r.note { out += "    note: \(TerminalText.visible(note))\n" }
         if !step.conflictsCreated.isEmpty { out += "    conflict created on \(TerminalText.visible(step.conflictsCreated.joined(separator: ", ")))\n" }
         for op in r.operations {
@@ -124,22 +124,35 @@ enum RecordPresenter {
     }
 }
 
-/// Whether a revision's signature checks out against the keys this replica knows.
+/// Whether a revision's signature checks out against the keys this replica knows, and whether
+/// its central node vouches for the key (spec 17.2).
 struct SignatureStatus {
-    /// `verified`, `invalid`, `unsigned` or `unknown-key`.
+    /// `verified` (a valid signature by this device's own key or by a key the pinned central node
+    /// certified), `unverified` (valid, by a key learned on first use, not vouched for), `invalid`,
+    /// `unsigned` or `unknown-key`.
     var state: String
     var signer: String?
 
-    init(of revision: Revision, in directory: KeyDirectory) {
-        signer = directory[revision.dot.node]?.user
+    init(of revision: Revision, in directory: KeyDirectory, ownKey: String) {
+        let entry = directory[revision.dot.node]
+        signer = entry.flatMap { entry in entry.certificate.map(\.user) ?? entry.user }
         if revision.signature == nil {
             state = "unsigned"
-        } else if let entry = directory[revision.dot.node] {
-            state = SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) ? "verified" : "invalid"
+        } else if let entry {
+            if !SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) {
+                state = "invalid"
+            } else if entry.publicKey == ownKey || directory.serverKey.map(entry.isCertified(by:)) == true {
+                state = "verified"
+            } else {
+                state = "unverified"
+            }
         } else {
             state = "unknown-key"
         }
     }
+
+    /// As `show --history` prints it.
+    var text: String { state == "unverified" ? "unverified (key not vouched for)" : state }
 }
 
 /// Orders a record's stored revisions as every replica does (``HistoryStep/canonicalOrder(_:)``), so

@@ -3,6 +3,7 @@ import FieldSyncClient
 import FieldSyncCore
 import Hummingbird
 import FieldSyncServer
+import FieldSyncProtocol
 import FieldSyncStore
 import Foundation
 import Logging
@@ -57,6 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLIError("cannot use --tls-cert \(tlsCert): \(error)")
             }
         }
+        // The key that certifies every enrolled node: documenters may check it with `enroll --server-key`.
+        pinLine += "; central node key \(CentralNodeKey.fingerprint(ofPublicKey: try replica.publicKey()))"
         let scheme = tlsCert == nil ? "http" : "https"
         let configuration = ServerConfiguration(host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses)
         do { _ = try configuration.tlsConfiguration() } catch {

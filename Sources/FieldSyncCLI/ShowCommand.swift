@@ -20,7 +20,8 @@ struct ShowCommand: AsyncParsableCommand {
         let revisions = history ? try HistoryOrder.canonical(try store.history(of: recordID)) : []
         let steps = HistoryStep.replay(revisions.map(\.revision), authority: try store.resolutionAuthority())
         let directory = try store.keyDirectory()
-        let signatures = revisions.map { SignatureStatus(of: $0.revision, in: directory) }
+        let ownKey = try store.publicKey()
+        let signatures = revisions.map { SignatureStatus(of: $0.revision, in: directory, ownKey: ownKey) }
         if json {
             var object = RecordPresenter.recordJSON(state).objectValue!
             if history {
@@ -88,7 +89,7 @@ struct StatusCommand: AsyncParsableCommand {
                 "revisions": .int(Int64(status.revisions)), "conflicted_records": .int(Int64(status.conflictedRecords)),
                 "conflicts": .int(Int64(status.conflicts)), "knowledge": status.knowledge.json,
                 "retired_nodes": .array(status.identity.retiredNodes.map { .string($0.rawValue) }),
-                "forked_revisions": .int(Int64(status.forkedRevisions)),
+                "forked_revisions": .int(Int64(status.forkedRevisions)), "held_revisions": .int(Int64(status.heldRevisions)),
             ]
             o["server"] = status.identity.server.map(JSONValue.string) ?? .null
             print(JSONValue.object(o).prettyText())
@@ -103,6 +104,9 @@ struct StatusCommand: AsyncParsableCommand {
         print("conflicts:  \(status.conflicts) open, in \(status.conflictedRecords) record\(status.conflictedRecords == 1 ? "" : "s")")
         if status.forkedRevisions > 0 {
             print("set aside:  \(status.forkedRevisions) revision\(status.forkedRevisions == 1 ? "" : "s") kept as fork evidence (`fieldsync verify` lists them)")
+        }
+        if status.heldRevisions > 0 {
+            print("held:       \(status.heldRevisions) revision\(status.heldRevisions == 1 ? "" : "s") from bundles, until your central node vouches for them (`fieldsync bundle held`)")
         }
     }
 }

@@ -77,6 +77,8 @@ struct SyncCommand: AsyncParsableCommand {
             o["reminted"] = .int(Int64(report.reminted))
             o["set_aside"] = .int(Int64(report.setAside))
             o["replaced"] = .int(Int64(report.replaced))
+            o["released"] = .int(Int64(report.released))
+            o["held"] = .int(Int64(try store.status().heldRevisions))
             print(JSONValue.object(o).canonicalText)
         } else {
             if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
@@ -87,6 +89,13 @@ struct SyncCommand: AsyncParsableCommand {
             }
             if report.setAside > 0 {
                 print("the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)")
+            }
+            if report.released > 0 {
+                print("released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now")
+            }
+            let held = try store.status().heldRevisions
+            if held > 0 {
+                print("still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)")
             }
             print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
         }

@@ -23,6 +23,8 @@ public struct SyncReport: Sendable, Equatable {
     /// Revisions of other nodes held here that the central node holds otherwise (their author forked
     /// and re-minted): kept aside as evidence here and replaced by the central node's.
     public var replaced = 0
+    /// Revisions from bundles that were held until the central node vouched for them, and now were.
+    public var released = 0
     public var retries = 0
 
     public init() {}
@@ -73,6 +75,12 @@ public struct SyncDriver: Sendable {
             serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         }
         contested = []
+        // What bundles brought and this replica held: released first, with the directory as it is
+        // now, so that what the central node vouches for is pushed with the rest.
+        if try store.heldRevisionCount() > 0 {
+            try await learnDirectory(&report, progress)
+            report.released += try store.releaseHeld(now: Self.now())
+        }
         do {
             try await push(&serverKnowledge, &contested, &report, progress)
         } catch SyncError.rejected(_, let error) where error.code == .fork && report.newNode == nil {
@@ -86,6 +94,13 @@ public struct SyncDriver: Sendable {
         // is then one request, which matters on a weak link.
         if !(try store.knowledge()).covers(serverKnowledge) {
             try await pull(&report, &contested, progress)
+            // The pull may have brought what held revisions were waiting for, or the held ones
+            // themselves (then they are dropped).
+            if try store.heldRevisionCount() > 0 {
+                let released = try store.releaseHeld(now: Self.now())
+                report.released += released
+                if released > 0 { try await push(&serverKnowledge, &contested, &report, progress) }
+            }
         }
         // Where this replica holds another history of some node than the server (a bundle brought a
         // forked replica's revisions), the server's wins; the others stay as evidence.
@@ -287,6 +302,17 @@ public struct SyncDriver: Sendable {
         }
     }
 
+    /// Learns the central node's key directory now (only if it changed since last learned).
+    func learnDirectory(_ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+        let known = try store.directoryTag()
+        guard let answer = try await withRetry(&report, progress, { try await transport.keys(unlessTagged: known) }) else { return }
+        do {
+            try store.learnDirectory(answer.directory, tag: answer.tag)
+        } catch let error as ProtocolError {
+            throw SyncError.badResponse("the key directory was rejected: \(error.message)")
+        }
+    }
+
     /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
     /// in one transaction; while it is stored, the next one is already requested with the knowledge
     /// the replica will have once it is, so the server's read and the transfer overlap the local write.
@@ -296,6 +322,7 @@ public struct SyncDriver: Sendable {
         let known = try store.directoryTag()
         let answer = try await withRetry(&report, progress) { try await transport.keys(unlessTagged: known) }
         var keys = answer.map { Array($0.directory.entries.values) } ?? []
+        var source = KeySource.centralNode(serverKey: answer?.directory.serverKey)
         var tag = answer?.tag
         var prefetched: (knowledge: VersionVector, response: Task<PullResponse, any Error>)?
         defer { prefetched?.response.cancel() }
@@ -324,9 +351,10 @@ public struct SyncDriver: Sendable {
             }
             let outcome: ReceiveOutcome
             do {
-                outcome = try store.receiveVerified(response.revisions, learning: keys, directoryTag: tag, now: Self.now())
+                outcome = try store.receiveVerified(response.revisions, learning: keys, from: source, directoryTag: tag, now: Self.now())
                 // Learned with the first batch, in its transaction: later batches verify against the store.
                 keys = []
+                source = .centralNode(serverKey: nil)
                 tag = nil
             } catch let error as ProtocolError {
                 throw SyncError.badResponse("a pulled batch was rejected: \(error.message)")

@@ -59,19 +59,28 @@ public struct EnrolResponse: Sendable, Equatable {
     public var user: String
     public var role: Role
     public var serverNode: NodeID
+    /// The central node's signing key (base64), which the replica pins (spec 15.9).
+    public var serverKey: String?
+    /// The certificate of the enrolled node, signed with `serverKey`.
+    public var certificate: NodeCertificate?
 
-    public init(token: String, user: String, role: Role, serverNode: NodeID) {
+    public init(token: String, user: String, role: Role, serverNode: NodeID, serverKey: String? = nil, certificate: NodeCertificate? = nil) {
         self.token = token
         self.user = user
         self.role = role
         self.serverNode = serverNode
+        self.serverKey = serverKey
+        self.certificate = certificate
     }
 
     public var json: JSONValue {
-        [
+        var o: [String: JSONValue] = [
             "protocol": .int(SyncProtocol.version), "token": .string(token), "user": .string(user), "role": .string(role.rawValue),
             "server_node": .string(serverNode.rawValue),
         ]
+        if let serverKey { o["server_key"] = .string(serverKey) }
+        if let certificate { o["certificate"] = certificate.json }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -81,7 +90,15 @@ public struct EnrolResponse: Sendable, Equatable {
             let role = o["role"]?.stringValue.flatMap(Role.init(rawValue:)), let nodeText = o["server_node"]?.stringValue,
             let node = NodeID(nodeText)
         else { throw ProtocolError(.malformed, "enrol response: expected token, user, role and server_node") }
-        self.init(token: token, user: user, role: role, serverNode: node)
+        var serverKey: String?
+        if let value = o["server_key"] {
+            guard let text = value.stringValue, SignatureCheck.isPublicKey(text) else {
+                throw ProtocolError(.malformed, "server_key: expected a base64 Ed25519 public key")
+            }
+            serverKey = text
+        }
+        let certificate = try o["certificate"].map { json throws(ProtocolError) in try NodeCertificate(json: json, at: "certificate") }
+        self.init(token: token, user: user, role: role, serverNode: node, serverKey: serverKey, certificate: certificate)
     }
 }
 

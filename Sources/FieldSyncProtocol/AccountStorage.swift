@@ -136,7 +136,13 @@ public protocol AccountStorage: Sendable {
     func principal(tokenHash: String) async throws -> Principal?
     /// Adds a further node id for the device holding `tokenHash` (after a restore from backup).
     func registerNode(_ node: NodeID, for principal: Principal, tokenHash: String, now: Int64) async throws
+    /// Every node with its key, account, role and revocation: what the server verifies pushes with.
     func keyDirectory() async throws -> KeyDirectory
+    /// The same with each node's certificate and the central node's signing key that issued them:
+    /// what `GET /v1/keys` and enrolment answer with.
+    func certifiedKeyDirectory() async throws -> KeyDirectory
+    /// The central node's signing key (base64): it certifies every node id (spec 15.9).
+    func serverKey() async throws -> String
     func accounts() async throws -> [Account]
     func devices() async throws -> [Device]
     /// Revokes an account and all its devices; returns false when there is no such account.

@@ -82,13 +82,26 @@ public struct KeyEntry: Sendable, Equatable {
     public var role: Role?
     /// When the device was revoked (ms since 1970); revisions it pushed before stay valid.
     public var revoked: Int64?
+    /// The central node's certificate of this node, key, account and role (spec 15.9). A key
+    /// without one was learned on first use, from a bundle, and is not vouched for.
+    public var certificate: NodeCertificate?
 
-    public init(node: NodeID, publicKey: String, user: String? = nil, role: Role? = nil, revoked: Int64? = nil) {
+    public init(
+        node: NodeID, publicKey: String, user: String? = nil, role: Role? = nil, revoked: Int64? = nil, certificate: NodeCertificate? = nil
+    ) {
         self.node = node
         self.publicKey = publicKey
         self.user = user
         self.role = role
         self.revoked = revoked
+        self.certificate = certificate
+    }
+
+    /// The entry a certificate vouches for: its node, key, user and role.
+    public init(certificate: NodeCertificate, revoked: Int64? = nil) {
+        self.init(
+            node: certificate.node, publicKey: certificate.publicKey, user: certificate.user, role: certificate.role, revoked: revoked,
+            certificate: certificate)
     }
 
     public var json: JSONValue {
@@ -96,7 +109,15 @@ public struct KeyEntry: Sendable, Equatable {
         o["user"] = user.map(JSONValue.string) ?? .null
         o["role"] = role.map { .string($0.rawValue) } ?? .null
         o["revoked"] = revoked.map(JSONValue.int) ?? .null
+        if let certificate { o["certificate"] = certificate.json }
         return .object(o)
+    }
+
+    /// Whether `certificate` is one the central node with key `serverKey` issued for exactly this
+    /// node and key (the certificate's user and role are then the ones to believe).
+    public func isCertified(by serverKey: String) -> Bool {
+        guard let certificate, certificate.isIssued(by: serverKey) else { return false }
+        return certificate.node == node && certificate.publicKey == publicKey
     }
 
     public init(json: JSONValue, at path: String) throws(ProtocolError) {
@@ -108,25 +129,37 @@ public struct KeyEntry: Sendable, Equatable {
         }
         var revoked: Int64?
         if case .int(let r)? = json["revoked"] { revoked = r }
+        var certificate: NodeCertificate?
+        if let value = json["certificate"], value != .null {
+            certificate = try NodeCertificate(json: value, at: "\(path).certificate")
+            guard certificate?.node == node, certificate?.publicKey == key else {
+                throw ProtocolError(.malformed, "\(path).certificate: certifies another node or key than the entry")
+            }
+        }
         self.init(
             node: node, publicKey: key, user: json["user"]?.stringValue, role: json["role"]?.stringValue.flatMap(Role.init(rawValue:)),
-            revoked: revoked)
+            revoked: revoked, certificate: certificate)
     }
 }
 
 /// Node → key entries; what a replica uses to verify revisions it receives.
 public struct KeyDirectory: Sendable, Equatable {
     public var entries: [NodeID: KeyEntry]
+    /// The central node's signing key (base64), which issued the entries' certificates.
+    public var serverKey: String?
 
-    public init(_ entries: [KeyEntry] = []) {
+    public init(_ entries: [KeyEntry] = [], serverKey: String? = nil) {
         self.entries = Dictionary(entries.map { ($0.node, $0) }, uniquingKeysWith: { _, last in last })
+        self.serverKey = serverKey
     }
 
     public subscript(node: NodeID) -> KeyEntry? { entries[node] }
 
-    /// `{"protocol": 2, "keys": [...]}`, sorted by node.
+    /// `{"protocol": 2, "server_key": ..., "keys": [...]}`, sorted by node.
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json })]
+        var o: [String: JSONValue] = ["protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json })]
+        if let serverKey { o["server_key"] = .string(serverKey) }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -135,7 +168,14 @@ public struct KeyDirectory: Sendable, Equatable {
         guard let keys = o["keys"]?.arrayValue else { throw ProtocolError(.malformed, "keys: expected an array") }
         var entries: [KeyEntry] = []
         for (i, key) in keys.enumerated() { entries.append(try KeyEntry(json: key, at: "keys[\(i)]")) }
-        self.init(entries)
+        var serverKey: String?
+        if let value = o["server_key"] {
+            guard let text = value.stringValue, SignatureCheck.isPublicKey(text) else {
+                throw ProtocolError(.malformed, "server_key: expected a base64 Ed25519 public key")
+            }
+            serverKey = text
+        }
+        self.init(entries, serverKey: serverKey)
     }
 
     /// Checks a revision's signature against the directory: the node must be known and the signature valid.

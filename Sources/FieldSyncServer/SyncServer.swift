@@ -63,7 +63,7 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     authenticated.get("keys") { request, _ in
         // An entity tag over the directory's canonical bytes: a replica that learned this directory
         // gets 304 and no body, however many nodes it lists (spec 8.6).
-        var bytes = try await storage.keyDirectory().json.canonicalBytes
+        var bytes = try await storage.certifiedKeyDirectory().json.canonicalBytes
         let tag = "\"" + String(RevisionChain.hash(ofText: String(decoding: bytes, as: UTF8.self)).prefix(32)) + "\""
         // Weak comparison (RFC 9110): a compressing proxy may have turned the tag into W/"…".
         let asked = request.headers[values: .ifNoneMatch].flatMap { $0.split(separator: ",") }.map { item -> String in
@@ -153,7 +153,10 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
             time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol", detail: "role \(principal.role.rawValue)",
             address: auditAddress(context)))
         logger.info("enrol", metadata: ["user": "\(principal.account)", "node": "\(enrol.node)"])
-        return JSONResponse.make(EnrolResponse(token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID()).json)
+        let directory = try await storage.certifiedKeyDirectory()
+        return JSONResponse.make(EnrolResponse(
+            token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID(),
+            serverKey: directory.serverKey, certificate: directory[enrol.node]?.certificate).json)
     }
 
     func push(_ request: Request, _ context: SyncRequestContext) async throws -> Response {

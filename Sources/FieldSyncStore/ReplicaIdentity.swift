@@ -20,6 +20,8 @@ public struct ReplicaStatus: Sendable, Equatable {
     public var knowledge: VersionVector
     /// Revisions kept aside as fork evidence (`forked_revision`).
     public var forkedRevisions = 0
+    /// Revisions from bundles held until the central node vouches for them (`held_revision`).
+    public var heldRevisions = 0
 }
 
 /// One stored revision with where it sits in this replica's log.
@@ -56,4 +58,14 @@ public struct ReceiveOutcome: Sendable, Equatable {
     /// another content under the same history (its `prev` is this replica's revision before it):
     /// where its branch must be re-minted from. Nil when no fork point is proven.
     public var ownForkPoint: UInt64?
+    /// Revisions held instead of merged: what this replica's central node would refuse (spec 12.4),
+    /// each with its reason, in batch order.
+    public var held: [(dot: Dot, reason: String)] = []
+
+    public static func == (a: ReceiveOutcome, b: ReceiveOutcome) -> Bool {
+        a.accepted == b.accepted && a.duplicates == b.duplicates && a.newConflicts == b.newConflicts && a.resolutions == b.resolutions
+            && a.knowledge == b.knowledge && a.setAside == b.setAside && a.ownNodeForked == b.ownNodeForked && a.contested == b.contested
+            && a.setAsideDots == b.setAsideDots && a.appliedHeads == b.appliedHeads && a.reminted == b.reminted
+            && a.ownForkPoint == b.ownForkPoint && a.held.map(\.dot) == b.held.map(\.dot) && a.held.map(\.reason) == b.held.map(\.reason)
+    }
 }

@@ -15,11 +15,15 @@ public struct Enrolment: Sendable, Equatable {
     public var pinnedCertificatePEM: String?
     /// An organisation CA given with `--ca-cert`.
     public var caCertificatePEM: String?
+    /// The central node's signing key (base64), pinned at enrolment (or, for a replica enrolled
+    /// before certificates existed, at its first sync since): only keys it certified are trusted.
+    public var serverKey: String?
 
     public init(
         server: String, token: String, user: String, role: Role, pin: String? = nil, pinnedCertificatePEM: String? = nil,
-        caCertificatePEM: String? = nil
+        caCertificatePEM: String? = nil, serverKey: String? = nil
     ) {
+        self.serverKey = serverKey
         self.server = server
         self.token = token
         self.user = user
@@ -56,25 +60,29 @@ extension ReplicaStore {
 
     public func enrolment() throws -> Enrolment? {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert FROM enrolment WHERE id = 1"),
-                let role = Role(rawValue: row["role"])
-            else { return nil }
-            return Enrolment(
-                server: row["server"], token: row["token"], user: row["user"], role: role, pin: row["pin"],
-                pinnedCertificatePEM: row["pinned_cert"], caCertificatePEM: row["ca_cert"])
+            try Self.enrolment(db)
         }
+    }
+
+    static func enrolment(_ db: Database) throws -> Enrolment? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert, server_key FROM enrolment WHERE id = 1"),
+            let role = Role(rawValue: row["role"])
+        else { return nil }
+        return Enrolment(
+            server: row["server"], token: row["token"], user: row["user"], role: role, pin: row["pin"],
+            pinnedCertificatePEM: row["pinned_cert"], caCertificatePEM: row["ca_cert"], serverKey: row["server_key"])
     }
 
     public func saveEnrolment(_ enrolment: Enrolment, now: Int64) throws {
         try write { db in
             try db.execute(
                 sql: """
-                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert)
-                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
+                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
-                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM,
+                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
                 ])
             try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
             // Enrolled, only admins end conflicts: the records are recomputed under that rule.
@@ -88,44 +96,119 @@ extension ReplicaStore {
         try read { db in try Self.keyDirectory(db) }
     }
 
+    /// The keys this replica knows, with their certificates, and as ``KeyDirectory/serverKey`` the
+    /// central node key pinned at enrolment (nil on an unenrolled replica).
     static func keyDirectory(_ db: Database) throws -> KeyDirectory {
         var entries: [KeyEntry] = []
-        for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked FROM node_key") {
+        for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key") {
             guard let node = NodeID(row["node"]) else { continue }
+            let certificate = (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
             entries.append(KeyEntry(
                 node: node, publicKey: row["public_key"], user: row["user"], role: (row["role"] as String?).flatMap(Role.init(rawValue:)),
-                revoked: row["revoked"]))
+                revoked: row["revoked"], certificate: certificate))
         }
         let identity = try identity(db)
         let own = try deviceKey(db).publicKeyBase64
         for node in [identity.node] + identity.retiredNodes where !entries.contains(where: { $0.node == node }) {
             entries.append(KeyEntry(node: node, publicKey: own, user: identity.name))
         }
-        return KeyDirectory(entries)
+        return KeyDirectory(entries, serverKey: try enrolment(db)?.serverKey)
     }
 
-    /// Learns keys. A node whose key is already known with a different value is refused: a key never
-    /// changes, so a different one means forgery.
-    public func rememberKeys(_ entries: [KeyEntry]) throws {
+    /// Learns keys offered by `source` (spec 17.2). Returns the nodes whose key learned on first use
+    /// was replaced by the one the central node certified.
+    @discardableResult
+    public func rememberKeys(_ entries: [KeyEntry], from source: KeySource = .bundle) throws -> Set<NodeID> {
         try write { db in
-            try Self.rememberKeys(db, entries)
+            let replaced = try Self.rememberKeys(db, entries, from: source)
             _ = try Self.authority(db, now: Int64(Date().timeIntervalSince1970 * 1000))
+            return replaced
         }
     }
 
-    static func rememberKeys(_ db: Database, _ entries: [KeyEntry]) throws {
-            let known = try Self.keyDirectory(db)
-            for entry in entries {
-                if let existing = known[entry.node], existing.publicKey != entry.publicKey {
-                    throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the one this replica knows; refusing it")
-                }
-                try db.execute(
-                    sql: """
-                        INSERT INTO node_key (node, public_key, user, role, revoked) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (node) DO UPDATE SET user = COALESCE(excluded.user, user),
-                            role = COALESCE(excluded.role, role), revoked = COALESCE(excluded.revoked, revoked)
+    /// - The central node's directory (`.centralNode`): its signing key must be the one pinned at
+    ///   enrolment (a replica enrolled before certificates existed pins it now), and every entry must
+    ///   carry its certificate. Its user, role and revocation replace what was known. A certified
+    ///   key replaces one learned on first use (the certificate wins); revisions signed by the
+    ///   losing key then no longer verify, and are held back at the next sync.
+    /// - A bundle (`.bundle`): on a replica that pinned a central node key, only entries that carry
+    ///   its certificate are learned, with the certificate's user and role; others are not, and the
+    ///   revisions signed by them are held (spec 12.4). On an unenrolled replica, a key for a node it
+    ///   does not know is trusted on first use; its claims about user and role are not.
+    /// A node whose known key is certified is never given another one.
+    static func rememberKeys(_ db: Database, _ entries: [KeyEntry], from source: KeySource) throws -> Set<NodeID> {
+        let known = try Self.keyDirectory(db)
+        var pinned = known.serverKey
+        var replaced = Set<NodeID>()
+        func store(_ entry: KeyEntry, authoritative: Bool) throws {
+            try db.execute(
+                sql: authoritative
+                    ? """
+                        INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key, user = excluded.user, role = excluded.role,
+                            revoked = COALESCE(excluded.revoked, revoked), certificate = excluded.certificate
+                        """
+                    : """
+                        INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (node) DO NOTHING
                         """,
-                    arguments: [entry.node.rawValue, entry.publicKey, entry.user, entry.role?.rawValue, entry.revoked])
+                arguments: [
+                    entry.node.rawValue, entry.publicKey, entry.user, entry.role?.rawValue, entry.revoked, entry.certificate?.json.canonicalText,
+                ])
+        }
+        switch source {
+        case .centralNode(let serverKey):
+            if let serverKey {
+                if let pinned, pinned != serverKey {
+                    throw ProtocolError(
+                        .badSignature,
+                        "the central node signs with key \(CentralNodeKey.fingerprint(ofPublicKey: serverKey)), not the \(CentralNodeKey.fingerprint(ofPublicKey: pinned)) pinned at enrolment; refusing its directory")
+                }
+                if pinned == nil, try Self.enrolment(db) != nil {
+                    try db.execute(sql: "UPDATE enrolment SET server_key = ? WHERE id = 1", arguments: [serverKey])
+                    pinned = serverKey
+                }
             }
+            for entry in entries {
+                if let pinned, !entry.isCertified(by: pinned) {
+                    throw ProtocolError(.badSignature, "the central node's directory lists node \(entry.node) without a valid certificate")
+                }
+                if let existing = known[entry.node], existing.publicKey != entry.publicKey {
+                    if let pinned, existing.isCertified(by: pinned) {
+                        throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the certified one this replica knows; refusing it")
+                    }
+                    replaced.insert(entry.node)
+                }
+                try store(entry, authoritative: true)
+            }
+        case .bundle:
+            for entry in entries {
+                let existing = known[entry.node]
+                if let pinned {
+                    // Enrolled: a bundle introduces a key only with the central node's certificate.
+                    guard let certificate = entry.certificate, entry.isCertified(by: pinned) else { continue }
+                    if let existing, existing.publicKey != entry.publicKey {
+                        if existing.isCertified(by: pinned) { continue }
+                        replaced.insert(entry.node)
+                    }
+                    try store(KeyEntry(certificate: certificate, revoked: existing?.revoked), authoritative: true)
+                } else {
+                    if let existing, existing.publicKey != entry.publicKey {
+                        throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the one this replica knows; refusing it")
+                    }
+                    // Trust on first use: the key only; a bundle's claims of user and role are not trusted.
+                    try store(KeyEntry(node: entry.node, publicKey: entry.publicKey, certificate: entry.certificate), authoritative: false)
+                }
+            }
+        }
+        return replaced
     }
+}
+
+/// Where keys offered to a replica come from.
+public enum KeySource: Sendable, Equatable {
+    /// The central node's key directory, over the pinned connection, with the signing key it names.
+    case centralNode(serverKey: String?)
+    /// A bundle file: anyone may have written it.
+    case bundle
 }

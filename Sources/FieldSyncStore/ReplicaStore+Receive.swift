@@ -24,7 +24,7 @@ extension ReplicaStore {
     /// evidence is never taken from whoever forged it. A throw rejects the batch.
     static func receive(
         _ db: Database, _ revisions: [Revision], checked: CheckedSignatures = .none, forks: ForkHandling = .setAside, now: Int64,
-        authenticate: (Revision) throws -> Void = { _ in }, admit: Admission
+        authenticate: (Revision) throws -> Void = { _ in }, hold: (Revision) throws -> String? = { _ in nil }, admit: Admission
     ) throws -> ReceiveOutcome {
         var cache: [RecordID: RecordState] = [:]
         var outcome = ReceiveOutcome(accepted: 0, duplicates: 0, newConflicts: 0, resolutions: 0, knowledge: try Self.knowledge(db))
@@ -32,6 +32,7 @@ extension ReplicaStore {
         // The hash of the last revision applied per node in this batch: the next one's `prev`.
         var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
         var aside = Set<Dot>()
+        var heldHere = Set<Dot>()
         let own = try Self.identity(db).node
         // Records whose log is not causally closed after a fork was repaired (usually none).
         let stale = Set(try String.fetchAll(db, sql: "SELECT id FROM stale_record").compactMap(RecordID.init))
@@ -70,6 +71,13 @@ extension ReplicaStore {
                 for node in revision.context.nodes where outcome.knowledge[node] < revision.context[node] {
                     needed.append(Dot(node: node, counter: outcome.knowledge[node] + 1))
                 }
+                // One that needs a held revision is held with it, for the same release.
+                if let blocked = try needed.first(where: { try heldHere.contains($0) || Self.isHeld(db, $0) }) {
+                    try Self.hold(db, revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text, reason: "it depends on \(blocked), which is held", now: now)
+                    heldHere.insert(dot)
+                    outcome.held.append((dot, "it depends on \(blocked), which is held"))
+                    continue
+                }
                 if let blocked = try needed.first(where: { try aside.contains($0) || Self.isAside(db, $0) }) {
                     try setAside(
                         revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text,
@@ -101,6 +109,12 @@ extension ReplicaStore {
                 outcome.duplicates += 1
             case .ready:
                 let text = checked.canonicalText(of: revision) ?? revision.canonicalForms.text
+                if let reason = try hold(revision) {
+                    try Self.hold(db, revision, text: text, reason: reason, now: now)
+                    heldHere.insert(dot)
+                    outcome.held.append((dot, reason))
+                    continue
+                }
                 if let previous = revision.previous {
                     let held: String?
                     if let head = heads[dot.node], head.counter == dot.counter - 1 {

@@ -219,9 +219,13 @@ public final class ReplicaStore: Sendable {
     ///
     /// `directoryTag`: the entity tag of the central node's directory that `keys` is; stored in the
     /// same transaction, so the next sync can ask for the directory only if it changed.
+    ///
+    /// `holding`: on a replica that pinned its central node's key, hold (neither merge nor push)
+    /// each revision that central node would refuse, and what depends on it, instead of refusing
+    /// the batch (a bundle import, spec 12.4); ``ReceiveOutcome/held`` lists them.
     public func receiveVerified(
-        _ revisions: [Revision], learning keys: [KeyEntry] = [], directoryTag: String? = nil, unconfirmed: Bool = false,
-        remintingAs fresh: NodeID? = nil, now: Int64,
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], from source: KeySource = .bundle, directoryTag: String? = nil, unconfirmed: Bool = false,
+        remintingAs fresh: NodeID? = nil, holding: Bool = false, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
         // Check signatures on all cores before the write transaction, against the keys known now plus
@@ -232,12 +236,13 @@ public final class ReplicaStore: Sendable {
         for key in keys where offered[key.node] == nil { offered.entries[key.node] = key }
         let checked = offered.checkSignatures(revisions, skipping: knowledge)
         return try write { db in
-            try Self.rememberKeys(db, keys)
+            try Self.rememberKeys(db, keys, from: source)
             if let directoryTag { try db.execute(sql: "UPDATE replica SET keys_tag = ? WHERE id = 1", arguments: [directoryTag]) }
             let directory = try Self.keyDirectory(db)
             func apply() throws -> ReceiveOutcome {
                 try Self.receive(
-                    db, revisions, checked: checked, now: now, authenticate: { try directory.verify($0, checked: checked) }
+                    db, revisions, checked: checked, now: now, authenticate: { try directory.verify($0, checked: checked) },
+                    hold: { holding ? Self.holdReason($0, in: directory, checked: checked) : nil }
                 ) { revision, current in
                     try directory.verify(revision, checked: checked)
                     try admit(revision, current, directory)
@@ -258,6 +263,7 @@ public final class ReplicaStore: Sendable {
                 outcome.setAsideDots = second.setAsideDots
                 outcome.contested = second.contested
                 outcome.knowledge = second.knowledge
+                outcome.held = second.held
                 for (node, counter) in second.appliedHeads { outcome.appliedHeads[node] = max(outcome.appliedHeads[node] ?? 0, counter) }
                 outcome.reminted = reminted
             }
@@ -444,7 +450,8 @@ public final class ReplicaStore: Sendable {
             return ReplicaStatus(
                 identity: identity, records: row["records"] - (row["deleted"] as Int), deletedRecords: row["deleted"],
                 revisions: revisions, conflictedRecords: row["conflicted"], conflicts: row["conflicts"], knowledge: try Self.knowledge(db),
-                forkedRevisions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM forked_revision") ?? 0)
+                forkedRevisions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM forked_revision") ?? 0,
+                heldRevisions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM held_revision") ?? 0)
         }
     }
 

@@ -75,11 +75,14 @@ extension SQLiteSyncStorage: AccountStorage {
                 throw ProtocolError(.conflictingDuplicate, "node \(node) is already enrolled")
             }
             let account: String = code["account"]
+            let role = Role(rawValue: code["role"])!
             try db.execute(sql: "UPDATE enrolment_code SET used = ? WHERE hash = ?", arguments: [now, codeHash])
+            let certificate = try NodeCertificate.issue(
+                node: node, publicKey: publicKey, user: account, role: role, issued: now, by: ReplicaStore.deviceKey(db))
             try db.execute(
-                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, ?, ?, ?, ?)",
-                arguments: [node.rawValue, account, publicKey, tokenHash, now])
-            return Principal(account: account, role: Role(rawValue: code["role"])!, node: node, publicKey: publicKey)
+                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled, certificate) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [node.rawValue, account, publicKey, tokenHash, now, certificate.json.canonicalText])
+            return Principal(account: account, role: role, node: node, publicKey: publicKey)
         }
     }
 
@@ -106,10 +109,17 @@ extension SQLiteSyncStorage: AccountStorage {
                     .forbidden,
                     "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code")
             }
+            let certificate = try NodeCertificate.issue(
+                node: node, publicKey: principal.publicKey, user: principal.account, role: principal.role, issued: now,
+                by: ReplicaStore.deviceKey(db))
             try db.execute(
-                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, ?, ?, ?, ?)",
-                arguments: [node.rawValue, principal.account, principal.publicKey, tokenHash, now])
+                sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled, certificate) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [node.rawValue, principal.account, principal.publicKey, tokenHash, now, certificate.json.canonicalText])
         }
+    }
+
+    public func serverKey() async throws -> String {
+        try await replica.asyncRead { db in try ReplicaStore.deviceKey(db).publicKeyBase64 }
     }
 
     public func keyDirectory() async throws -> KeyDirectory {
@@ -122,6 +132,42 @@ extension SQLiteSyncStorage: AccountStorage {
                         KeyEntry(node: $0, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]), revoked: row["revoked"])
                     }
                 })
+        }
+    }
+
+    public func certifiedKeyDirectory() async throws -> KeyDirectory {
+        // Devices enrolled before certificates existed get theirs once, on the first directory read.
+        let uncertified = try await replica.asyncRead { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM device WHERE certificate IS NULL)") ?? false
+        }
+        if uncertified {
+            try await replica.asyncWrite { db in
+                let key = try ReplicaStore.deviceKey(db)
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT d.node, d.public_key, d.account, a.role, d.enrolled FROM device d JOIN account a ON a.name = d.account
+                    WHERE d.certificate IS NULL
+                    """)
+                {
+                    guard let node = NodeID(row["node"]), let role = Role(rawValue: row["role"]) else { continue }
+                    let certificate = try NodeCertificate.issue(
+                        node: node, publicKey: row["public_key"], user: row["account"], role: role, issued: row["enrolled"], by: key)
+                    try db.execute(
+                        sql: "UPDATE device SET certificate = ? WHERE node = ?", arguments: [certificate.json.canonicalText, node.rawValue])
+                }
+            }
+        }
+        return try await replica.asyncRead { db in
+            let entries = try Row.fetchAll(db, sql: """
+                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
+                FROM device d JOIN account a ON a.name = d.account
+                """).compactMap { row -> KeyEntry? in
+                    guard let node = NodeID(row["node"]) else { return nil }
+                    let certificate = (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
+                    return KeyEntry(
+                        node: node, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]), revoked: row["revoked"],
+                        certificate: certificate)
+                }
+            return KeyDirectory(entries, serverKey: try ReplicaStore.deviceKey(db).publicKeyBase64)
         }
     }
 

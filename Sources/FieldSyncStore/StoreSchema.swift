@@ -136,6 +136,24 @@ enum StoreSchema {
             // open replay every record under the conflict rule of protocol 2.
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN authority TEXT")
         }
+        migrator.registerMigration("v7-certificates") { db in
+            try db.execute(sql: """
+                ALTER TABLE device ADD COLUMN certificate TEXT;
+                ALTER TABLE node_key ADD COLUMN certificate TEXT;
+                ALTER TABLE enrolment ADD COLUMN server_key TEXT;
+                CREATE TABLE held_revision (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    node TEXT NOT NULL,
+                    counter INTEGER NOT NULL,
+                    record TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    stored INTEGER NOT NULL,
+                    UNIQUE (node, counter, body)
+                );
+                CREATE INDEX held_revision_dot ON held_revision (node, counter);
+                """)
+        }
         return migrator
     }
 }
