@@ -78,6 +78,7 @@ struct SyncCommand: AsyncParsableCommand {
             o["set_aside"] = .int(Int64(report.setAside))
             o["replaced"] = .int(Int64(report.replaced))
             o["released"] = .int(Int64(report.released))
+            o["held_back"] = .int(Int64(report.heldBack))
             o["held"] = .int(Int64(try store.status().heldRevisions))
             print(JSONValue.object(o).canonicalText)
         } else {
@@ -89,6 +90,9 @@ struct SyncCommand: AsyncParsableCommand {
             }
             if report.setAside > 0 {
                 print("the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)")
+            }
+            if report.heldBack > 0 {
+                print("held back \(report.heldBack) revision\(report.heldBack == 1 ? "" : "s") a bundle had brought that your central node refuses (revoked or not vouched for); nothing of yours was lost\(report.reminted > 0 ? ", your work built on them was re-minted" : "")")
             }
             if report.released > 0 {
                 print("released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now")

@@ -25,6 +25,9 @@ public struct SyncReport: Sendable, Equatable {
     public var replaced = 0
     /// Revisions from bundles that were held until the central node vouched for them, and now were.
     public var released = 0
+    /// Revisions a bundle brought, merged earlier, that the central node would refuse: taken out of
+    /// the log into the held ones.
+    public var heldBack = 0
     public var retries = 0
 
     public init() {}
@@ -75,11 +78,28 @@ public struct SyncDriver: Sendable {
             serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         }
         contested = []
-        // What bundles brought and this replica held: released first, with the directory as it is
-        // now, so that what the central node vouches for is pushed with the rest.
-        if try store.heldRevisionCount() > 0 {
+        // What bundles brought is judged with the directory as it is now (spec 13, step 4): held
+        // revisions it vouches for now are released and pushed with the rest; bundled revisions
+        // merged earlier that it would refuse (a device revoked since, a node or key it does not
+        // vouch for) are held back, with whatever was built on them, and this replica's own work
+        // built on them is re-minted to cover only what the central node can take.
+        if try store.heldRevisionCount() > 0 || !store.unconfirmedNodes().isEmpty {
             try await learnDirectory(&report, progress)
             report.released += try store.releaseHeld(now: Self.now())
+            let refused = try store.refusedBundledRevisions(above: serverKnowledge)
+            if !refused.isEmpty {
+                let back = try store.holdBack(refused, now: Self.now())
+                report.heldBack += back.held
+                logger.notice("held back bundled revisions the central node would refuse", metadata: ["held": "\(back.held)"])
+                if let first = back.ownDependent {
+                    let own = try store.identity().node
+                    try await remint(
+                        own, from: first, capping: back.from.mapValues { $0 - 1 },
+                        reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions a bundle brought that the central node refuses; re-minted so they cover only what it holds",
+                        &report, progress)
+                    serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+                }
+            }
         }
         do {
             try await push(&serverKnowledge, &contested, &report, progress)

@@ -78,16 +78,22 @@ extension ReplicaStore {
     @discardableResult
     public func releaseHeld(now: Int64) throws -> Int {
         try write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT body, reason, stored FROM held_revision ORDER BY seq")
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, body, reason, stored FROM held_revision ORDER BY seq")
             guard !rows.isEmpty else { return 0 }
             var revisions: [Revision] = []
             for row in rows {
                 let text: String = row["body"]
                 let revision = try Revision(json: JSONValue(parsing: text))
-                if let stored = try Self.revisionText(db, revision.dot), stored == text { continue }
+                if let stored = try Self.revisionText(db, revision.dot) {
+                    // Received from the central node meanwhile: no longer held. Another content
+                    // under a dot the log holds stays held, as it was (a forgery, or a fork's).
+                    if stored == text { try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [row["seq"] as Int64]) }
+                    continue
+                }
+                try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [row["seq"] as Int64])
                 revisions.append(revision)
             }
-            try db.execute(sql: "DELETE FROM held_revision")
+            guard !revisions.isEmpty else { return 0 }
             let directory = try Self.keyDirectory(db)
             let outcome = try Self.receive(
                 db, CausalSort.sorted(revisions), now: now, authenticate: { try directory.verify($0) },
@@ -98,6 +104,106 @@ extension ReplicaStore {
                 try db.execute(sql: "UPDATE held_revision SET stored = ? WHERE body = ?", arguments: [row["stored"] as Int64, row["body"] as String])
             }
             return outcome.accepted
+        }
+    }
+}
+
+/// What ``ReplicaStore/holdBack(_:now:)`` took out of the log.
+public struct HoldBack: Sendable, Equatable {
+    /// How many revisions moved from the log to the held ones.
+    public var held = 0
+    /// Per node, the lowest counter held back: no re-minted context may cover it.
+    public var from: [NodeID: UInt64] = [:]
+    /// The lowest counter of this replica's current node whose revision was built on what was held
+    /// back (it must be re-minted, capped by `from`), if any.
+    public var ownDependent: UInt64?
+}
+
+extension ReplicaStore {
+    /// Takes out of the log, into the held revisions, each node's revisions from the given counter
+    /// on, with the reason given, and every other node's revision built on them (spec 13, step 4):
+    /// what the central node would refuse, which a bundle had brought before this replica could
+    /// know (a device revoked since, a node the central node does not know, a key it does not
+    /// vouch for). The touched records are replayed; the knowledge of each node drops below what
+    /// was taken. This replica's own revisions are never taken: the lowest one built on what was is
+    /// reported, for the caller to re-mint. One transaction.
+    public func holdBack(_ starts: [NodeID: (counter: UInt64, reason: String)], now: Int64) throws -> HoldBack {
+        try write { db in
+            let identity = try Self.identity(db)
+            let own = Set([identity.node] + identity.retiredNodes)
+            var result = HoldBack()
+            var reasons: [NodeID: String] = [:]
+            for (node, start) in starts where !own.contains(node) && start.counter >= 1 {
+                result.from[node] = start.counter
+                reasons[node] = start.reason
+            }
+            guard !result.from.isEmpty else { return result }
+            let firstSeq = try result.from.compactMap { node, counter in
+                try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM revision WHERE node = ? AND counter >= ?", arguments: [node.rawValue, Int64(counter)])
+            }.min()
+            guard let firstSeq else { return result }
+            var touched = Set<RecordID>()
+            var ownRecords = Set<RecordID>()
+            // The log is in a causal order: one pass finds every revision built on what is taken.
+            for row in try Row.fetchAll(db, sql: "SELECT seq, body FROM revision WHERE seq >= ? ORDER BY seq", arguments: [firstSeq]) {
+                let text: String = row["body"]
+                let revision = try Revision(json: JSONValue(parsing: text))
+                let node = revision.dot.node
+                let dependsOn = result.from.first { other, counter in revision.context[other] >= counter }
+                if let start = result.from[node], revision.dot.counter >= start {
+                    // Taken with its node's history from there.
+                } else if let (other, counter) = dependsOn {
+                    if own.contains(node) {
+                        if node == identity.node { result.ownDependent = min(result.ownDependent ?? revision.dot.counter, revision.dot.counter) }
+                        ownRecords.insert(revision.record)
+                        continue
+                    }
+                    result.from[node] = revision.dot.counter
+                    reasons[node] = "it depends on \(other):\(counter), which is held"
+                } else {
+                    continue
+                }
+                try Self.hold(db, revision, text: text, reason: reasons[node] ?? "held", now: now)
+                try db.execute(sql: "DELETE FROM revision WHERE seq = ?", arguments: [row["seq"] as Int64])
+                touched.insert(revision.record)
+                result.held += 1
+            }
+            for (node, counter) in result.from {
+                if counter > 1 {
+                    try db.execute(sql: "UPDATE knowledge SET counter = MIN(counter, ?) WHERE node = ?", arguments: [Int64(counter - 1), node.rawValue])
+                } else {
+                    try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [node.rawValue])
+                }
+                try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [node.rawValue])
+            }
+            try Self.replay(db, touched.union(ownRecords), stale: ownRecords, now: now)
+            return result
+        }
+    }
+
+    /// For each node whose revisions came by bundle (not yet confirmed on the central node), the
+    /// first of its revisions above `serverKnowledge` that the central node would refuse, judged
+    /// by the directory this replica knows, with the reason.
+    public func refusedBundledRevisions(above serverKnowledge: VersionVector) throws -> [NodeID: (counter: UInt64, reason: String)] {
+        try read { db in
+            let directory = try Self.keyDirectory(db)
+            guard directory.serverKey != nil else { return [:] }
+            let own = try Self.identity(db)
+            var found: [NodeID: (counter: UInt64, reason: String)] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT node FROM unconfirmed_node") {
+                guard let node = NodeID(row["node"]), node != own.node, !own.retiredNodes.contains(node) else { continue }
+                let bodies = try String.fetchAll(
+                    db, sql: "SELECT body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                    arguments: [node.rawValue, Int64(serverKnowledge[node])])
+                for body in bodies {
+                    let revision = try Revision(json: JSONValue(parsing: body))
+                    if let reason = Self.holdReason(revision, in: directory, checked: .none) {
+                        found[node] = (revision.dot.counter, reason)
+                        break
+                    }
+                }
+            }
+            return found
         }
     }
 }

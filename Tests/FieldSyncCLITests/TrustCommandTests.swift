@@ -1,0 +1,141 @@
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import FieldSyncTestSupport
+import Foundation
+import Testing
+
+/// #13 sections 3 and 4: the central node vouches for every key, and nothing a bundle carries can
+/// block a sync. Hostile bundles are composed here the way a modified client would write them.
+@Suite struct TrustCommandTests {
+    let w: CLIWorkspace
+    init() throws { w = try CLIWorkspace("trust") }
+
+    var serverStore: String { w.dir.file("central.sqlite") }
+
+    func node(_ name: String) throws -> NodeID { try ReplicaStore.open(at: w.store(name)).identity().node }
+
+    /// A documenter writes a bundle under a colleague's node id, with a fresh key of their own and
+    /// a forged revision. An enrolled admin holds it, never shows it as verified, and keeps syncing;
+    /// an unenrolled replica that trusts it on first use says it is not vouched for.
+    @Test func aBundleForgingAColleaguesNodeIsHeldAndNeverVerified() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("rima", server: server.url, serverStore: serverStore)
+        try await w.initReplica("lone")
+        let rimaNode = try node("rima")
+        let record = RecordID.generate(millisecondsSince1970: 1_741_340_000_000)
+        let forger = DeviceKey.generate()
+        let forged = try forger.sign(Revision(
+            dot: Dot(node: rimaNode, counter: 1), record: record, kind: .put,
+            operations: [.set(path: "title", value: "Village raid"), .set(path: "casualties.killed", value: 0), .set(path: "narrative", value: "no casualties")],
+            context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+        let bundle = BundleFile(
+            from: rimaNode, knowledge: VersionVector([rimaNode: 1]), revisions: [forged], created: 1_741_340_000_000,
+            keys: [KeyEntry(node: rimaNode, publicKey: forger.publicKeyBase64, user: "rima", role: .admin)])
+        let path = w.dir.file("forged.bundle")
+        try Data(bundle.fileBytes).write(to: URL(fileURLWithPath: path))
+
+        let imported = try await w.ok("admin", "bundle", "import", path)
+        #expect(imported.stdout.contains("held 1 revision from node \(rimaNode): node \(rimaNode) is not vouched for by your central node"), "\(imported)")
+        let held = try #require(try await w.ok("admin", "bundle", "held", "--json").json().arrayValue)
+        #expect(held.compactMap { $0["id"]?.stringValue } == ["\(rimaNode):1"])
+        #expect(try await w.ok("admin", "list", "--json").json().arrayValue?.isEmpty == true, "a held revision is not merged")
+        #expect(try await w.ok("admin", "status", "--json").json()["held_revisions"] == 1)
+
+        // Rima's real first revision reaches the server; the admin's syncs all complete, the real
+        // one arrives verified, and the forgery stays held with the reason why.
+        let real = try await w.add("rima", "--title", "Village raid", "--set", "casualties.killed=7")
+        _ = try await w.ok("rima", "sync")
+        _ = try await w.add("admin", "--title", "Admin's own work")
+        let synced = try await w.ok("admin", "sync", "--json").json()
+        #expect(synced["pushed"] == 1)
+        #expect(synced["held"] == 1)
+        _ = try await w.ok("admin", "sync")
+        let history = try #require(try await w.ok("admin", "show", real, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(history.map { $0["signature"] } == ["verified"])
+        #expect(try await w.show("admin", real)["fields"]?["casualties"]?["killed"] == 7)
+        let still = try #require(try await w.ok("admin", "bundle", "held", "--json").json().arrayValue)
+        #expect(still.first?["reason"]?.stringValue?.contains("not signed by the key your central node vouches for") == true, "\(still)")
+
+        // Without a central node, the key is trusted on first use, and said to be.
+        try await w.ok("lone", "bundle", "import", path)
+        let shown = try await w.ok("lone", "show", record.rawValue, "--history").stdout
+        #expect(shown.contains("signature: unverified (key not vouched for)"), "\(shown)")
+        let lone = try #require(try await w.ok("lone", "show", record.rawValue, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(lone.map { $0["signature"] } == ["unverified"])
+        _ = await server.stop()
+    }
+
+    /// The reproduction of section 4: an unenrolled replica imports a documenter's bundle, resolves
+    /// a conflict and exports a bundle; an enrolled admin imports it. The admin still sees the
+    /// conflict, holds the unvouched resolution, and every sync of the admin's completes.
+    @Test func anUnvouchedResolutionFromABundleIsHeldAndSyncsComplete() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("rima", server: server.url, serverStore: serverStore)
+        try await w.initReplica("omar", server: server.url, serverStore: serverStore)
+        try await w.initReplica("lone")
+        let id = try await w.add("rima", "--title", "Shelling of the market", "--set", "casualties.killed=10")
+        _ = try await w.ok("rima", "sync")
+        _ = try await w.ok("omar", "sync")
+        try await w.ok("rima", "edit", id, "--set", "casualties.killed=12")
+        try await w.ok("omar", "edit", id, "--set", "casualties.killed=15")
+        _ = try await w.ok("rima", "sync")
+        _ = try await w.ok("omar", "sync")
+        _ = try await w.ok("rima", "sync")
+        try await w.ok("rima", "bundle", "export", "--out", w.dir.file("rima.bundle"))
+        try await w.ok("lone", "bundle", "import", w.dir.file("rima.bundle"))
+        try await w.ok("lone", "resolve", id, "--pick", "casualties.killed=1", "--note", "my reading")
+        #expect(try await w.show("lone", id)["conflicts"] == [], "unenrolled, anyone's resolve ends a conflict")
+        try await w.ok("lone", "bundle", "export", "--out", w.dir.file("lone.bundle"))
+
+        let imported = try await w.ok("admin", "bundle", "import", w.dir.file("lone.bundle"), "--json").json()
+        #expect(imported["held"] == 1)
+        #expect(try await w.show("admin", id)["conflicts"]?.arrayValue?.count == 1, "the admin still sees the conflict")
+        _ = try await w.add("admin", "--title", "Admin's new work")
+        for _ in 0..<2 {
+            let synced = try await w.run("admin", "sync", "--json")
+            #expect(synced.status == 0, "\(synced)")
+        }
+        #expect(try ReplicaStore.open(at: serverStore).status().records == 2)
+        try await w.ok("admin", "resolve", id, "--pick", "casualties.killed=2", "--note", "Hospital list")
+        _ = try await w.ok("admin", "sync")
+        _ = try await w.ok("rima", "sync")
+        #expect(try await w.show("rima", id)["conflicts"] == [])
+        _ = await server.stop()
+    }
+
+    /// A device revoked on the central node after a documenter imported its bundle: the importer
+    /// merged its revisions and built on them, not knowing. The next sync holds them back, re-mints
+    /// the documenter's own work built on them, and completes; nothing of the documenter's is lost.
+    @Test func revisionsOfADeviceRevokedSinceAreHeldBackAndOwnWorkIsReminted() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("rima", server: server.url, serverStore: serverStore)
+        try await w.initReplica("lina", server: server.url, serverStore: serverStore)
+        _ = try await w.ok("rima", "sync")
+        let id = try await w.add("lina", "--title", "Detentions at the school", "--set", "casualties.killed=4")
+        try await w.ok("lina", "bundle", "export", "--out", w.dir.file("lina.bundle"))
+        try await w.ok("rima", "bundle", "import", w.dir.file("lina.bundle"))
+        try await w.ok("rima", "edit", id, "--set", "narrative=Four men taken from the school")
+        let own = try await w.add("rima", "--title", "Rima's own incident")
+        // Lina's laptop is seized before it syncs: the admin revokes it.
+        let linaNode = try node("lina")
+        try await w.ok("admin", "devices", "revoke", linaNode.rawValue)
+        let synced = try await w.ok("rima", "sync", "--json").json()
+        #expect(synced["held_back"] == 1)
+        // The edit built on Lina's revision, and everything Rima wrote after it, under a new node id.
+        #expect(synced["reminted"] == 2)
+        #expect(try await w.ok("rima", "sync", "--json").json()["pushed"] == 0)
+        let central = try ReplicaStore.open(at: serverStore)
+        #expect(try central.record(RecordID(own)!) != nil)
+        #expect(try central.allRevisions().allSatisfy { $0.dot.node != linaNode })
+        // Rima's edit of Lina's record reached the server, re-minted without Lina's revision.
+        #expect(try central.record(RecordID(id)!)?.value(at: "narrative") == "Four men taken from the school")
+        let held = try #require(try await w.ok("rima", "bundle", "held", "--json").json().arrayValue)
+        #expect(held.compactMap { $0["id"]?.stringValue } == ["\(linaNode):1"])
+        #expect(held.first?["reason"]?.stringValue?.contains("revoked") == true)
+        _ = await server.stop()
+    }
+}
