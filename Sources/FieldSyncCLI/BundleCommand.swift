@@ -107,7 +107,7 @@ struct BundleImportCommand: AsyncParsableCommand {
         let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey, certificate: $0.certificate) }
         let enrolled = try store.enrolment() != nil
         let node = try store.identity().node
-        let fresh = NodeID.random()
+        let fresh = try store.newNodeID()
         let outcome: ReceiveOutcome
         do {
             // Causal order first: a bundle written by an older build, or after a fork was repaired,

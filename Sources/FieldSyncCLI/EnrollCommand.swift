@@ -31,7 +31,19 @@ struct EnrollCommand: AsyncParsableCommand {
     func run() async throws {
         try SyncCommand.checkURL(server)
         let store = try storeOptions.open()
-        let identity = try store.identity()
+        var identity = try store.identity()
+        // A replica made before node ids were bound to keys takes a bound one first (spec 2.1):
+        // what it wrote under the old id is re-minted under the new one, the originals kept aside.
+        if try store.nodeNonce(identity.node) == nil {
+            let fresh = try store.newNodeID()
+            let reason = "node ids are made from the device key since protocol 2 (spec 2.1); \(identity.node) was not"
+            if try store.knowledge()[identity.node] > 0 {
+                try store.remint(from: 1, replacement: fresh, reason: "\(reason); re-minted as \(fresh) before enrolling", now: nowMilliseconds())
+            } else {
+                try store.retireNodeID(reason: reason, now: nowMilliseconds(), replacement: fresh)
+            }
+            identity = try store.identity()
+        }
         var caPEM: String?
         if let caCert {
             guard let text = try? String(contentsOfFile: caCert, encoding: .utf8), text.contains("BEGIN CERTIFICATE") else {
@@ -57,9 +69,19 @@ struct EnrollCommand: AsyncParsableCommand {
         let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, trustedCertificatesPEM: trusted)
         let response: EnrolResponse
         do {
+            // The expected signing key is checked before the code is sent, so a wrong server
+            // never uses it up.
+            if let serverKey {
+                let announced = try await transport.serverKey().map(CentralNodeKey.fingerprint(ofPublicKey:))
+                guard announced == serverKey.lowercased() else {
+                    await transport.shutdown()
+                    throw CLIError("\(server) signs with key \(announced ?? "(none)"), not the expected \(serverKey); not enrolling")
+                }
+            }
             let normalised = Secrets.normaliseCode(code)
             response = try await transport.enrol(EnrolRequest(
-                code: normalised, node: identity.node, publicKey: try store.publicKey(), proof: try store.enrolmentProof(code: normalised)))
+                code: normalised, node: identity.node, publicKey: try store.publicKey(), proof: try store.enrolmentProof(code: normalised),
+                nonce: try store.nodeNonce(identity.node)))
             await transport.shutdown()
         } catch let error as SyncError {
             await transport.shutdown()
@@ -75,7 +97,7 @@ struct EnrollCommand: AsyncParsableCommand {
         }
         let fingerprint = CentralNodeKey.fingerprint(ofPublicKey: signingKey)
         if let serverKey, serverKey.lowercased() != fingerprint {
-            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(serverKey); not enrolling (the code is used: ask for a new one)")
+            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(serverKey); not enrolling (the code is used: ask your admin to revoke this device and give you a new one)")
         }
         let own = KeyEntry(node: identity.node, publicKey: try store.publicKey(), certificate: response.certificate)
         guard own.isCertified(by: signingKey), response.certificate?.user == response.user, response.certificate?.role == response.role else {

@@ -101,8 +101,16 @@ public final class HTTPSyncTransport: SyncTransport {
         do { return (try KeyDirectory(json: json), tag) } catch { throw SyncError.badResponse(error.description) }
     }
 
-    public func registerNode(_ node: NodeID) async throws {
-        _ = try await send(method: .POST, path: "/v1/nodes", body: JSONValue.object(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)]).canonicalBytes)
+    public func registerNode(_ node: NodeID, nonce: String?) async throws {
+        var body: [String: JSONValue] = ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)]
+        if let nonce { body["nonce"] = .string(nonce) }
+        _ = try await send(method: .POST, path: "/v1/nodes", body: JSONValue.object(body).canonicalBytes)
+    }
+
+    /// `GET /v1/health`: the central node's signing key (base64), when it names one.
+    public func serverKey() async throws -> String? {
+        let json = try await send(method: .GET, path: "/v1/health", body: nil)
+        return json["server_key"]?.stringValue.flatMap { SignatureCheck.isPublicKey($0) ? $0 : nil }
     }
 
     public func enrol(_ request: EnrolRequest) async throws -> EnrolResponse {

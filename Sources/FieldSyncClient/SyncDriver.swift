@@ -168,8 +168,9 @@ public struct SyncDriver: Sendable {
             // The replica's history is a prefix of the server's: restored, and nothing written since.
             // Register the new id with the server first: if that fails, nothing changed here and the
             // next sync detects the same situation again.
-            let fresh = NodeID.random()
-            try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+            let fresh = try store.newNodeID()
+            let nonce = try store.nodeNonce(fresh)
+            try await withRetry(&report, progress) { try await transport.registerNode(fresh, nonce: nonce) }
             try store.retireNodeID(
                 reason: "the server held revisions \(local[node] + 1)…\(serverKnowledge[node]) of this node that the replica lacked (restored from a backup?)",
                 now: Self.now(), replacement: fresh)
@@ -185,7 +186,8 @@ public struct SyncDriver: Sendable {
         if !current.retiredNodes.isEmpty, current.node != report.newNode, serverKnowledge[current.node] == 0,
             try store.knowledge()[current.node] > 0
         {
-            try await withRetry(&report, progress) { try await transport.registerNode(current.node) }
+            let nonce = try store.nodeNonce(current.node)
+            try await withRetry(&report, progress) { try await transport.registerNode(current.node, nonce: nonce) }
             logger.notice("registered the replica's new node id", metadata: ["node": "\(current.node)"])
         }
         return serverKnowledge
@@ -217,8 +219,9 @@ public struct SyncDriver: Sendable {
         _ node: NodeID, from fork: UInt64, capping: [NodeID: UInt64] = [:], reason: String, _ report: inout SyncReport,
         _ progress: @Sendable (SyncProgress) -> Void
     ) async throws {
-        let fresh = NodeID.random()
-        try await withRetry(&report, progress) { try await transport.registerNode(fresh) }
+        let fresh = try store.newNodeID()
+        let nonce = try store.nodeNonce(fresh)
+        try await withRetry(&report, progress) { try await transport.registerNode(fresh, nonce: nonce) }
         let count = try store.remint(node, from: fork, replacement: fresh, capping: capping, reason: "\(reason); re-minted as \(fresh)", now: Self.now())
         report.reminted += count
         report.retiredNode = report.retiredNode ?? node

@@ -14,8 +14,9 @@ public protocol SyncTransport: Sendable {
     /// The key directory unless it still has entity tag `known` (spec 8.6): nil when unchanged,
     /// else the directory and its tag.
     func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)?
-    /// Registers a new node id for this device (after the replica retired its old one).
-    func registerNode(_ node: NodeID) async throws
+    /// Registers a new node id for this device (after the replica retired its old one), with the
+    /// nonce that binds it to the device's key (spec 2.1).
+    func registerNode(_ node: NodeID, nonce: String?) async throws
 }
 
 extension SyncTransport {

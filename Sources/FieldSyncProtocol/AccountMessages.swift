@@ -9,12 +9,15 @@ public struct EnrolRequest: Sendable, Equatable {
     public var publicKey: String
     /// Base64 Ed25519 signature of ``proofBytes(code:node:)`` by the device key.
     public var proof: String?
+    /// The nonce that binds `node` to `publicKey` (``NodeBinding``, spec 2.1).
+    public var nonce: String?
 
-    public init(code: String, node: NodeID, publicKey: String, proof: String? = nil) {
+    public init(code: String, node: NodeID, publicKey: String, proof: String? = nil, nonce: String? = nil) {
         self.code = code
         self.node = node
         self.publicKey = publicKey
         self.proof = proof
+        self.nonce = nonce
     }
 
     /// What the proof signs: `fieldsync-enrol:<normalised code>:<node>`, UTF-8.
@@ -33,6 +36,7 @@ public struct EnrolRequest: Sendable, Equatable {
             "protocol": .int(SyncProtocol.version), "code": .string(code), "node": .string(node.rawValue), "public_key": .string(publicKey),
         ]
         if let proof { o["proof"] = .string(proof) }
+        if let nonce { o["nonce"] = .string(nonce) }
         return .object(o)
     }
 
@@ -49,7 +53,12 @@ public struct EnrolRequest: Sendable, Equatable {
             guard let text = value.stringValue, text.utf8.count <= 200 else { throw ProtocolError(.malformed, "proof: expected a base64 signature") }
             proof = text
         }
-        self.init(code: code, node: node, publicKey: key, proof: proof)
+        var nonce: String?
+        if let value = o["nonce"] {
+            guard let text = value.stringValue, text.utf8.count == 32 else { throw ProtocolError(.malformed, "nonce: expected 32 hex digits") }
+            nonce = text
+        }
+        self.init(code: code, node: node, publicKey: key, proof: proof, nonce: nonce)
     }
 }
 

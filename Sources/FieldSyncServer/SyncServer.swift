@@ -54,7 +54,10 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses)
-    router.get("/v1/health") { _, _ in JSONResponse.make(["status": "ok", "protocol": .int(SyncProtocol.version)]) }
+    // The signing key is public: a documenter may compare its fingerprint before sending a code.
+    router.get("/v1/health") { _, _ in
+        JSONResponse.make(["status": "ok", "protocol": .int(SyncProtocol.version), "server_key": .string(try await storage.serverKey())])
+    }
     router.post("/v1/enroll") { request, context in try await routes.enrol(request, context) }
     let authenticated = router.group("/v1").add(middleware: BearerAuthMiddleware(storage: storage))
     authenticated.get("knowledge") { request, context in try await routes.knowledge(request, context) }
@@ -136,6 +139,12 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         do { enrol = try EnrolRequest(json: try await JSONBody.read(request, limit: SyncProtocol.maximumEnrolmentBytes)) } catch {
             limiter.recordFailure(address, now: clock)
             throw error
+        }
+        // A node id is made from the device's own key (spec 2.1): no one can enrol another's.
+        guard NodeBinding.isBound(enrol.node, publicKey: enrol.publicKey, nonce: enrol.nonce) else {
+            limiter.recordFailure(address, now: clock)
+            throw ProtocolError(
+                .forbidden, "node \(enrol.node) is not made from this device's key (its nonce does not derive it); update fieldsync and enrol again")
         }
         let token = Secrets.newToken()
         let principal: Principal
@@ -236,6 +245,9 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         guard let o = body.objectValue else { throw ProtocolError(.malformed, "expected a JSON object") }
         try SyncProtocol.checkVersion(o)
         guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard NodeBinding.isBound(node, publicKey: principal.publicKey, nonce: o["nonce"]?.stringValue) else {
+            throw ProtocolError(.forbidden, "node \(node) is not made from this device's key (give the nonce that derives it, spec 2.1)")
+        }
         guard let token = BearerAuthMiddleware<Storage>.token(request) else { throw ProtocolError(.unauthorized, "a bearer token is required") }
         let tokenHash = Secrets.hash(token)
         try await storage.registerNode(node, for: principal, tokenHash: tokenHash, now: Self.now())

@@ -41,7 +41,7 @@ extension ReplicaStore {
                 sql: "INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)",
                 arguments: [old.rawValue, Int64(held)])
         }
-        try retireNodeID(db, reason: "restored from a backup made at \(taken) ms; a new node id keeps every dot unique", now: now, replacement: .random())
+        try retireNodeID(db, reason: "restored from a backup made at \(taken) ms; a new node id keeps every dot unique", now: now, replacement: try Self.newNodeID(db))
         try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
     }
 

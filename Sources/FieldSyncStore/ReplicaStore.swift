@@ -20,7 +20,9 @@ public final class ReplicaStore: Sendable {
     public enum Access: Sendable { case single, pool }
 
     /// Creates a new replica file; refuses to touch an existing one.
-    public static func create(at path: String, name: String, node: NodeID = .random(), now: Int64, access: Access = .single) throws -> ReplicaStore {
+    /// `node`: nil (the default) takes a node id bound to the new device key (spec 2.1); tests may
+    /// name one.
+    public static func create(at path: String, name: String, node: NodeID? = nil, now: Int64, access: Access = .single) throws -> ReplicaStore {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= Revision.maximumAuthorLength else {
             throw StoreError(.invalid, "the name must be 1 to \(Revision.maximumAuthorLength) characters")
@@ -40,10 +42,14 @@ public final class ReplicaStore: Sendable {
         do {
             let store = try open(existingAt: path, access: access, requireReplica: false)
             try store.writer.write { db in
+                let key = DeviceKey.generate()
+                let bound = NodeBinding.fresh(publicKey: key.publicKeyBase64)
                 try db.execute(
                     sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, ?, NULL, ?)",
-                    arguments: [node.rawValue, trimmed, now])
-                let key = DeviceKey.generate()
+                    arguments: [(node ?? bound.node).rawValue, trimmed, now])
+                if node == nil {
+                    try db.execute(sql: "INSERT INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [bound.node.rawValue, bound.nonce])
+                }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
                     arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
@@ -123,13 +129,30 @@ public final class ReplicaStore: Sendable {
     /// Takes a fresh node id, retiring the current one, so that no dot is ever reused
     /// (for a replica restored from a backup). Returns the new id.
     @discardableResult
-    public func retireNodeID(reason: String, now: Int64, replacement fresh: NodeID = .random()) throws -> NodeID {
+    public func retireNodeID(reason: String, now: Int64, replacement: NodeID? = nil) throws -> NodeID {
         try write { db in
+            let fresh = try replacement ?? Self.newNodeID(db)
             try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
             // A backup that retires its node id by syncing is no longer an untouched backup.
             try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
+            return fresh
         }
-        return fresh
+    }
+
+    /// A new node id bound to this replica's device key, its nonce recorded for registration.
+    public func newNodeID() throws -> NodeID {
+        try write { db in try Self.newNodeID(db) }
+    }
+
+    static func newNodeID(_ db: Database) throws -> NodeID {
+        let bound = NodeBinding.fresh(publicKey: try deviceKey(db).publicKeyBase64)
+        try db.execute(sql: "INSERT INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [bound.node.rawValue, bound.nonce])
+        return bound.node
+    }
+
+    /// The nonce that binds `node` to this replica's key, when it is one of its bound ids.
+    public func nodeNonce(_ node: NodeID) throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT nonce FROM node_nonce WHERE node = ?", arguments: [node.rawValue]) }
     }
 
     static func retireNodeID(_ db: Database, reason: String, now: Int64, replacement fresh: NodeID) throws {

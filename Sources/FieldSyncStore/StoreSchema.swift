@@ -152,6 +152,7 @@ enum StoreSchema {
                     UNIQUE (node, counter, body)
                 );
                 CREATE INDEX held_revision_dot ON held_revision (node, counter);
+                CREATE TABLE node_nonce (node TEXT PRIMARY KEY, nonce TEXT NOT NULL);
                 """)
         }
         return migrator

@@ -67,7 +67,7 @@ public enum Enrolling {
         let node = try replica.identity().node
         let transport = try HTTPSyncTransport(baseURL: url, node: node)
         do {
-            let response = try await transport.enrol(EnrolRequest(code: code, node: node, publicKey: try replica.publicKey()))
+            let response = try await transport.enrol(EnrolRequest(code: code, node: node, publicKey: try replica.publicKey(), nonce: try replica.nodeNonce(node)))
             await transport.shutdown()
             try replica.saveEnrolment(Enrolment(server: url, token: response.token, user: response.user, role: response.role), now: 0)
         } catch {

@@ -58,7 +58,7 @@ public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
 
     public func keys() async throws -> KeyDirectory { directory }
 
-    public func registerNode(_ node: NodeID) async throws {
+    public func registerNode(_ node: NodeID, nonce: String?) async throws {
         if let registry, let devicePublicKey { registry.register(KeyEntry(node: node, publicKey: devicePublicKey)) }
     }
 

@@ -138,4 +138,30 @@ import Testing
         #expect(held.first?["reason"]?.stringValue?.contains("revoked") == true)
         _ = await server.stop()
     }
+
+    /// A replica made before node ids were bound to keys re-mints its work under a bound id when it
+    /// enrols, and that work reaches the central node; `serve` prints the key `enroll` pins.
+    @Test func aReplicaWithAnUnboundNodeIDReMintsWhenItEnrols() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        let fingerprint = try #require(server.log.range(of: #"central node key sha256:[0-9a-f]{64}"#, options: .regularExpression).map { String(server.log[$0].dropFirst("central node key ".count)) })
+        let legacy = NodeID.random()
+        _ = try ReplicaStore.create(at: w.store("old"), name: "old", node: legacy, now: 1)
+        let id = try await w.add("old", "--title", "Recorded before enrolment")
+        let code = try #require(try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        let wrong = try await w.run("old", "enroll", "--server", server.url, "--code", code, "--server-key", "sha256:" + String(repeating: "0", count: 64))
+        #expect(wrong.status == 1 && wrong.stderr.contains("not the expected"), "\(wrong)")
+        let code2 = try #require(try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        let enrolled = try await w.ok("old", "enroll", "--server", server.url, "--code", code2, "--server-key", fingerprint, "--json").json()
+        #expect(enrolled["server_key"]?.stringValue == fingerprint)
+        let node = try #require(enrolled["node"]?.stringValue.flatMap(NodeID.init))
+        #expect(node != legacy)
+        let store = try ReplicaStore.open(at: w.store("old"))
+        #expect(NodeBinding.isBound(node, publicKey: try store.publicKey(), nonce: try store.nodeNonce(node)))
+        #expect(try store.identity().retiredNodes.contains(legacy))
+        #expect(try await w.ok("old", "sync", "--json").json()["pushed"] == 1)
+        #expect(try ReplicaStore.open(at: serverStore).record(RecordID(id)!) != nil)
+        let history = try #require(try await w.ok("old", "show", id, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(history.map { $0["signature"] } == ["verified"])
+        _ = await server.stop()
+    }
 }

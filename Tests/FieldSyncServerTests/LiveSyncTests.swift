@@ -190,7 +190,7 @@ final class StopAfterPulls: SyncTransport, @unchecked Sendable {
     func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse { try await inner.push(node: node, revisionTexts: revisionTexts) }
     func keys() async throws -> KeyDirectory { try await inner.keys() }
-    func registerNode(_ node: NodeID) async throws { try await inner.registerNode(node) }
+    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         let response = try await inner.pull(request)
         count += 1

@@ -56,7 +56,7 @@ import Testing
 
     @Test func enrolmentGivesATokenThatWorksAndIsAudited() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
-        let request = EnrolRequest(code: code.uppercased(), node: try rima.identity().node, publicKey: try rima.publicKey())
+        let request = EnrolRequest(code: code.uppercased(), node: try rima.identity().node, publicKey: try rima.publicKey(), nonce: try rima.nonce())
         try await app().test(.router) { http in
             let token = try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
                 #expect(response.status == .ok)
@@ -82,7 +82,7 @@ import Testing
     @Test func aRepeatedEnrolmentByTheSameDeviceGetsANewToken() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
         let node = try rima.identity().node
-        let proven = EnrolRequest(code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code))
+        let proven = EnrolRequest(code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code), nonce: try rima.nonce())
         #expect(proven.hasValidProof)
         @Sendable func enrol(_ request: EnrolRequest, _ http: some TestClientProtocol) async throws -> (HTTPResponse.Status, String?) {
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
@@ -102,7 +102,7 @@ import Testing
             unproven.proof = nil
             var forged = proven
             forged.proof = try omar.enrolmentProof(code: code)
-            let other = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), proof: try omar.enrolmentProof(code: code))
+            let other = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), proof: try omar.enrolmentProof(code: code), nonce: try omar.nonce())
             for request in [unproven, forged, other] { #expect(try await enrol(request, http).0 == .unauthorized) }
         }
         #expect(try await storage.keyDirectory().entries.count == 1, "still one device")
@@ -111,9 +111,9 @@ import Testing
     @Test func aReusedOrExpiredCodeIsRefused() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
         let expired = try Enrolling.issueCode(on: server, for: "omar", role: .documenter, expiresIn: -1)
-        let first = EnrolRequest(code: code, node: try rima.identity().node, publicKey: try rima.publicKey())
-        let again = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey())
-        let late = EnrolRequest(code: expired, node: try omar.identity().node, publicKey: try omar.publicKey())
+        let first = EnrolRequest(code: code, node: try rima.identity().node, publicKey: try rima.publicKey(), nonce: try rima.nonce())
+        let again = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), nonce: try omar.nonce())
+        let late = EnrolRequest(code: expired, node: try omar.identity().node, publicKey: try omar.publicKey(), nonce: try omar.nonce())
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: first.json.canonicalBytes)) { #expect($0.status == .ok) }
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: again.json.canonicalBytes)) { response in
@@ -133,11 +133,11 @@ import Testing
         let key = try rima.publicKey()
         try await app().test(.router) { http in
             for _ in 0..<5 {
-                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: node, publicKey: key)
+                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: node, publicKey: key, nonce: try rima.nonce())
                 try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
             }
             // Even the right code is refused now, from this address.
-            let right = EnrolRequest(code: code, node: node, publicKey: key)
+            let right = EnrolRequest(code: code, node: node, publicKey: key, nonce: try rima.nonce())
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: right.json.canonicalBytes)) { response in
                 #expect(response.status == .tooManyRequests)
                 #expect(Self.code(response) == "rate_limited")
@@ -162,7 +162,8 @@ import Testing
                 try await http.execute(uri: "/v1/pull", method: .post, headers: auth(rimaToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) {
                     #expect($0.status == .ok)
                 }
-                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: NodeID.random(), publicKey: try rima.publicKey())
+                let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
+                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: bound.node, publicKey: try rima.publicKey(), nonce: bound.nonce)
                 try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
             }
             let entries = try await storage.audit(limit: 3)
@@ -395,6 +396,42 @@ import Testing
         #expect(Set(state.conflicts.map(\.path)) == ["deleted", "narrative"])
     }
 
+    /// #13 section 3: node ids are made from the device's key, so no one can enrol or register a
+    /// colleague's node id, whatever nonce they try.
+    @Test func nobodyCanSquatAnotherDevicesNodeID() async throws {
+        let omarToken = try await token(for: omar, user: "omar")
+        let rimaNode = try rima.identity().node
+        let code = try Enrolling.issueCode(on: server, for: "lina", role: .documenter)
+        let forgedNonce = try #require(try rima.nonce())
+        try await app().test(.router) { http in
+            // Omar registers Rima's node id for his own device: his key does not derive it.
+            let squat = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(rimaNode.rawValue), "nonce": .string(forgedNonce)]).canonicalBytes)
+            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(omarToken), body: squat) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("is not made from this device's key"))
+            }
+            // Nor with no nonce at all, nor with an id that is not derived from any key.
+            let bare = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
+            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(omarToken), body: bare) { #expect($0.status == .forbidden) }
+            // Enrolling under Rima's node id with another key fails before the code is used.
+            let stranger = DeviceKey.generate()
+            let enrol = EnrolRequest(code: code, node: rimaNode, publicKey: stranger.publicKeyBase64, nonce: forgedNonce)
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: enrol.json.canonicalBytes)) { #expect($0.status == .forbidden) }
+        }
+        #expect(try await storage.devices().map(\.node) == [try omar.identity().node])
+        // Rima's own enrolment, with her key, still works.
+        let bound = EnrolRequest(code: code, node: rimaNode, publicKey: try rima.publicKey(), nonce: forgedNonce)
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: bound.json.canonicalBytes)) { response in
+                #expect(response.status == .ok)
+                let answer = try EnrolResponse(json: JSONValue(parsing: response.body.readableBytesView))
+                #expect(answer.certificate?.node == rimaNode)
+                #expect(answer.certificate?.isIssued(by: try #require(answer.serverKey)) == true)
+                #expect(answer.serverKey == (try server.publicKey()))
+            }
+        }
+    }
+
     @Test func adminEndpointsRefuseDocumenters() async throws {
         let rimaToken = try await token(for: rima, user: "rima")
         let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
@@ -426,7 +463,9 @@ import Testing
         let adminToken = try await token(for: admin, user: "amira", role: .admin)
         let oldNode = try rima.identity().node
         let newNode = try rima.retireNodeID(reason: "restored", now: 2)
-        let register = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(newNode.rawValue)]).canonicalBytes)
+        let register = ByteBuffer(bytes: JSONValue.object([
+            "protocol": 2, "node": .string(newNode.rawValue), "nonce": .string(try #require(try rima.nodeNonce(newNode))),
+        ]).canonicalBytes)
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: register) { #expect($0.status == .ok) }
             try await http.execute(uri: "/v1/devices/\(oldNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }
@@ -445,10 +484,12 @@ import Testing
         try await app().test(.router) { http in
             // The enrolled node id counts: 15 more are allowed, the 16th more is refused with the reason.
             for i in 0..<(SyncProtocol.maximumNodesPerDevice - 1) {
-                let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
+                let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
+                let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)]).canonicalBytes)
                 try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { #expect($0.status == .ok, "\(i)") }
             }
-            let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
+            let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
+            let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)]).canonicalBytes)
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { response in
                 #expect(response.status == .forbidden)
                 let message = (try? JSONValue(parsing: response.body.readableBytesView))?["error"]?["message"]?.stringValue ?? ""
@@ -529,4 +570,9 @@ import Testing
         #expect(try server.forkedRevisions().map(\.dot) == [forked.dot])
         #expect(try server.record(original.record)?.value(at: "title") == "Original")
     }
+}
+
+extension ReplicaStore {
+    /// The nonce binding the replica's current node id to its key.
+    func nonce() throws -> String? { try nodeNonce(try identity().node) }
 }
