@@ -83,8 +83,20 @@ public struct SyncDriver: Sendable {
         // merged earlier that it would refuse (a device revoked since, a node or key it does not
         // vouch for) are held back, with whatever was built on them, and this replica's own work
         // built on them is re-minted to cover only what the central node can take.
-        if try store.heldRevisionCount() > 0 || !store.unconfirmedNodes().isEmpty {
+        let local = try store.knowledge()
+        let retiredTails = try store.identity().retiredNodes.filter { local[$0] > serverKnowledge[$0] }
+        if try store.heldRevisionCount() > 0 || !store.unconfirmedNodes().isEmpty || !retiredTails.isEmpty {
             try await learnDirectory(&report, progress)
+            // A retired node id of this replica's that was revoked (it enrolled again after a
+            // revocation): its unpushed tail would be refused, so it is re-minted under a new id.
+            let directory = try store.keyDirectory()
+            for node in retiredTails where directory[node]?.revoked != nil {
+                try await remint(
+                    node, from: serverKnowledge[node] + 1,
+                    reason: "this replica's node \(node) was revoked before the central node received it from counter \(serverKnowledge[node] + 1)",
+                    &report, progress)
+                serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+            }
             report.released += try store.releaseHeld(now: Self.now())
             let refused = try store.refusedBundledRevisions(above: serverKnowledge)
             if !refused.isEmpty {

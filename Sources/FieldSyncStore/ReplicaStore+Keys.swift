@@ -53,6 +53,31 @@ extension ReplicaStore {
         try read { db in try Self.deviceKey(db).sign(revision) }
     }
 
+    /// Replaces this replica's device key with a new one and takes a node id bound to it, retiring
+    /// the current one, in one transaction; returns the new node id. For enrolling again after a
+    /// device was revoked (its key may be in a seizer's hands). The old public key stays known for
+    /// the replica's old node ids, so what it signed still verifies; the old private key is gone.
+    @discardableResult
+    public func rotateDeviceKey(reason: String, now: Int64) throws -> NodeID {
+        try write { db in
+            let identity = try Self.identity(db)
+            let old = try Self.deviceKey(db).publicKeyBase64
+            for node in [identity.node] + identity.retiredNodes {
+                try db.execute(
+                    sql: "INSERT INTO node_key (node, public_key, user) VALUES (?, ?, ?) ON CONFLICT (node) DO NOTHING",
+                    arguments: [node.rawValue, old, identity.name])
+            }
+            let key = DeviceKey.generate()
+            try db.execute(
+                sql: "UPDATE device_key SET private_key = ?, public_key = ?, created = ? WHERE id = 1",
+                arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
+            let fresh = try Self.newNodeID(db)
+            try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
+            try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
+            return fresh
+        }
+    }
+
     /// This replica's public signing key (base64).
     public func publicKey() throws -> String {
         try read { db in try Self.deviceKey(db).publicKeyBase64 }

@@ -76,7 +76,9 @@ extension ReplicaStore {
             try db.execute(
                 sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
         }
-        try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
+        // `fresh` may already be the current id (a re-enrolment re-mints a retired id's unpushed
+        // branch into the id it just enrolled, before anything was written under it).
+        if identity.node != fresh { try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh) }
         try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
         try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [old.rawValue])
         // Revisions of others made on top of the old branch (brought by a bundle) still name its

@@ -165,3 +165,76 @@ import Testing
         _ = await server.stop()
     }
 }
+
+/// #13 section 7: re-enrolling never strands work.
+@Suite struct ReEnrolmentTests {
+    let w: CLIWorkspace
+    init() throws { w = try CLIWorkspace("reenrol") }
+
+    var serverStore: String { w.dir.file("central.sqlite") }
+
+    func code(_ user: String) async throws -> String {
+        try #require(try await w.binary.run(["server", "add-user", user, "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+    }
+
+    /// A documenter's device is revoked while it holds unpushed work; she enrols again with a new
+    /// code. The work reaches the server under the new, certified node id, signed by a new key; the
+    /// old node id's late revisions stay refused.
+    @Test func aRevokedDeviceEnrolsAgainAndItsUnpushedWorkArrivesReminted() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("rima", server: server.url, serverStore: serverStore)
+        let first = try await w.add("rima", "--title", "Pushed before the checkpoint")
+        _ = try await w.ok("rima", "sync")
+        let late = try await w.add("rima", "--title", "Written after", "--set", "casualties.killed=3")
+        try await w.ok("rima", "edit", first, "--set", "narrative=More detail")
+        let oldNode = try ReplicaStore.open(at: w.store("rima")).identity().node
+        let oldKey = try ReplicaStore.open(at: w.store("rima")).publicKey()
+        try await w.ok("admin", "devices", "revoke", oldNode.rawValue)
+        let refused = try await w.run("rima", "sync")
+        #expect(refused.status == 1)
+
+        let again = try await w.ok("rima", "enroll", "--server", server.url, "--code", try await code("rima"), "--json").json()
+        #expect(again["reminted"] == 2)
+        let store = try ReplicaStore.open(at: w.store("rima"))
+        let newNode = try store.identity().node
+        #expect(newNode != oldNode)
+        #expect(try store.publicKey() != oldKey, "a new device key: whoever holds the old one cannot write as this replica")
+        #expect(try await w.ok("rima", "sync", "--json").json()["pushed"] == 2)
+        let central = try ReplicaStore.open(at: serverStore)
+        #expect(try central.record(RecordID(late)!)?.value(at: "casualties.killed") == 3)
+        #expect(try central.record(RecordID(first)!)?.value(at: "narrative") == "More detail")
+        #expect(try central.knowledge()[oldNode] == 1, "the revoked node's late revisions never reach the server")
+        // Her earlier revision, signed by the old key, still verifies.
+        let history = try #require(try await w.ok("rima", "show", first, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(history.map { $0["signature"] } == ["verified", "verified"])
+        // Enrolling once more while the token works changes nothing.
+        let needless = try await w.ok("rima", "enroll", "--server", server.url, "--code", try await code("rima"))
+        #expect(needless.stdout.contains("its token works; nothing to do"), "\(needless)")
+        #expect(try ReplicaStore.open(at: w.store("rima")).identity().node == newNode)
+        _ = await server.stop()
+    }
+
+    /// An enrolment whose answer was lost, and a new code: the node id is enrolled already, so the
+    /// CLI takes another, re-mints what was written under the first, and enrols; nothing is lost.
+    @Test func aNewCodeAfterALostAnswerEnrolsUnderAnotherNodeID() async throws {
+        try await w.initReplica("lina")
+        _ = try await w.add("lina", "--title", "Recorded before enrolling")
+        _ = try await code("admin")  // creates the central node's store
+        let lina = try ReplicaStore.open(at: w.store("lina"))
+        let first = try lina.identity().node
+        do {
+            let central = try ReplicaStore.open(at: serverStore)
+            _ = try await Enrolling.token(for: lina, on: central, user: "lina")  // enrolled; the answer never reached Lina
+            try central.close()
+        }
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.ok("lina", "enroll", "--server", server.url, "--code", try await code("lina"))
+        let now = try ReplicaStore.open(at: w.store("lina")).identity()
+        #expect(now.node != first)
+        #expect(now.retiredNodes.contains(first))
+        #expect(try await w.ok("lina", "sync", "--json").json()["pushed"] == 1)
+        #expect(try ReplicaStore.open(at: serverStore).status().records == 1)
+        _ = await server.stop()
+    }
+}
