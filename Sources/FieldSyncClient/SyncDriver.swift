@@ -386,7 +386,11 @@ public struct SyncDriver: Sendable {
             }
             let outcome: ReceiveOutcome
             do {
-                outcome = try store.receiveVerified(response.revisions, learning: keys, from: source, directoryTag: tag, now: Self.now())
+                // The page's certificates vouch for its authors too, for nodes the directory did not name.
+                let named = Set(keys.map(\.node))
+                let certified = response.certificates.filter { !named.contains($0.node) }.map { KeyEntry(certificate: $0) }
+                outcome = try store.receiveVerified(
+                    response.revisions, learning: keys + certified, from: source, directoryTag: tag, now: Self.now())
                 // Learned with the first batch, in its transaction: later batches verify against the store.
                 keys = []
                 source = .centralNode(serverKey: nil)

@@ -143,6 +143,8 @@ public protocol AccountStorage: Sendable {
     func certifiedKeyDirectory() async throws -> KeyDirectory
     /// The central node's signing key (base64): it certifies every node id (spec 15.9).
     func serverKey() async throws -> String
+    /// The certificates of `nodes` (those that have one), for a pull page (spec 8.4).
+    func certificates(of nodes: Set<NodeID>) async throws -> [NodeCertificate]
     func accounts() async throws -> [Account]
     func devices() async throws -> [Device]
     /// Revokes an account and all its devices; returns false when there is no such account.

@@ -129,24 +129,37 @@ public struct PullResponse: Sendable, Equatable {
     /// True when the server holds further revisions the client lacks.
     public var more: Bool
     public var knowledge: VersionVector
+    /// The central node's certificates of the page's authors (spec 8.4, 15.9).
+    public var certificates: [NodeCertificate]
 
-    public init(revisions: [Revision], more: Bool, knowledge: VersionVector) {
+    public init(revisions: [Revision], more: Bool, knowledge: VersionVector, certificates: [NodeCertificate] = []) {
         self.revisions = revisions
         self.more = more
         self.knowledge = knowledge
+        self.certificates = certificates
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "revisions": .array(revisions.map(\.json)), "more": .bool(more), "knowledge": knowledge.json]
+        [
+            "protocol": .int(SyncProtocol.version), "revisions": .array(revisions.map(\.json)), "more": .bool(more), "knowledge": knowledge.json,
+            "certificates": .array(certificates.map(\.json)),
+        ]
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
         let o = try SyncProtocol.object(json, "pull response")
         try SyncProtocol.checkVersion(o)
         guard case .bool(let more)? = o["more"] else { throw ProtocolError(.malformed, "more: expected a boolean") }
+        var certificates: [NodeCertificate] = []
+        if let list = o["certificates"] {
+            guard let items = list.arrayValue, items.count <= SyncProtocol.maximumBatchRevisions else {
+                throw ProtocolError(.malformed, "certificates: expected an array")
+            }
+            for (i, item) in items.enumerated() { certificates.append(try NodeCertificate(json: item, at: "certificates[\(i)]")) }
+        }
         self.init(
             revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions),
-            more: more, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+            more: more, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"), certificates: certificates)
     }
 }
 

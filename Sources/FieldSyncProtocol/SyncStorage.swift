@@ -50,9 +50,12 @@ public struct StoreOutcome: Sendable, Equatable {
 public struct MissingRevisions: Sendable, Equatable {
     public var texts: [String]
     public var more: Bool
+    /// The nodes that authored them: whose certificates a pull page carries.
+    public var nodes: Set<NodeID>
 
-    public init(texts: [String], more: Bool) {
+    public init(texts: [String], more: Bool, nodes: Set<NodeID> = []) {
         self.texts = texts
         self.more = more
+        self.nodes = nodes
     }
 }

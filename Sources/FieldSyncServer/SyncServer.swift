@@ -219,7 +219,13 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let knowledge = try await storage.knowledge()
         let page = try await storage.missing(from: pull.knowledge, limit: pull.limit)
         // The stored revisions are already canonical JSON: splice them in rather than re-encoding.
-        var bytes = Array("{\"knowledge\":".utf8)
+        // The page carries its authors' certificates (spec 8.4), members in canonical order.
+        var bytes = Array("{\"certificates\":[".utf8)
+        for (i, certificate) in try await storage.certificates(of: page.nodes).enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            certificate.json.writeCanonical(into: &bytes)
+        }
+        bytes += Array("],\"knowledge\":".utf8)
         knowledge.json.writeCanonical(into: &bytes)
         bytes += Array(",\"more\":\(page.more),\"protocol\":\(SyncProtocol.version),\"revisions\":[".utf8)
         for (i, text) in page.texts.enumerated() {

@@ -386,8 +386,10 @@ public final class ReplicaStore: Sendable {
         let lagging = mine.nodes.filter { mine[$0] > peer[$0] }
         if lagging.isEmpty { return MissingRevisions(texts: [], more: false) }
         if peer.isEmpty || lagging.allSatisfy({ peer[$0] == 0 }) && lagging.count == mine.nodes.count {
-            let bodies = try String.fetchAll(db.cachedStatement(sql: "SELECT body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
-            return MissingRevisions(texts: Array(bodies.prefix(limit)), more: bodies.count > limit)
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT node, body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
+            let page = rows.prefix(limit)
+            return MissingRevisions(
+                texts: page.map { $0["body"] }, more: rows.count > limit, nodes: Set(page.compactMap { NodeID($0["node"] as String) }))
         }
         struct Next: Comparable {
             var seq: Int64
@@ -406,12 +408,16 @@ public final class ReplicaStore: Sendable {
         for node in lagging { if let first = try next(node, peer[node] + 1) { heap.push(first) } }
         let body = try db.cachedStatement(sql: "SELECT body FROM revision WHERE seq = ?")
         var texts: [String] = []
+        var nodes = Set<NodeID>()
         texts.reserveCapacity(min(limit, 1024))
         while texts.count < limit, let top = heap.pop() {
-            if let text = try String.fetchOne(body, arguments: [top.seq]) { texts.append(text) }
+            if let text = try String.fetchOne(body, arguments: [top.seq]) {
+                texts.append(text)
+                nodes.insert(top.node)
+            }
             if let following = try next(top.node, top.counter + 1) { heap.push(following) }
         }
-        return MissingRevisions(texts: texts, more: !heap.isEmpty)
+        return MissingRevisions(texts: texts, more: !heap.isEmpty, nodes: nodes)
     }
 
     /// Every revision in log order, for bundle export.

@@ -118,6 +118,17 @@ extension SQLiteSyncStorage: AccountStorage {
         }
     }
 
+    public func certificates(of nodes: Set<NodeID>) async throws -> [NodeCertificate] {
+        guard !nodes.isEmpty else { return [] }
+        return try await replica.asyncRead { db in
+            let list = nodes.map(\.rawValue).sorted()
+            return try String.fetchAll(
+                db, sql: "SELECT certificate FROM device WHERE certificate IS NOT NULL AND node IN (\(databaseQuestionMarks(count: list.count))) ORDER BY node",
+                arguments: StatementArguments(list)
+            ).compactMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
+        }
+    }
+
     public func serverKey() async throws -> String {
         try await replica.asyncRead { db in try ReplicaStore.deviceKey(db).publicKeyBase64 }
     }

@@ -432,6 +432,25 @@ import Testing
         }
     }
 
+    /// Pull pages carry the certificates of their authors, signed with the key `/v1/health` names.
+    @Test func pullPagesCarryTheirAuthorsCertificates() async throws {
+        let rimaToken = try await token(for: rima, user: "rima")
+        let omarToken = try await token(for: omar, user: "omar")
+        _ = try Fixtures.addIncident(rima, title: "Shelling")
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())) { #expect($0.status == .ok) }
+            var serverKey: String?
+            try await http.execute(uri: "/v1/health", method: .get) { serverKey = Self.body($0)?["server_key"]?.stringValue }
+            let key = try #require(serverKey)
+            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(omarToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) { response in
+                let page = try PullResponse(json: JSONValue(parsing: response.body.readableBytesView))
+                #expect(page.revisions.count == 1)
+                #expect(page.certificates.map(\.node) == [try rima.identity().node])
+                #expect(page.certificates.allSatisfy { $0.isIssued(by: key) && $0.user == "rima" && $0.role == .documenter })
+            }
+        }
+    }
+
     @Test func adminEndpointsRefuseDocumenters() async throws {
         let rimaToken = try await token(for: rima, user: "rima")
         let admin = try ReplicaStore.create(at: dir.file("admin.sqlite"), name: "amira", now: 1)
