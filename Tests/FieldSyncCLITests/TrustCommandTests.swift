@@ -64,6 +64,16 @@ import Testing
         #expect(shown.contains("signature: unverified (key not vouched for)"), "\(shown)")
         let lone = try #require(try await w.ok("lone", "show", record.rawValue, "--history", "--json").json()["history"]?.arrayValue)
         #expect(lone.map { $0["signature"] } == ["unverified"])
+        // When it enrols, the certified key wins: its sync completes, Rima's real revision takes
+        // the dot, and the forgery is kept aside as evidence, never pushed.
+        try await w.enrol("lone", server: server.url, serverStore: serverStore)
+        let enrolledSync = try await w.ok("lone", "sync", "--json").json()
+        #expect(enrolledSync["pushed"] == 0, "the forgery never reaches the server")
+        #expect(try await w.show("lone", real)["fields"]?["casualties"]?["killed"] == 7)
+        let loneStatus = try await w.ok("lone", "status", "--json").json()
+        #expect((loneStatus["forked_revisions"]?.intValue ?? 0) + (loneStatus["held_revisions"]?.intValue ?? 0) == 1)
+        let central = try ReplicaStore.open(at: serverStore)
+        #expect(try central.record(record)?.value(at: "narrative") == nil, "no one's central node holds the forged narrative")
         _ = await server.stop()
     }
 
