@@ -1,6 +1,22 @@
 /// A change as a person asks for it (`--set`, `--unset`, a JSON document), before it is checked
 /// against the record and turned into ``FieldOperation``s by ``LocalEdit``.
 public enum FieldChange: Hashable, Sendable {
+    /// The change with its path, set elements and new entries' keys in Unicode NFC.
+    public var normalised: FieldChange {
+        switch self {
+        case .set(let path, let value):
+            // A set field given as an array of elements: each element is a key too.
+            if let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }), case .set? = try? IncidentSchema.kind(of: path.nfc) {
+                return .set(path: path.nfc, value: .array(items.map { .string($0.stringValue!.nfc) }))
+            }
+            return .set(path: path.nfc, value: value)
+        case .unset(let path): return .unset(path: path.nfc)
+        case .add(let path, let element): return .add(path: path.nfc, element: element.nfc)
+        case .remove(let path, let element): return .remove(path: path.nfc, element: element.nfc)
+        case .addEntry, .removeEntry: return self
+        }
+    }
+
     case set(path: String, value: JSONValue)
     case unset(path: String)
     case add(path: String, element: String)
@@ -58,7 +74,8 @@ public enum LocalEdit {
         for changes: [FieldChange], current: RecordState?, newEntryID: () -> String
     ) throws(ValidationError) -> [FieldOperation] {
         var operations: [FieldOperation] = []
-        for change in changes {
+        // What a person typed or a file held, in NFC: the only spelling a key or element has.
+        for change in changes.map(\.normalised) {
             switch change {
             case .set(let path, let value):
                 switch try IncidentSchema.kind(of: path) {

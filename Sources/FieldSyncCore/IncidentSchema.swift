@@ -88,6 +88,9 @@ public enum IncidentSchema {
             guard parts.count == 2, !parts[1].isEmpty else {
                 throw ValidationError(path, "custom paths look like custom.KEY (one level; the value may be any JSON, objects included)")
             }
+            // Canonically equivalent keys (café composed and decomposed) would be one register
+            // spelled two ways: only the composed form (NFC) is a key (spec 4.2).
+            guard path.isNFC else { throw ValidationError(path, "custom keys are written in Unicode NFC (composed form)") }
             return .scalar(.anyJSON)
         }
         if parts.count == 3, let fields = collections[parts[0]] {
@@ -112,6 +115,7 @@ public enum IncidentSchema {
             if requiredFields.contains(path) { throw ValidationError(path, "is required and cannot be cleared") }
         case (.set(let type), .add(_, let element)), (.set(let type), .remove(_, let element)):
             try check(.string(element), as: type, at: path)
+            guard element.isNFC else { throw ValidationError(path, "set elements are written in Unicode NFC (composed form)") }
         case (.set, _):
             throw ValidationError(path, "is a set of strings: change it with \(path)+=VALUE or \(path)-=VALUE")
         case (.collection, _):

@@ -315,3 +315,28 @@ import Testing
         #expect(!state.isConflicted)
     }
 }
+
+/// #14: canonically equivalent keys are one key, spelled in NFC.
+@Suite struct UnicodeKeyTests {
+    let composed = "custom.caf\u{E9}"
+    let decomposed = "custom.cafe\u{301}"
+
+    @Test func localEditsWriteKeysAndElementsInNFC() throws {
+        #expect(Array(decomposed.utf8) != Array(composed.utf8))
+        #expect(composed == decomposed, "Swift compares them as equal, so they would be one register")
+        let ops = try LocalEdit.operations(
+            for: [.set(path: "title", value: "T"), .set(path: decomposed, value: 1), .add(path: "tags", element: "re\u{301}sume\u{301}")],
+            current: nil, newEntryID: { "e1" })
+        #expect(ops.contains { Array($0.path.utf8) == Array(composed.utf8) })
+        #expect(ops.contains { if case .add(_, let e) = $0 { Array(e.utf8) == Array("r\u{E9}sum\u{E9}".utf8) } else { false } })
+        #expect(ops.allSatisfy { $0.path.isNFC })
+    }
+
+    @Test func aDecomposedKeyFromAPeerIsRefused() {
+        #expect(throws: ValidationError.self) { try IncidentSchema.validate(.set(path: decomposed, value: 1)) }
+        #expect(throws: ValidationError.self) { try IncidentSchema.validate(.add(path: "tags", element: "cafe\u{301}")) }
+        #expect(throws: Never.self) { try IncidentSchema.validate(.set(path: composed, value: 1)) }
+        let error = #expect(throws: ValidationError.self) { try IncidentSchema.validate(.set(path: decomposed, value: 1)) }
+        #expect(error?.description.contains("Unicode NFC") == true)
+    }
+}
