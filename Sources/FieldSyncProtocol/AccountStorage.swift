@@ -120,9 +120,19 @@ public struct Principal: Sendable, Equatable {
     }
 }
 
+/// Failed enrolment attempts per source address, kept in the storage so that every `serve` instance
+/// sharing it sees the same count (spec 15.5).
+public protocol EnrolmentAttemptStorage: Sendable {
+    /// How many failures from `address` were recorded at or after `since` (ms since 1970).
+    func enrolmentFailures(from address: String, since: Int64) async throws -> Int
+    /// Records a failure at `time`, forgets every failure before `forgetBefore` (any address), and
+    /// keeps at most `cap` addresses (the longest quiet ones go first), in one transaction.
+    func recordEnrolmentFailure(from address: String, at time: Int64, forgetBefore: Int64, cap: Int) async throws
+}
+
 /// Accounts, devices, enrolment codes and the audit log of the central node. Like ``SyncStorage`` it
 /// hides the database, so a PostgreSQL backend can provide it too. Secrets are stored only as SHA-256 hashes.
-public protocol AccountStorage: Sendable {
+public protocol AccountStorage: EnrolmentAttemptStorage {
     /// Creates an account with a one-time code, or issues a further code for an existing, unrevoked
     /// account with the same role (earlier unused codes stay valid until they expire).
     func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) async throws

@@ -49,7 +49,7 @@ public struct TLSSetupError: Error, CustomStringConvertible {
 /// bearer token of an enrolled device. Tests drive it in-process with `app.test(.router)`.
 ///
 /// `logAddresses`: whether audit entries record client addresses (off by default; the enrolment rate
-/// limiter keeps failing addresses in memory for its window either way).
+/// limit keeps failing addresses in the storage for its window either way).
 public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger, logAddresses: Bool = false) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
@@ -131,18 +131,18 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
     func enrol(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
         let address = context.sourceAddress
         let clock = Date().timeIntervalSince1970
-        guard limiter.allows(address, now: clock) else {
+        guard try await limiter.allows(address, now: clock, in: storage) else {
             throw ProtocolError(.rateLimited, "too many failed enrolment attempts from \(address); wait 15 minutes")
         }
         // No token protects this route: a small body limit, and a bad body counts as a failed attempt.
         let enrol: EnrolRequest
         do { enrol = try EnrolRequest(json: try await JSONBody.read(request, limit: SyncProtocol.maximumEnrolmentBytes)) } catch {
-            limiter.recordFailure(address, now: clock)
+            try await limiter.recordFailure(address, now: clock, in: storage)
             throw error
         }
         // A node id is made from the device's own key (spec 2.1): no one can enrol another's.
         guard NodeBinding.isBound(enrol.node, publicKey: enrol.publicKey, nonce: enrol.nonce) else {
-            limiter.recordFailure(address, now: clock)
+            try await limiter.recordFailure(address, now: clock, in: storage)
             throw ProtocolError(
                 .forbidden, "node \(enrol.node) is not made from this device's key (its nonce does not derive it); update fieldsync and enrol again")
         }
@@ -153,7 +153,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
                 codeHash: Secrets.hash(Secrets.normaliseCode(enrol.code)), node: enrol.node, publicKey: enrol.publicKey,
                 tokenHash: Secrets.hash(token), repeatable: enrol.hasValidProof, now: Self.now())
         } catch let error as ProtocolError where error.code == .unauthorized {
-            limiter.recordFailure(address, now: clock)
+            try await limiter.recordFailure(address, now: clock, in: storage)
             try await storage.appendAudit(AuditEntry(
                 time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message, address: auditAddress(context)))
             throw error

@@ -129,6 +129,27 @@ extension SQLiteSyncStorage: AccountStorage {
         }
     }
 
+    public func enrolmentFailures(from address: String, since: Int64) async throws -> Int {
+        try await replica.asyncRead { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrolment_failure WHERE address = ? AND time >= ?", arguments: [address, since]) ?? 0
+        }
+    }
+
+    public func recordEnrolmentFailure(from address: String, at time: Int64, forgetBefore: Int64, cap: Int) async throws {
+        try await replica.asyncWrite { db in
+            try db.execute(sql: "DELETE FROM enrolment_failure WHERE time < ?", arguments: [forgetBefore])
+            try db.execute(sql: "INSERT INTO enrolment_failure (address, time) VALUES (?, ?)", arguments: [address, time])
+            let addresses = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT address) FROM enrolment_failure") ?? 0
+            if addresses > cap {
+                try db.execute(
+                    sql: """
+                        DELETE FROM enrolment_failure WHERE address IN (
+                            SELECT address FROM enrolment_failure GROUP BY address ORDER BY MAX(time) LIMIT ?)
+                        """, arguments: [addresses - cap])
+            }
+        }
+    }
+
     public func serverKey() async throws -> String {
         try await replica.asyncRead { db in try ReplicaStore.deviceKey(db).publicKeyBase64 }
     }

@@ -153,6 +153,8 @@ enum StoreSchema {
                 );
                 CREATE INDEX held_revision_dot ON held_revision (node, counter);
                 CREATE TABLE node_nonce (node TEXT PRIMARY KEY, nonce TEXT NOT NULL);
+                CREATE TABLE enrolment_failure (address TEXT NOT NULL, time INTEGER NOT NULL);
+                CREATE INDEX enrolment_failure_address ON enrolment_failure (address, time);
                 """)
         }
         return migrator

@@ -230,16 +230,23 @@ import Testing
         }
     }
 
-    @Test func theRateLimiterForgetsExpiredAddresses() {
-        let limiter = EnrolmentRateLimiter()
-        for _ in 0..<5 { limiter.recordFailure("192.0.2.1", now: 0) }
-        #expect(!limiter.allows("192.0.2.1", now: 1))
-        for i in 0..<3000 { limiter.recordFailure("198.51.\(i / 256).\(i % 256)", now: Double(i)) }
-        #expect(limiter.allows("192.0.2.1", now: 3000), "its window has passed")
-        // A spray of addresses within one window: the map stays under its cap.
-        for i in 0..<20_000 { limiter.recordFailure("2001:db8::\(String(i, radix: 16))", now: 4000 + Double(i) / 100) }
-        #expect(limiter.trackedAddresses <= EnrolmentRateLimiter.cap)
-        #expect(limiter.allows("2001:db8::\(String(19_999, radix: 16))", now: 4200), "one failure does not lock an address out")
+    /// The limit's state is in the storage, so two `serve` instances over one store share it, and
+    /// it forgets what the window no longer needs.
+    @Test func theRateLimiterForgetsExpiredAddressesAndIsShared() async throws {
+        let limiter = EnrolmentRateLimiter(cap: 64)
+        let other = SQLiteSyncStorage(replica: try ReplicaStore.open(at: server.path, access: .pool))
+        for _ in 0..<4 { try await limiter.recordFailure("192.0.2.1", now: 0, in: storage) }
+        #expect(try await limiter.allows("192.0.2.1", now: 1, in: other))
+        try await limiter.recordFailure("192.0.2.1", now: 1, in: other)
+        #expect(try await !limiter.allows("192.0.2.1", now: 2, in: storage), "five failures, seen by either instance")
+        for i in 0..<300 { try await limiter.recordFailure("198.51.\(i / 256).\(i % 256)", now: 1000 + Double(i), in: storage) }
+        #expect(try await limiter.allows("192.0.2.1", now: 1300, in: storage), "its window has passed")
+        #expect(try await storage.enrolmentFailures(from: "192.0.2.1", since: 0) == 0, "and it is forgotten")
+        // A spray of addresses within one window: at most `cap` are tracked.
+        var tracked = 0
+        for i in 0..<300 where try await storage.enrolmentFailures(from: "198.51.\(i / 256).\(i % 256)", since: 0) > 0 { tracked += 1 }
+        #expect(tracked == 64, "the most recent 64 addresses")
+        #expect(try await limiter.allows("198.51.1.43", now: 1300, in: storage), "one failure does not lock an address out")
     }
 
     @Test func aRevokedDeviceCanNoLongerPushOrPullButItsRevisionsStay() async throws {
