@@ -156,8 +156,14 @@ struct BundleImportCommand: AsyncParsableCommand {
     /// Held revisions per node, with the reason of the first (the others of a node mostly depend on it).
     static func heldByNode(_ outcome: ReceiveOutcome) -> [(node: NodeID, count: Int, reason: String)] {
         var groups: [(node: NodeID, count: Int, reason: String)] = []
+        var index: [NodeID: Int] = [:]
         for (dot, reason) in outcome.held {
-            if let i = groups.firstIndex(where: { $0.node == dot.node }) { groups[i].count += 1 } else { groups.append((dot.node, 1, reason)) }
+            if let i = index[dot.node] {
+                groups[i].count += 1
+            } else {
+                index[dot.node] = groups.count
+                groups.append((dot.node, 1, reason))
+            }
         }
         return groups
     }

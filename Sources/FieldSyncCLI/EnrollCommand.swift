@@ -31,19 +31,7 @@ struct EnrollCommand: AsyncParsableCommand {
     func run() async throws {
         try SyncCommand.checkURL(server)
         let store = try storeOptions.open()
-        var identity = try store.identity()
-        // A replica made before node ids were bound to keys takes a bound one first (spec 2.1):
-        // what it wrote under the old id is re-minted under the new one, the originals kept aside.
-        if try store.nodeNonce(identity.node) == nil {
-            let fresh = try store.newNodeID()
-            let reason = "node ids are made from the device key since protocol 2 (spec 2.1); \(identity.node) was not"
-            if try store.knowledge()[identity.node] > 0 {
-                try store.remint(from: 1, replacement: fresh, reason: "\(reason); re-minted as \(fresh) before enrolling", now: nowMilliseconds())
-            } else {
-                try store.retireNodeID(reason: reason, now: nowMilliseconds(), replacement: fresh)
-            }
-            identity = try store.identity()
-        }
+        let identity = try store.identity()
         var caPEM: String?
         if let caCert {
             guard let text = try? String(contentsOfFile: caCert, encoding: .utf8), text.contains("BEGIN CERTIFICATE") else {
@@ -66,62 +54,77 @@ struct EnrollCommand: AsyncParsableCommand {
         // The code is a secret too: the enrol request trusts only the CA given, or else only the
         // certificate just read, whose key `--pin` may have confirmed.
         let trusted = [caPEM ?? seen?.certificatePEM].compactMap { $0 }
-        // Enrolling again (the device was revoked, perhaps seized): a new device key and node id,
-        // so that whoever holds the old key cannot write as this replica; what it had not pushed
-        // is re-minted under the new id once enrolled (spec 15.4, re-enrolment).
-        var reminting: NodeID?
-        if let previous = try store.enrolment() {
-            if previous.server == server, try await Self.tokenStillWorks(previous, trusted: trusted) {
-                // Idempotent: enrolling a replica that is enrolled and working changes nothing.
-                print("already enrolled with \(server) as \(previous.user) (\(previous.role.rawValue)), and its token works; nothing to do")
-                return
+
+        // Who this replica enrols as. Nothing changes in the store until the central node has
+        // accepted it: bad input or a refused code leave the replica as it was.
+        var candidate = EnrolmentIdentity.current(of: store, identity: identity)
+        let previous = try store.enrolment()
+        if let previous {
+            let same = Self.sameServer(previous.server, server)
+            if same {
+                // The central node it enrolled with, checked against what it pinned then, unless
+                // the admin gave the new pins.
+                if let old = previous.pin, let now = seen?.publicKeyPin, old != now, pin == nil {
+                    throw CLIError("\(server) presents TLS key \(now), not the \(old) pinned at enrolment; give --pin from your admin to enrol again")
+                }
+                let oldTrust = [previous.caCertificatePEM ?? previous.pinnedCertificatePEM].compactMap { $0 }
+                if try await Self.tokenStillWorks(previous, trusted: oldTrust.isEmpty ? trusted : oldTrust) {
+                    // Idempotent: enrolling a replica that is enrolled and working changes nothing.
+                    print("already enrolled with \(server) as \(previous.user) (\(previous.role.rawValue)), and its token works; nothing to do")
+                    return
+                }
             }
-            reminting = identity.node
-            try store.rotateDeviceKey(reason: "enrolled again with a new code (the previous enrolment's token no longer works)", now: nowMilliseconds())
-            identity = try store.identity()
+            // Enrolling again (the device was revoked, perhaps seized): a new device key and node
+            // id, so that whoever holds the old key cannot write as this replica; what the old id
+            // had not pushed is re-minted under the new one once enrolled (spec 15.4).
+            candidate = .fresh(key: DeviceKey.generate(), replacing: identity.node)
+        } else if try store.nodeNonce(identity.node) == nil {
+            // Made before node ids were bound to keys (spec 2.1): a bound id, with what the old
+            // one wrote re-minted under it.
+            candidate = .fresh(key: nil, publicKey: try store.publicKey(), replacing: identity.node, remintAll: true)
         }
+        let expectedKey = serverKey ?? (previous.flatMap { Self.sameServer($0.server, server) ? $0.serverKey : nil }).map(CentralNodeKey.fingerprint(ofPublicKey:))
         var response: EnrolResponse
         do {
-            response = try await enrol(store, identity: identity, trusted: trusted)
+            response = try await enrol(store, as: candidate, trusted: trusted, expectedKey: expectedKey)
         } catch let error as SyncError {
-            guard case .rejected(_, let rejection) = error, rejection.code == .conflictingDuplicate else { throw error }
-            // The node id is enrolled already, by an enrolment whose answer never arrived: take
-            // another one, re-minting what was written under it, and try once more with this code
+            guard case .rejected(_, let rejection) = error, rejection.code == .conflictingDuplicate, !candidate.isFresh else { throw error }
+            // The node id is enrolled already, by an enrolment whose answer never arrived: another
+            // one, with what was written under the first re-minted, and once more with this code
             // (a refusal leaves it unused).
-            let fresh = try store.newNodeID()
-            let reason = "\(identity.node) was enrolled by an enrolment whose answer was lost"
-            if try store.knowledge()[identity.node] > 0 {
-                try store.remint(from: 1, replacement: fresh, reason: "\(reason); re-minted as \(fresh)", now: nowMilliseconds())
-            } else {
-                try store.retireNodeID(reason: reason, now: nowMilliseconds(), replacement: fresh)
-            }
-            identity = try store.identity()
-            response = try await enrol(store, identity: identity, trusted: trusted)
+            candidate = .fresh(key: nil, publicKey: try store.publicKey(), replacing: identity.node, remintAll: true)
+            response = try await enrol(store, as: candidate, trusted: trusted, expectedKey: expectedKey)
         }
         // The central node's signing key, which vouches for every node's key from now on (spec 15.9).
         guard let signingKey = response.serverKey else {
             throw CLIError("enrolment failed: \(server) did not send its signing key; it runs an older fieldsync than protocol \(SyncProtocol.version) needs")
         }
         let fingerprint = CentralNodeKey.fingerprint(ofPublicKey: signingKey)
-        if let serverKey, serverKey.lowercased() != fingerprint {
-            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(serverKey); not enrolling (the code is used: ask your admin to revoke this device and give you a new one)")
+        if let expectedKey, expectedKey.lowercased() != fingerprint {
+            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(expectedKey); not enrolling (the code is used: ask your admin to revoke this device and give you a new one)")
         }
-        let own = KeyEntry(node: identity.node, publicKey: try store.publicKey(), certificate: response.certificate)
-        guard own.isCertified(by: signingKey), response.certificate?.user == response.user, response.certificate?.role == response.role else {
-            throw CLIError("enrolment failed: \(server) did not certify this replica's node \(identity.node) and key")
+        let own = KeyEntry(node: candidate.node, publicKey: candidate.publicKey, certificate: response.certificate)
+        guard let certificate = response.certificate, own.isCertified(by: signingKey), certificate.user == response.user, certificate.role == response.role
+        else {
+            throw CLIError("enrolment failed: \(server) did not certify this replica's node \(candidate.node) and key")
         }
-        try store.saveEnrolment(
-            Enrolment(
-                server: server, token: response.token, user: response.user, role: response.role, pin: seen?.publicKeyPin,
-                pinnedCertificatePEM: seen?.certificatePEM, caCertificatePEM: caPEM, serverKey: signingKey),
+        // Everything the enrolment changes here, in one transaction.
+        let enrolment = Enrolment(
+            server: server, token: response.token, user: response.user, role: response.role, pin: seen?.publicKeyPin,
+            pinnedCertificatePEM: seen?.certificatePEM, caCertificatePEM: caPEM, serverKey: signingKey)
+        var reminted = try store.completeEnrolment(
+            enrolment, certificate: certificate, key: candidate.newKey, node: candidate.isFresh ? (candidate.node, candidate.nonce) : nil,
+            remintingAllOf: candidate.remintAll ? candidate.replacing : nil,
+            reason: previous != nil
+                ? "enrolled again with a new code; a new device key and node id"
+                : "node ids are made from the device key (spec 2.1), or the first enrolment's answer was lost",
             now: nowMilliseconds())
-        try store.rememberKeys([KeyEntry(certificate: response.certificate!)], from: .centralNode(serverKey: signingKey))
         // Re-enrolled: what the old node id wrote that the central node never received is
         // re-minted under the new, certified one; the central node keeps refusing the old id's late
         // revisions, which cannot be told apart from a seizer's (the originals stay aside here).
-        var reminted = 0
+        let reminting = previous != nil ? candidate.replacing : nil
         if let old = reminting {
-            let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, token: response.token, trustedCertificatesPEM: trusted)
+            let transport = try HTTPSyncTransport(baseURL: server, node: candidate.node, token: response.token, trustedCertificatesPEM: trusted)
             var held: UInt64?
             do {
                 held = try await transport.knowledge().knowledge[old]
@@ -131,43 +134,44 @@ struct EnrollCommand: AsyncParsableCommand {
             }
             await transport.shutdown()
             if let held, try store.knowledge()[old] > held {
-                reminted = try store.remint(
-                    old, from: held + 1, replacement: identity.node,
+                reminted += try store.remint(
+                    old, from: held + 1, replacement: candidate.node,
                     reason: "enrolled again: the central node never received \(old) from counter \(held + 1), and refuses it now", now: nowMilliseconds())
             }
         }
+        let identityNow = try store.identity()
         if json {
             print(JSONValue.object([
-                "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue), "node": .string(identity.node.rawValue),
+                "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue), "node": .string(identityNow.node.rawValue),
                 "pin": seen.map { .string($0.publicKeyPin) } ?? .null, "server_key": .string(fingerprint), "reminted": .int(Int64(reminted)),
             ]).canonicalText)
         } else {
-            print("enrolled with \(server) as \(response.user) (\(response.role.rawValue)); node \(identity.node)")
+            print("enrolled with \(server) as \(response.user) (\(response.role.rawValue)); node \(identityNow.node)")
             if let seen { print("pinned the server's TLS key \(seen.publicKeyPin); compare it with the one your admin gave you") }
             print("pinned the central node's signing key \(fingerprint): only keys it vouches for are trusted")
             if let old = reminting {
-                print("enrolled again with a new device key; \(reminted) revision\(reminted == 1 ? "" : "s") that node \(old) had not pushed \(reminted == 1 ? "was" : "were") re-minted as node \(identity.node), and `fieldsync sync` sends \(reminted == 1 ? "it" : "them")")
+                print("enrolled again with a new device key; \(reminted) revision\(reminted == 1 ? "" : "s") that node \(old) had not pushed \(reminted == 1 ? "was" : "were") re-minted as node \(identityNow.node), and `fieldsync sync` sends \(reminted == 1 ? "it" : "them")")
             }
         }
     }
 
-    /// One enrol request; a refusal other than "already enrolled" becomes a one-line error.
-    func enrol(_ store: ReplicaStore, identity: ReplicaIdentity, trusted: [String]) async throws -> EnrolResponse {
-        let transport = try HTTPSyncTransport(baseURL: server, node: identity.node, trustedCertificatesPEM: trusted)
+    /// One enrol request as `candidate`; a refusal other than "already enrolled" becomes a one-line
+    /// error. `expectedKey`: the central node key's fingerprint to check before the code is sent.
+    func enrol(_ store: ReplicaStore, as candidate: EnrolmentIdentity, trusted: [String], expectedKey: String?) async throws -> EnrolResponse {
+        let transport = try HTTPSyncTransport(baseURL: server, node: candidate.node, trustedCertificatesPEM: trusted)
         do {
-            // The expected signing key is checked before the code is sent, so a wrong server
-            // never uses it up.
-            if let serverKey {
+            if let expectedKey {
                 let announced = try await transport.serverKey().map(CentralNodeKey.fingerprint(ofPublicKey:))
-                guard announced == serverKey.lowercased() else {
+                guard announced == expectedKey.lowercased() else {
                     await transport.shutdown()
-                    throw CLIError("\(server) signs with key \(announced ?? "(none)"), not the expected \(serverKey); not enrolling")
+                    throw CLIError("\(server) signs with key \(announced ?? "(none)"), not the expected \(expectedKey); not enrolling")
                 }
             }
             let normalised = Secrets.normaliseCode(code)
+            let proofBytes = EnrolRequest.proofBytes(code: normalised, node: candidate.node)
+            let proof = try candidate.newKey?.signature(for: proofBytes) ?? store.signWithDeviceKey(proofBytes)
             let response = try await transport.enrol(EnrolRequest(
-                code: normalised, node: identity.node, publicKey: try store.publicKey(), proof: try store.enrolmentProof(code: normalised),
-                nonce: try store.nodeNonce(identity.node)))
+                code: normalised, node: candidate.node, publicKey: candidate.publicKey, proof: proof, nonce: candidate.nonce))
             await transport.shutdown()
             return response
         } catch let error as SyncError {
@@ -181,6 +185,21 @@ struct EnrollCommand: AsyncParsableCommand {
             }
             throw CLIError("enrolment failed: \(error.description)")
         }
+    }
+
+    /// Two server URLs name the same central node when they differ only by a trailing slash or
+    /// the case of the scheme and host.
+    static func sameServer(_ a: String, _ b: String) -> Bool {
+        func normal(_ url: String) -> String {
+            var text = url.hasSuffix("/") ? String(url.dropLast()) : url
+            if var components = URLComponents(string: text) {
+                components.scheme = components.scheme?.lowercased()
+                components.host = components.host?.lowercased()
+                text = components.string ?? text
+            }
+            return text
+        }
+        return normal(a) == normal(b)
     }
 
     /// Whether the earlier enrolment's token is still accepted (then there is nothing to re-enrol).
@@ -198,5 +217,37 @@ struct EnrollCommand: AsyncParsableCommand {
             await transport.shutdown()
             throw CLIError("cannot check the earlier enrolment with \(enrolment.server): \(error)")
         }
+    }
+}
+
+/// Who `enroll` enrols as: this replica's current node id and key, or a new node id (bound to the
+/// current key, or to a new one) that the store adopts only once the central node accepted it.
+struct EnrolmentIdentity {
+    var node: NodeID
+    var nonce: String?
+    var publicKey: String
+    /// A new device key, for a re-enrolment; nil keeps the current one.
+    var newKey: DeviceKey?
+    /// The node id a fresh one replaces.
+    var replacing: NodeID?
+    /// Re-mint everything `replacing` wrote under the new id (it never reached the central node).
+    var remintAll = false
+
+    var isFresh: Bool { replacing != nil }
+
+    static func current(of store: ReplicaStore, identity: ReplicaIdentity) -> EnrolmentIdentity {
+        EnrolmentIdentity(
+            node: identity.node, nonce: (try? store.nodeNonce(identity.node)) ?? nil, publicKey: (try? store.publicKey()) ?? "")
+    }
+
+    static func fresh(key: DeviceKey, replacing: NodeID) -> EnrolmentIdentity {
+        let bound = NodeBinding.fresh(publicKey: key.publicKeyBase64)
+        return EnrolmentIdentity(node: bound.node, nonce: bound.nonce, publicKey: key.publicKeyBase64, newKey: key, replacing: replacing)
+    }
+
+    static func fresh(key: DeviceKey?, publicKey: String, replacing: NodeID, remintAll: Bool) -> EnrolmentIdentity {
+        let bound = NodeBinding.fresh(publicKey: publicKey)
+        return EnrolmentIdentity(
+            node: bound.node, nonce: bound.nonce, publicKey: publicKey, newKey: key, replacing: replacing, remintAll: remintAll)
     }
 }

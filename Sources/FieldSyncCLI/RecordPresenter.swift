@@ -135,7 +135,10 @@ struct SignatureStatus {
 
     init(of revision: Revision, in directory: KeyDirectory, ownKey: String) {
         let entry = directory[revision.dot.node]
-        signer = entry.flatMap { entry in entry.certificate.map(\.user) ?? entry.user }
+        // A certificate names the signer only when the pinned central node issued it.
+        signer = entry.flatMap { entry in
+            directory.serverKey.flatMap { entry.isCertified(by: $0) ? entry.certificate?.user : nil } ?? entry.user
+        }
         if revision.signature == nil {
             state = "unsigned"
         } else if let entry {

@@ -103,15 +103,16 @@ public struct SyncDriver: Sendable {
                 let back = try store.holdBack(refused, now: Self.now())
                 report.heldBack += back.held
                 logger.notice("held back bundled revisions the central node would refuse", metadata: ["held": "\(back.held)"])
-                if let first = back.ownDependent {
-                    let own = try store.identity().node
-                    try await remint(
-                        own, from: first, capping: back.from.mapValues { $0 - 1 },
-                        reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions a bundle brought that the central node refuses; re-minted so they cover only what it holds",
-                        &report, progress)
-                    serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
-                }
             }
+        }
+        // Own work that names revisions the log no longer holds (held back above, or in an earlier
+        // sync whose re-mint did not complete) is re-minted first, so the push is never a causal gap.
+        for stranded in try store.ownRevisionsBuiltOnMissing(above: serverKnowledge) {
+            try await remint(
+                stranded.node, from: stranded.from, capping: stranded.caps,
+                reason: "this replica's revisions from \(stranded.node):\(stranded.from) were built on revisions it no longer holds (held back or replaced); re-minted so they cover only what it holds",
+                &report, progress)
+            serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         }
         do {
             try await push(&serverKnowledge, &contested, &report, progress)

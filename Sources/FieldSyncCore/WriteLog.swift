@@ -48,10 +48,10 @@ public struct Dispute: Hashable, Comparable, Sendable {
 ///
 /// A path is in conflict while some pair of concurrent writes of different values is not covered
 /// by the context of a resolution: a revision writing the path by an author the
-/// ``ResolutionAuthority`` allows. The log keeps, per node, its writes as runs of one value, and
-/// of the open pairs only those no other open pair dominates (covering the dominant pair covers
-/// the dominated one), so both stay small and are the same on every replica holding the same
-/// revisions.
+/// ``ResolutionAuthority`` allows. The log keeps, per node, its last two runs of writes of one
+/// value, and of the open pairs only those no other open pair dominates (covering the dominant
+/// pair covers the dominated one), so both stay small and are the same on every replica holding
+/// the same revisions.
 public struct WriteLog: Hashable, Sendable {
     public internal(set) var runs: [NodeID: [WriteRun]] = [:]
     /// Sorted; empty when the path is not in conflict.
@@ -105,13 +105,12 @@ public struct WriteLog: Hashable, Sendable {
                 list.insert(WriteRun(first: dot.counter, last: dot.counter, value: value), at: position)
             }
         }
+        // Only a node's last two runs can ever open a dispute (adjacent runs differ in value, so
+        // whatever a later write holds, one of them holds something else and is the latest such):
+        // older runs are dropped, which keeps the log a few entries per node however long the
+        // history (and is the same on every replica).
+        if list.count > 2 { list.removeFirst(list.count - 2) }
         runs[dot.node] = list
-    }
-
-    /// The value `dot` wrote here, when it wrote this register.
-    public func value(writtenBy dot: Dot) -> JSONValue?? {
-        guard let run = runs[dot.node]?.first(where: { $0.first <= dot.counter && dot.counter <= $0.last }) else { return nil }
-        return .some(run.value)
     }
 
     public var isDisputed: Bool { !disputes.isEmpty }

@@ -3,9 +3,11 @@ import FieldSyncProtocol
 import GRDB
 
 extension ReplicaStore {
-    /// Who may end conflicts in this store (spec 6.3): on the central node, the node ids of admin
+    /// Who may end conflicts in this store (spec 6.7): on the central node, the node ids of admin
     /// accounts' devices; on an enrolled replica, the nodes its central node's key directory lists as
-    /// an admin's, plus its own when it is enrolled as an admin; on an unenrolled replica, everyone.
+    /// an admin's, plus its current node id when it is enrolled as an admin (its retired ones only
+    /// as the directory lists them: a replica re-enrolled after a promotion must not count its
+    /// documenter years as an admin's); on an unenrolled replica, everyone.
     public func resolutionAuthority() throws -> ResolutionAuthority {
         try read { db in try Self.computedAuthority(db) }
     }
@@ -18,11 +20,7 @@ extension ReplicaStore {
         }
         guard let role = try String.fetchOne(db, sql: "SELECT role FROM enrolment WHERE id = 1") else { return .everyone }
         var nodes = Set(try String.fetchAll(db, sql: "SELECT node FROM node_key WHERE role = 'admin'").compactMap(NodeID.init))
-        if role == Role.admin.rawValue {
-            let identity = try Self.identity(db)
-            nodes.insert(identity.node)
-            nodes.formUnion(identity.retiredNodes)
-        }
+        if role == Role.admin.rawValue { nodes.insert(try Self.identity(db).node) }
         return .admins(nodes)
     }
 

@@ -15,7 +15,15 @@ public struct HeldRevision: Sendable, Equatable {
 }
 
 extension ReplicaStore {
+    /// The most contents held for one dot: a few are evidence of what was offered, more is someone
+    /// filling the disk.
+    static let maximumHeldPerDot = 4
+
     static func hold(_ db: Database, _ revision: Revision, text: String, reason: String, now: Int64) throws {
+        let kept = try Int.fetchOne(
+            db.cachedStatement(sql: "SELECT COUNT(*) FROM held_revision WHERE node = ? AND counter = ?"),
+            arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
+        guard kept < maximumHeldPerDot else { return }
         try db.cachedStatement(sql: """
             INSERT INTO held_revision (node, counter, record, body, reason, stored) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (node, counter, body) DO UPDATE SET reason = excluded.reason
@@ -71,39 +79,62 @@ extension ReplicaStore {
         }
     }
 
-    /// Tries every held revision again against what this replica now knows (after a sync learned
-    /// the central node's directory), in the order they were held: those it now vouches for are
-    /// merged, the rest stay held, and those the log has meanwhile received from the central node
-    /// are dropped. One transaction. Returns how many were merged.
+    /// Tries the held revisions again against what this replica now knows (after a sync learned the
+    /// central node's directory), in causal order: those it now vouches for are merged, the rest
+    /// stay held, and those the log has meanwhile received from the central node are dropped. One
+    /// transaction; each revision is tried in a savepoint of its own, so one that cannot be merged
+    /// (it still needs a held one, or it fails a check) stays held and never fails the sync.
+    /// Returns how many were merged.
     @discardableResult
     public func releaseHeld(now: Int64) throws -> Int {
         try write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT seq, body, reason, stored FROM held_revision ORDER BY seq")
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, body, reason FROM held_revision ORDER BY seq")
             guard !rows.isEmpty else { return 0 }
-            var revisions: [Revision] = []
+            let directory = try Self.keyDirectory(db)
+            var candidates: [(seq: Int64, revision: Revision)] = []
             for row in rows {
                 let text: String = row["body"]
+                let seq: Int64 = row["seq"]
                 let revision = try Revision(json: JSONValue(parsing: text))
                 if let stored = try Self.revisionText(db, revision.dot) {
                     // Received from the central node meanwhile: no longer held. Another content
                     // under a dot the log holds stays held, as it was (a forgery, or a fork's).
-                    if stored == text { try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [row["seq"] as Int64]) }
+                    if stored == text { try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [seq]) }
                     continue
                 }
-                try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [row["seq"] as Int64])
-                revisions.append(revision)
+                // Cheap first: only a node the central node now vouches for can be released. What
+                // still cannot says why as of now (a key learned since, a revocation).
+                if let reason = Self.holdReason(revision, in: directory, checked: .none) {
+                    if reason != (row["reason"] as String), !(row["reason"] as String).hasPrefix("it depends on") {
+                        try db.execute(sql: "UPDATE held_revision SET reason = ? WHERE seq = ?", arguments: [reason, seq])
+                    }
+                    continue
+                }
+                candidates.append((seq, revision))
             }
-            guard !revisions.isEmpty else { return 0 }
-            let directory = try Self.keyDirectory(db)
-            let outcome = try Self.receive(
-                db, CausalSort.sorted(revisions), now: now, authenticate: { try directory.verify($0) },
-                hold: { Self.holdReason($0, in: directory, checked: .none) }
-            ) { revision, _ in try directory.verify(revision) }
-            // A release keeps the time each revision was first held.
-            for row in rows {
-                try db.execute(sql: "UPDATE held_revision SET stored = ? WHERE body = ?", arguments: [row["stored"] as Int64, row["body"] as String])
+            let bySeq = Dictionary(uniqueKeysWithValues: candidates.map { ($0.revision.dot, $0.seq) })
+            var released = 0
+            for revision in CausalSort.sorted(candidates.map(\.revision)) {
+                guard let seq = bySeq[revision.dot] else { continue }
+                var merged = false
+                try db.inSavepoint {
+                    do {
+                        let outcome = try Self.receive(
+                            db, [revision], now: now, authenticate: { try directory.verify($0) },
+                            hold: { Self.holdReason($0, in: directory, checked: .none) }
+                        ) { revision, _ in try directory.verify(revision) }
+                        merged = outcome.accepted == 1
+                        return merged ? .commit : .rollback
+                    } catch is ProtocolError {
+                        return .rollback
+                    }
+                }
+                if merged {
+                    try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [seq])
+                    released += 1
+                }
             }
-            return outcome.accepted
+            return released
         }
     }
 }
@@ -202,6 +233,36 @@ extension ReplicaStore {
                         break
                     }
                 }
+            }
+            return found
+        }
+    }
+}
+
+extension ReplicaStore {
+    /// This replica's own node ids whose unpushed revisions (above `serverKnowledge`) name in their
+    /// context revisions the log no longer holds (they were held back, or replaced): for each, the
+    /// first such counter, and the caps that keep a re-minted context within what the log holds.
+    /// Such revisions would be refused as a causal gap; re-minted from there, they are not.
+    public func ownRevisionsBuiltOnMissing(above serverKnowledge: VersionVector) throws -> [(node: NodeID, from: UInt64, caps: [NodeID: UInt64])] {
+        try read { db in
+            let identity = try Self.identity(db)
+            let local = try Self.knowledge(db)
+            var found: [(node: NodeID, from: UInt64, caps: [NodeID: UInt64])] = []
+            for node in [identity.node] + identity.retiredNodes where local[node] > serverKnowledge[node] {
+                var first: UInt64?
+                var caps: [NodeID: UInt64] = [:]
+                for body in try String.fetchAll(
+                    db, sql: "SELECT body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                    arguments: [node.rawValue, Int64(serverKnowledge[node])])
+                {
+                    let revision = try Revision(json: JSONValue(parsing: body))
+                    for other in revision.context.nodes where other != node && revision.context[other] > local[other] {
+                        first = first ?? revision.dot.counter
+                        caps[other] = local[other]
+                    }
+                }
+                if let first { found.append((node, first, caps)) }
             }
             return found
         }

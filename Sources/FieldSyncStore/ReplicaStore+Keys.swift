@@ -53,28 +53,60 @@ extension ReplicaStore {
         try read { db in try Self.deviceKey(db).sign(revision) }
     }
 
-    /// Replaces this replica's device key with a new one and takes a node id bound to it, retiring
-    /// the current one, in one transaction; returns the new node id. For enrolling again after a
-    /// device was revoked (its key may be in a seizer's hands). The old public key stays known for
-    /// the replica's old node ids, so what it signed still verifies; the old private key is gone.
+    /// Signs `bytes` with the device key (base64 Ed25519): the enrolment proof (spec 15.4).
+    public func signWithDeviceKey(_ bytes: [UInt8]) throws -> String {
+        try read { db in try Self.deviceKey(db).signature(for: bytes) }
+    }
+
+    /// Everything an accepted enrolment changes in the replica, in one transaction: the new device
+    /// key (a re-enrolment), the node id it enrolled (when not the current one: recorded with its
+    /// nonce, the current one retired, and with `remintingAllOf` everything that one wrote
+    /// re-minted under the new id), the enrolment, and the node's certificate. Returns how many
+    /// revisions were re-minted.
     @discardableResult
-    public func rotateDeviceKey(reason: String, now: Int64) throws -> NodeID {
+    public func completeEnrolment(
+        _ enrolment: Enrolment, certificate: NodeCertificate, key: DeviceKey?, node: (id: NodeID, nonce: String?)?,
+        remintingAllOf: NodeID?, reason: String, now: Int64
+    ) throws -> Int {
         try write { db in
             let identity = try Self.identity(db)
-            let old = try Self.deviceKey(db).publicKeyBase64
-            for node in [identity.node] + identity.retiredNodes {
+            if let key {
+                // The old public key stays known for the old node ids, so what it signed verifies.
+                let old = try Self.deviceKey(db).publicKeyBase64
+                for own in [identity.node] + identity.retiredNodes {
+                    try db.execute(
+                        sql: "INSERT INTO node_key (node, public_key, user) VALUES (?, ?, ?) ON CONFLICT (node) DO NOTHING",
+                        arguments: [own.rawValue, old, identity.name])
+                }
                 try db.execute(
-                    sql: "INSERT INTO node_key (node, public_key, user) VALUES (?, ?, ?) ON CONFLICT (node) DO NOTHING",
-                    arguments: [node.rawValue, old, identity.name])
+                    sql: "UPDATE device_key SET private_key = ?, public_key = ?, created = ? WHERE id = 1",
+                    arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
             }
-            let key = DeviceKey.generate()
+            var reminted = 0
+            if let node, node.id != identity.node {
+                if let nonce = node.nonce {
+                    try db.execute(sql: "INSERT OR REPLACE INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [node.id.rawValue, nonce])
+                }
+                if let old = remintingAllOf, old == identity.node, try Self.knowledge(db)[old] > 0 {
+                    reminted = try Self.remint(db, nil, from: 1, replacement: node.id, capping: [:], reason: "\(reason); re-minted as \(node.id)", now: now)
+                } else {
+                    try Self.retireNodeID(db, reason: reason, now: now, replacement: node.id)
+                }
+                try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
+            }
             try db.execute(
-                sql: "UPDATE device_key SET private_key = ?, public_key = ?, created = ? WHERE id = 1",
-                arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
-            let fresh = try Self.newNodeID(db)
-            try Self.retireNodeID(db, reason: reason, now: now, replacement: fresh)
-            try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
-            return fresh
+                sql: """
+                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
+                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
+                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
+                ])
+            try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+            try Self.rememberKeys(db, [KeyEntry(certificate: certificate)], from: .centralNode(serverKey: enrolment.serverKey))
+            _ = try Self.authority(db, now: now)
+            return reminted
         }
     }
 

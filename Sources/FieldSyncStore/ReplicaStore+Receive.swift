@@ -73,6 +73,11 @@ extension ReplicaStore {
                 }
                 // One that needs a held revision is held with it, for the same release.
                 if let blocked = try needed.first(where: { try heldHere.contains($0) || Self.isHeld(db, $0) }) {
+                    for op in revision.operations {
+                        do { try IncidentSchema.validate(op) } catch {
+                            throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
+                        }
+                    }
                     try Self.hold(db, revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text, reason: "it depends on \(blocked), which is held", now: now)
                     heldHere.insert(dot)
                     outcome.held.append((dot, "it depends on \(blocked), which is held"))
@@ -109,6 +114,12 @@ extension ReplicaStore {
                 outcome.duplicates += 1
             case .ready:
                 let text = checked.canonicalText(of: revision) ?? revision.canonicalForms.text
+                // The schema first: what fails it is refused, never held.
+                for op in revision.operations {
+                    do { try IncidentSchema.validate(op) } catch {
+                        throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
+                    }
+                }
                 if let reason = try hold(revision) {
                     try Self.hold(db, revision, text: text, reason: reason, now: now)
                     heldHere.insert(dot)
@@ -125,11 +136,6 @@ extension ReplicaStore {
                     if held != previous {
                         try setAside(revision, text: text, because: "its prev names another revision \(dot.node):\(dot.counter - 1) than the one held")
                         continue
-                    }
-                }
-                for op in revision.operations {
-                    do { try IncidentSchema.validate(op) } catch {
-                        throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
                     }
                 }
                 let current = try Self.loadState(db, revision.record, cache: &cache)

@@ -204,6 +204,11 @@ import Testing
         let refused = try await w.run("rima", "sync")
         #expect(refused.status == 1)
 
+        // A wrong code changes nothing: the same node id and key, the old enrolment kept.
+        let wrong = try await w.run("rima", "enroll", "--server", server.url + "/", "--code", "not-a-code")
+        #expect(wrong.status == 1, "\(wrong)")
+        #expect(try ReplicaStore.open(at: w.store("rima")).identity().node == oldNode)
+        #expect(try ReplicaStore.open(at: w.store("rima")).publicKey() == oldKey)
         let again = try await w.ok("rima", "enroll", "--server", server.url, "--code", try await code("rima"), "--json").json()
         #expect(again["reminted"] == 2)
         let store = try ReplicaStore.open(at: w.store("rima"))

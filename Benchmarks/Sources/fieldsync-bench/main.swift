@@ -380,3 +380,66 @@ report("10-revision delta vs no-op at \(scale)", deltas.sorted()[2], noOpLarge, 
 
 await server.stop()
 await smallServer.stop()
+
+// 7. Many registered nodes (issue 14): a central node with 10,000 enrolled devices against one with
+// 10. The key directory is learned once (its certificates issued on that first read) and then
+// answered 304 by its entity tag, so a no-op sync and a pulled batch of 10 revisions may take at
+// most 1.5 times as long with 10,000 nodes, and move no directory.
+do {
+    func registeredNodes(_ count: Int, name: String) async throws -> (server: LiveServer, client: ReplicaStore, writer: ReplicaStore) {
+        let path = work.file("\(name)-server.sqlite")
+        let created = try ReplicaStore.create(at: path, name: "central", now: 1)
+        try created.close()
+        // Bulk rows, as years of enrolments would leave them; certificates come on the first read.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO account (name, role, created) VALUES ('bulk', 'documenter', 1)")
+            for i in 0..<count {
+                let key = DeviceKey.generate().publicKeyBase64
+                let node = NodeBinding.fresh(publicKey: key).node
+                try db.execute(
+                    sql: "INSERT INTO device (node, account, public_key, token_hash, enrolled) VALUES (?, 'bulk', ?, ?, 1)",
+                    arguments: [node.rawValue, key, "bulk-\(i)"])
+            }
+        }
+        try queue.close()
+        let server = try await LiveServer.start(storePath: path)
+        let client = try ReplicaStore.create(at: work.file("\(name)-client.sqlite"), name: "client", now: 1)
+        let writer = try ReplicaStore.create(at: work.file("\(name)-writer.sqlite"), name: "writer", now: 1)
+        try await server.enrol(client, as: "client")
+        try await server.enrol(writer, as: "writer")
+        return (server, client, writer)
+    }
+    func syncMeasured(_ store: ReplicaStore) async throws -> (seconds: Double, bytes: Int) {
+        let transport = try Enrolling.transport(for: store)
+        let start = ContinuousClock.now
+        _ = try await SyncDriver(store: store, transport: transport, retries: 0).run()
+        let d = start.duration(to: .now).components
+        let elapsed = Double(d.seconds) + Double(d.attoseconds) / 1e18
+        let bytes = transport.bytesReceived
+        await transport.shutdown()
+        return (elapsed, bytes)
+    }
+    var figures: [Int: (first: Double, firstBytes: Int, noOp: Double, batch: Double, batchBytes: Int)] = [:]
+    for count in [10, 10_000] {
+        let (node, client, writer) = try await registeredNodes(count, name: "nodes\(count)")
+        try fill(writer, count: 1)
+        _ = try await syncMeasured(writer)
+        let first = try await syncMeasured(client)
+        let noOp = try await median { try await syncMeasured(client).seconds }
+        var batches: [(seconds: Double, bytes: Int)] = []
+        for _ in 0..<5 {
+            try fill(writer, count: 10)
+            _ = try await syncMeasured(writer)
+            batches.append(try await syncMeasured(client))
+        }
+        let batch = batches.sorted { $0.seconds < $1.seconds }[2]
+        figures[count] = (first.seconds, first.bytes, noOp, batch.seconds, batch.bytes)
+        await node.stop()
+    }
+    let large = figures[10_000]!, tiny = figures[10]!
+    report("no-op sync, 10,000 registered nodes vs 10", large.noOp, tiny.noOp, target: "<= 1.5")
+    report("pulled batch of 10, 10,000 registered nodes vs 10", large.batch, tiny.batch, target: "<= 1.5")
+    note(String(format: "first sync (learns the directory): %.3f s, %d bytes with 10,000 nodes; %.3f s, %d bytes with 10", large.first, large.firstBytes, tiny.first, tiny.firstBytes))
+    note("a pulled batch moved \(large.batchBytes) bytes with 10,000 nodes and \(tiny.batchBytes) with 10: the directory is not sent again")
+}
