@@ -151,6 +151,9 @@ public protocol AccountStorage: EnrolmentAttemptStorage {
     /// The same with each node's certificate and the central node's signing key that issued them:
     /// what `GET /v1/keys` and enrolment answer with.
     func certifiedKeyDirectory() async throws -> KeyDirectory
+    /// An entity tag that changes whenever ``certifiedKeyDirectory()`` would (spec 8.6), computed
+    /// without building it: with thousands of nodes, answering 304 must stay cheap.
+    func keyDirectoryTag() async throws -> String
     /// The central node's signing key (base64): it certifies every node id (spec 15.9).
     func serverKey() async throws -> String
     /// The certificates of `nodes` (those that have one), for a pull page (spec 8.4).

@@ -66,8 +66,7 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     authenticated.get("keys") { request, _ in
         // An entity tag over the directory's canonical bytes: a replica that learned this directory
         // gets 304 and no body, however many nodes it lists (spec 8.6).
-        var bytes = try await storage.certifiedKeyDirectory().json.canonicalBytes
-        let tag = "\"" + String(RevisionChain.hash(ofText: String(decoding: bytes, as: UTF8.self)).prefix(32)) + "\""
+        let tag = try await storage.keyDirectoryTag()
         // Weak comparison (RFC 9110): a compressing proxy may have turned the tag into W/"…".
         let asked = request.headers[values: .ifNoneMatch].flatMap { $0.split(separator: ",") }.map { item -> String in
             let trimmed = item.trimmingCharacters(in: .whitespaces)
@@ -76,9 +75,8 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
         if asked.contains(tag) || asked.contains("*") {
             return Response(status: .notModified, headers: [.eTag: tag])
         }
-        var response = JSONResponse.make(bytes: bytes, compressingFor: request)
+        var response = JSONResponse.make(bytes: try await storage.certifiedKeyDirectory().json.canonicalBytes, compressingFor: request)
         response.headers[.eTag] = tag
-        bytes = []
         return response
     }
     authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }

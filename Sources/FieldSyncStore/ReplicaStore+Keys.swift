@@ -155,11 +155,15 @@ extension ReplicaStore {
 
     /// The keys this replica knows, with their certificates, and as ``KeyDirectory/serverKey`` the
     /// central node key pinned at enrolment (nil on an unenrolled replica).
-    static func keyDirectory(_ db: Database) throws -> KeyDirectory {
+    /// `certificates`: parse each entry's certificate (for judging who vouches for a key); the
+    /// signature checks of a pulled page need only the keys, and with thousands of nodes parsing
+    /// them all on every page would cost more than the page.
+    static func keyDirectory(_ db: Database, certificates: Bool = true) throws -> KeyDirectory {
         var entries: [KeyEntry] = []
         for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key") {
             guard let node = NodeID(row["node"]) else { continue }
-            let certificate = (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
+            let certificate = certificates
+                ? (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") } : nil
             entries.append(KeyEntry(
                 node: node, publicKey: row["public_key"], user: row["user"], role: (row["role"] as String?).flatMap(Role.init(rawValue:)),
                 revoked: row["revoked"], certificate: certificate))
@@ -194,6 +198,7 @@ extension ReplicaStore {
     ///   does not know is trusted on first use; its claims about user and role are not.
     /// A node whose known key is certified is never given another one.
     static func rememberKeys(_ db: Database, _ entries: [KeyEntry], from source: KeySource) throws -> Set<NodeID> {
+        guard !entries.isEmpty else { return [] }
         let known = try Self.keyDirectory(db)
         var pinned = known.serverKey
         var replaced = Set<NodeID>()

@@ -254,14 +254,14 @@ public final class ReplicaStore: Sendable {
         // Check signatures on all cores before the write transaction, against the keys known now plus
         // those offered. Inside the transaction a revision is only re-verified if its node's key is not
         // the one it was checked with (or it failed here, to report why).
-        let (known, knowledge) = try read { db in (try Self.keyDirectory(db), try Self.knowledge(db)) }
+        let (known, knowledge) = try read { db in (try Self.keyDirectory(db, certificates: false), try Self.knowledge(db)) }
         var offered = known
         for key in keys where offered[key.node] == nil { offered.entries[key.node] = key }
         let checked = offered.checkSignatures(revisions, skipping: knowledge)
         return try write { db in
             try Self.rememberKeys(db, keys, from: source)
             if let directoryTag { try db.execute(sql: "UPDATE replica SET keys_tag = ? WHERE id = 1", arguments: [directoryTag]) }
-            let directory = try Self.keyDirectory(db)
+            let directory = try Self.keyDirectory(db, certificates: holding)
             func apply() throws -> ReceiveOutcome {
                 try Self.receive(
                     db, revisions, checked: checked, now: now, authenticate: { try directory.verify($0, checked: checked) },

@@ -1,3 +1,4 @@
+import Crypto
 import FieldSyncCore
 import FieldSyncProtocol
 import Foundation
@@ -167,13 +168,31 @@ extension SQLiteSyncStorage: AccountStorage {
         }
     }
 
-    public func certifiedKeyDirectory() async throws -> KeyDirectory {
-        // Devices enrolled before certificates existed get theirs once, on the first directory read.
+    public func keyDirectoryTag() async throws -> String {
+        try await certifyMissing()
+        return try await replica.asyncRead { db in
+            var hasher = SHA256()
+            hasher.update(data: Data(try ReplicaStore.deviceKey(db).publicKeyBase64.utf8))
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
+                FROM device d JOIN account a ON a.name = d.account ORDER BY d.node
+                """)
+            while let row = try rows.next() {
+                let revoked = (row["revoked"] as Int64?).map(String.init) ?? "-"
+                let fields = [row["node"] as String, row["public_key"], row["account"], row["role"], revoked, (row["certificate"] as String?) ?? "-"]
+                hasher.update(data: Data((fields.joined(separator: "\u{1F}") + "\u{1E}").utf8))
+            }
+            return "\"" + hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        }
+    }
+
+    /// Devices enrolled before certificates existed get theirs once, on the first directory read.
+    func certifyMissing() async throws {
         let uncertified = try await replica.asyncRead { db in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM device WHERE certificate IS NULL)") ?? false
         }
-        if uncertified {
-            try await replica.asyncWrite { db in
+        guard uncertified else { return }
+        try await replica.asyncWrite { db in
                 let key = try ReplicaStore.deviceKey(db)
                 for row in try Row.fetchAll(db, sql: """
                     SELECT d.node, d.public_key, d.account, a.role, d.enrolled FROM device d JOIN account a ON a.name = d.account
@@ -186,8 +205,11 @@ extension SQLiteSyncStorage: AccountStorage {
                     try db.execute(
                         sql: "UPDATE device SET certificate = ? WHERE node = ?", arguments: [certificate.json.canonicalText, node.rawValue])
                 }
-            }
         }
+    }
+
+    public func certifiedKeyDirectory() async throws -> KeyDirectory {
+        try await certifyMissing()
         return try await replica.asyncRead { db in
             let entries = try Row.fetchAll(db, sql: """
                 SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
