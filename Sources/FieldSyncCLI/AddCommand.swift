@@ -20,7 +20,9 @@ struct AddCommand: AsyncParsableCommand {
     @Option(help: "When it happened, as an EDTF date: 2025-03-07, 2025-03, 2025-03-07~, 2025-03-06/2025-03-08.") var occurred: String?
     @Option(help: "The place (village, neighbourhood).") var place: String?
     @Option(help: "The governorate.") var governorate: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("PATH=VALUE, PATH+=VALUE or PATH-=VALUE (VALUE is JSON if valid, else text).", valueName: "ASSIGNMENT"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("PATH=VALUE, PATH+=VALUE or PATH-=VALUE (VALUE is JSON if valid, else text).", valueName: "ASSIGNMENT"))
     var assignments: [String] = []
     @Option(help: ArgumentHelp("Add incidents from a JSON file (an object or an array of objects); - reads stdin.", valueName: "FILE"))
     var from: String?
@@ -44,7 +46,9 @@ struct AddCommand: AsyncParsableCommand {
             let candidates = try BulkIncidents.fromJSON(try BulkIncidents.readText(from), file: from)
             let result = try BulkIncidents.commit(candidates, into: store, skipInvalid: skipInvalid, file: from)
             ids = result.ids
-            for s in result.skipped { FileHandle.standardError.write(Data("fieldsync: skipped \(s.location): \(TerminalText.visible(s.reason))\n".utf8)) }
+            for s in result.skipped {
+                FileHandle.standardError.write(Data("fieldsync: skipped \(s.location): \(TerminalText.visible(s.reason))\n".utf8))
+            }
         } else {
             var changes: [FieldChange] = []
             if let title { changes.append(.set(path: "title", value: .string(title))) }
@@ -60,7 +64,8 @@ struct AddCommand: AsyncParsableCommand {
         }
         if json {
             let records = try ids.map { try store.record($0)! }
-            let output = records.count == 1 && from == nil ? RecordPresenter.recordJSON(records[0]) : .array(records.map(RecordPresenter.recordJSON))
+            let output =
+                records.count == 1 && from == nil ? RecordPresenter.recordJSON(records[0]) : .array(records.map(RecordPresenter.recordJSON))
             print(output.prettyText())
         } else {
             for id in ids { print(id) }

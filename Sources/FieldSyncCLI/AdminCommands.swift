@@ -19,10 +19,16 @@ struct UsersListCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await CentralNode.call(try storeOptions.open()) { try await $0.send(method: .GET, path: "/v1/users", body: nil) }
         let users = answer["users"]?.arrayValue ?? []
-        if json { print(JSONValue.array(users).prettyText()); return }
+        if json {
+            print(JSONValue.array(users).prettyText())
+            return
+        }
         for user in users {
             let revoked = user["revoked"]?.intValue.map { "  revoked \(RecordPresenter.isoTime($0))" } ?? ""
-            print(TerminalText.visible("\(user["name"]?.stringValue ?? "?")  \(user["role"]?.stringValue ?? "?")  devices: \(user["devices"]?.intValue ?? 0)\(revoked)"))
+            print(
+                TerminalText.visible(
+                    "\(user["name"]?.stringValue ?? "?")  \(user["role"]?.stringValue ?? "?")  devices: \(user["devices"]?.intValue ?? 0)\(revoked)"
+                ))
         }
     }
 }
@@ -63,7 +69,9 @@ struct UsersRevokeCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard AccountName.isValid(name) else { throw CLIError("\(name) is not an account name") }
-        _ = try await CentralNode.call(try storeOptions.open()) { try await $0.send(method: .POST, path: "/v1/users/\(name)/revoke", body: nil) }
+        _ = try await CentralNode.call(try storeOptions.open()) {
+            try await $0.send(method: .POST, path: "/v1/users/\(name)/revoke", body: nil)
+        }
         print("revoked \(name); revisions it pushed earlier stay valid")
     }
 }
@@ -83,11 +91,17 @@ struct DevicesListCommand: AsyncParsableCommand {
     func run() async throws {
         let answer = try await CentralNode.call(try storeOptions.open()) { try await $0.send(method: .GET, path: "/v1/devices", body: nil) }
         let devices = answer["devices"]?.arrayValue ?? []
-        if json { print(JSONValue.array(devices).prettyText()); return }
+        if json {
+            print(JSONValue.array(devices).prettyText())
+            return
+        }
         for d in devices {
             let revoked = d["revoked"]?.intValue.map { "  revoked \(RecordPresenter.isoTime($0))" } ?? ""
             let enrolled = d["enrolled"]?.intValue.map(RecordPresenter.isoTime) ?? "?"
-            print(TerminalText.visible("\(d["node"]?.stringValue ?? "?")  \(d["user"]?.stringValue ?? "?")  \(d["role"]?.stringValue ?? "?")  enrolled \(enrolled)\(revoked)"))
+            print(
+                TerminalText.visible(
+                    "\(d["node"]?.stringValue ?? "?")  \(d["user"]?.stringValue ?? "?")  \(d["role"]?.stringValue ?? "?")  enrolled \(enrolled)\(revoked)"
+                ))
         }
     }
 }
@@ -101,7 +115,9 @@ struct DevicesRevokeCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard NodeID(node) != nil else { throw CLIError("\(node) is not a node id (16 lowercase hex digits)") }
-        _ = try await CentralNode.call(try storeOptions.open()) { try await $0.send(method: .POST, path: "/v1/devices/\(node)/revoke", body: nil) }
+        _ = try await CentralNode.call(try storeOptions.open()) {
+            try await $0.send(method: .POST, path: "/v1/devices/\(node)/revoke", body: nil)
+        }
         print("revoked device \(node); revisions it pushed earlier stay valid")
     }
 }
@@ -116,12 +132,20 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard (1...10_000).contains(limit) else { throw CLIError("--limit must be from 1 to 10000") }
-        let answer = try await CentralNode.call(try storeOptions.open()) { try await $0.send(method: .GET, path: "/v1/audit?limit=\(limit)", body: nil) }
+        let answer = try await CentralNode.call(try storeOptions.open()) {
+            try await $0.send(method: .GET, path: "/v1/audit?limit=\(limit)", body: nil)
+        }
         let entries = answer["entries"]?.arrayValue ?? []
-        if json { print(JSONValue.array(entries).prettyText()); return }
+        if json {
+            print(JSONValue.array(entries).prettyText())
+            return
+        }
         for e in entries {
             let time = e["time"]?.intValue.map(RecordPresenter.isoTime) ?? "?"
-            print(TerminalText.visible("\(time)  \(e["user"]?.stringValue ?? "-")  \(e["device"]?.stringValue ?? "-")  \(e["action"]?.stringValue ?? "?")  \(e["detail"]?.stringValue ?? "")  from \(e["address"]?.stringValue ?? "-")"))
+            print(
+                TerminalText.visible(
+                    "\(time)  \(e["user"]?.stringValue ?? "-")  \(e["device"]?.stringValue ?? "-")  \(e["action"]?.stringValue ?? "?")  \(e["detail"]?.stringValue ?? "")  from \(e["address"]?.stringValue ?? "-")"
+                ))
         }
     }
 }

@@ -29,12 +29,15 @@ struct BackupCommand: AsyncParsableCommand {
         let status = try copy.status()
         try copy.close()
         if json {
-            print(JSONValue.object([
-                "store": .string(store.path), "out": .string(out), "revisions": .int(Int64(status.revisions)),
-                "records": .int(Int64(status.records + status.deletedRecords)),
-            ]).canonicalText)
+            print(
+                JSONValue.object([
+                    "store": .string(store.path), "out": .string(out), "revisions": .int(Int64(status.revisions)),
+                    "records": .int(Int64(status.records + status.deletedRecords)),
+                ]).canonicalText)
         } else {
-            print("wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records (a backup of \(store.path))")
+            print(
+                "wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records (a backup of \(store.path))"
+            )
         }
     }
 }

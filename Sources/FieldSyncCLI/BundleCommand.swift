@@ -32,13 +32,16 @@ struct BundleHeldCommand: AsyncParsableCommand {
         let store = try storeOptions.open()
         let held = try store.heldRevisions()
         if json {
-            print(JSONValue.array(held.map { h in
-                [
-                    "id": .string(h.dot.description), "node": .string(h.dot.node.rawValue), "counter": .int(Int64(h.dot.counter)),
-                    "record": .string(h.record.rawValue), "author": .string(h.author), "reason": .string(h.reason),
-                    "held_since": .string(RecordPresenter.isoTime(h.stored)),
-                ]
-            }).prettyText())
+            print(
+                JSONValue.array(
+                    held.map { h in
+                        [
+                            "id": .string(h.dot.description), "node": .string(h.dot.node.rawValue), "counter": .int(Int64(h.dot.counter)),
+                            "record": .string(h.record.rawValue), "author": .string(h.author), "reason": .string(h.reason),
+                            "held_since": .string(RecordPresenter.isoTime(h.stored)),
+                        ]
+                    }
+                ).prettyText())
             return
         }
         if held.isEmpty {
@@ -46,7 +49,9 @@ struct BundleHeldCommand: AsyncParsableCommand {
             return
         }
         for h in held {
-            print(TerminalText.visible("\(h.dot)  record \(h.record.short)  by \(h.author)  held since \(RecordPresenter.isoTime(h.stored)): \(h.reason)"))
+            print(
+                TerminalText.visible(
+                    "\(h.dot)  record \(h.record.short)  by \(h.author)  held since \(RecordPresenter.isoTime(h.stored)): \(h.reason)"))
         }
     }
 }
@@ -73,7 +78,8 @@ struct BundleExportCommand: AsyncParsableCommand {
         let revisions = CausalSort.sorted(try store.allRevisions().filter { !peerKnowledge.covers($0.dot) })
         let directory = try store.keyDirectory()
         let keys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }
-        let bundle = BundleFile(from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
+        let bundle = BundleFile(
+            from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
         try Self.writeAtomically(bundle.fileBytes, to: out)
         print("wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out)")
     }
@@ -127,27 +133,39 @@ struct BundleImportCommand: AsyncParsableCommand {
         let reminted = outcome.reminted
         var forkNote: String?
         if reminted > 0 {
-            forkNote = "this bundle holds other revisions under this replica's own node \(node): re-minted \(reminted) revision\(reminted == 1 ? "" : "s") of this replica as node \(fresh), then took the other copy's in; nothing was lost"
+            forkNote =
+                "this bundle holds other revisions under this replica's own node \(node): re-minted \(reminted) revision\(reminted == 1 ? "" : "s") of this replica as node \(fresh), then took the other copy's in; nothing was lost"
         } else if outcome.ownNodeForked {
             if enrolled {
-                forkNote = "this bundle holds other revisions under this replica's own node \(node) (a restored copy or a clone wrote them); run `fieldsync sync`: it re-mints this replica's branch and loses nothing"
+                forkNote =
+                    "this bundle holds other revisions under this replica's own node \(node) (a restored copy or a clone wrote them); run `fieldsync sync`: it re-mints this replica's branch and loses nothing"
             } else {
-                forkNote = "this bundle holds other revisions under this replica's own node \(node), but not where the two histories part; import a full bundle (without --lacking) of the other copy to re-mint"
+                forkNote =
+                    "this bundle holds other revisions under this replica's own node \(node), but not where the two histories part; import a full bundle (without --lacking) of the other copy to re-mint"
             }
         }
         if json {
-            print(JSONValue.object([
-                "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
-                "new_conflicts": .int(Int64(outcome.newConflicts)), "set_aside": .int(Int64(outcome.setAside)),
-                "reminted": .int(Int64(reminted)), "held": .int(Int64(outcome.held.count)),
-                "held_nodes": .array(Self.heldByNode(outcome).map { ["node": .string($0.node.rawValue), "revisions": .int(Int64($0.count)), "reason": .string($0.reason)] }),
-            ]).canonicalText)
+            print(
+                JSONValue.object([
+                    "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
+                    "new_conflicts": .int(Int64(outcome.newConflicts)), "set_aside": .int(Int64(outcome.setAside)),
+                    "reminted": .int(Int64(reminted)), "held": .int(Int64(outcome.held.count)),
+                    "held_nodes": .array(
+                        Self.heldByNode(outcome).map {
+                            ["node": .string($0.node.rawValue), "revisions": .int(Int64($0.count)), "reason": .string($0.reason)]
+                        }),
+                ]).canonicalText)
         } else {
-            var line = "\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")"
-            if outcome.setAside > 0 { line += ", \(outcome.setAside) set aside (another content of a dot already held; kept as evidence, see `fieldsync verify`)" }
+            var line =
+                "\(outcome.accepted) new revision\(outcome.accepted == 1 ? "" : "s"), \(outcome.duplicates) already known, \(outcome.newConflicts) new conflict\(outcome.newConflicts == 1 ? "" : "s")"
+            if outcome.setAside > 0 {
+                line += ", \(outcome.setAside) set aside (another content of a dot already held; kept as evidence, see `fieldsync verify`)"
+            }
             print(line)
             for group in Self.heldByNode(outcome) {
-                print("held \(group.count) revision\(group.count == 1 ? "" : "s") from node \(group.node): \(TerminalText.visible(group.reason)) (see `fieldsync bundle held`; released when your central node vouches for them)")
+                print(
+                    "held \(group.count) revision\(group.count == 1 ? "" : "s") from node \(group.node): \(TerminalText.visible(group.reason)) (see `fieldsync bundle held`; released when your central node vouches for them)"
+                )
             }
             if let forkNote { print(forkNote) }
         }

@@ -6,7 +6,8 @@ enum CSV {
     /// readers trim). Scalars, not Characters: Swift counts CRLF as one Character that is neither.
     static func field(_ text: String) -> String {
         let scalars = text.unicodeScalars
-        let needsQuotes = scalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
+        let needsQuotes =
+            scalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
             || scalars.first == " " || scalars.last == " "
         guard needsQuotes else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""

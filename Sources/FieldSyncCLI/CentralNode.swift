@@ -10,7 +10,9 @@ enum CentralNode {
     /// that the server still presents the TLS key pinned at enrolment. Call `shutdown()` after use.
     static func connect(_ store: ReplicaStore, override: String? = nil) async throws -> HTTPSyncTransport {
         guard let enrolment = try store.enrolment() else {
-            throw CLIError("this replica is not enrolled with a central node: ask an admin for a code, then run `fieldsync enroll --server URL --code CODE`")
+            throw CLIError(
+                "this replica is not enrolled with a central node: ask an admin for a code, then run `fieldsync enroll --server URL --code CODE`"
+            )
         }
         let url = override ?? enrolment.server
         try SyncCommand.checkURL(url)
@@ -18,7 +20,8 @@ enum CentralNode {
         if URLComponents(string: url)?.scheme != "https",
             URLComponents(string: enrolment.server)?.scheme == "https" || enrolment.pin != nil || enrolment.caCertificatePEM != nil
         {
-            throw CLIError("this replica was enrolled over HTTPS (\(enrolment.server)); refusing to send its token over plain HTTP to \(url)")
+            throw CLIError(
+                "this replica was enrolled over HTTPS (\(enrolment.server)); refusing to send its token over plain HTTP to \(url)")
         }
         if let pin = enrolment.pin, let components = URLComponents(string: url), components.scheme == "https", let host = components.host {
             let seen: ServerTLSIdentity
@@ -26,7 +29,9 @@ enum CentralNode {
                 throw CLIError("cannot reach \(url) over TLS: \(error)")
             }
             guard seen.publicKeyPin == pin else {
-                throw CLIError("\(url) presents TLS key \(seen.publicKeyPin), not the \(pin) pinned at enrolment; refusing to talk to it (ask your admin)")
+                throw CLIError(
+                    "\(url) presents TLS key \(seen.publicKeyPin), not the \(pin) pinned at enrolment; refusing to talk to it (ask your admin)"
+                )
             }
         }
         // The connection carrying the token trusts only the CA given at enrolment, or else only the

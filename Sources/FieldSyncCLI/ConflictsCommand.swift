@@ -23,18 +23,23 @@ struct ConflictsCommand: AsyncParsableCommand {
             for conflict in state.conflicts {
                 var object = RecordPresenter.conflictJSON(conflict).objectValue!
                 let base = HistoryStep.base(of: conflict, in: history)
-                object["base"] = base.map { RecordPresenter.candidateJSON($0, number: 0).objectValue! }.map { o in
-                    var o = o
-                    o["number"] = nil
-                    return JSONValue.object(o)
-                } ?? .null
+                object["base"] =
+                    base.map { RecordPresenter.candidateJSON($0, number: 0).objectValue! }.map { o in
+                        var o = o
+                        o["number"] = nil
+                        return JSONValue.object(o)
+                    } ?? .null
                 conflicts.append(.object(object))
-                text += "  \(TerminalText.visible(conflict.path))" + (conflict.path == "deleted" ? "  (delete against edit: resolve with --keep or --delete)" : "") + "\n"
+                text +=
+                    "  \(TerminalText.visible(conflict.path))"
+                    + (conflict.path == "deleted" ? "  (delete against edit: resolve with --keep or --delete)" : "") + "\n"
                 if let base {
-                    text += "      base: \(RecordPresenter.valueText(base.value))  — \(TerminalText.visible(base.author)), \(RecordPresenter.isoTime(base.time))\n"
+                    text +=
+                        "      base: \(RecordPresenter.valueText(base.value))  — \(TerminalText.visible(base.author)), \(RecordPresenter.isoTime(base.time))\n"
                 }
                 for (i, c) in conflict.candidates.enumerated() {
-                    let value = conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
+                    let value =
+                        conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
                     text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), \(c.dot), \(RecordPresenter.isoTime(c.time))\n"
                 }
                 if let note = RecordPresenter.agreementNote(conflict) { text += "    \(note)\n" }

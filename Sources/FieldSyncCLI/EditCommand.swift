@@ -40,7 +40,9 @@ struct EditCommand: AsyncParsableCommand {
             guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
             // Every edit writes the `deleted` register, so an edit that may resolve would silently settle a delete.
             if resolves, current.isConflicted(at: "deleted") {
-                throw CLIError("record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
+                throw CLIError(
+                    "record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`"
+                )
             }
             if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
             let operations = try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID)
@@ -51,8 +53,12 @@ struct EditCommand: AsyncParsableCommand {
             return (.put, operations, nil)
         }
         for path in candidatePaths {
-            let what = path == "deleted" ? "record \(recordID.short) is in a delete-against-edit conflict: your edit" : "\(TerminalText.visible(path)) of \(recordID.short) is in conflict: your value"
-            FileHandle.standardError.write(Data("note: \(what) is kept as one more candidate until an admin resolves it (see `fieldsync conflicts`)\n".utf8))
+            let what =
+                path == "deleted"
+                ? "record \(recordID.short) is in a delete-against-edit conflict: your edit"
+                : "\(TerminalText.visible(path)) of \(recordID.short) is in conflict: your value"
+            FileHandle.standardError.write(
+                Data("note: \(what) is kept as one more candidate until an admin resolves it (see `fieldsync conflicts`)\n".utf8))
         }
         if json { print(RecordPresenter.recordJSON(try store.record(recordID)!).prettyText()) } else { print(recordID) }
     }
@@ -78,13 +84,18 @@ struct DeleteCommand: AsyncParsableCommand {
             candidate = current.isConflicted(at: "deleted")
             // A delete writes the `deleted` register, so one that may resolve would settle a delete-against-edit conflict.
             if resolves, candidate {
-                throw CLIError("record \(recordID) is already in a delete-against-edit conflict: settle it with `fieldsync resolve \(recordID.short) --keep` or `--delete`")
+                throw CLIError(
+                    "record \(recordID) is already in a delete-against-edit conflict: settle it with `fieldsync resolve \(recordID.short) --keep` or `--delete`"
+                )
             }
             return (.delete, [], nil)
         }
         print("deleted \(recordID)")
         if candidate {
-            FileHandle.standardError.write(Data("note: record \(recordID.short) is in a delete-against-edit conflict: your delete is kept as one more candidate until an admin resolves it\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "note: record \(recordID.short) is in a delete-against-edit conflict: your delete is kept as one more candidate until an admin resolves it\n"
+                        .utf8))
         }
     }
 }

@@ -24,7 +24,8 @@ struct EnrollCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Require the server's TLS public key to have this SHA-256 (as `serve` prints it).", valueName: "sha256:HEX"))
     var pin: String?
     @Option(
-        help: ArgumentHelp("Require the central node's signing key to have this fingerprint (as `serve` prints it).", valueName: "sha256:HEX"))
+        help: ArgumentHelp(
+            "Require the central node's signing key to have this fingerprint (as `serve` prints it).", valueName: "sha256:HEX"))
     var serverKey: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -65,12 +66,15 @@ struct EnrollCommand: AsyncParsableCommand {
                 // The central node it enrolled with, checked against what it pinned then, unless
                 // the admin gave the new pins.
                 if let old = previous.pin, let now = seen?.publicKeyPin, old != now, pin == nil {
-                    throw CLIError("\(server) presents TLS key \(now), not the \(old) pinned at enrolment; give --pin from your admin to enrol again")
+                    throw CLIError(
+                        "\(server) presents TLS key \(now), not the \(old) pinned at enrolment; give --pin from your admin to enrol again")
                 }
                 let oldTrust = [previous.caCertificatePEM ?? previous.pinnedCertificatePEM].compactMap { $0 }
                 if try await Self.tokenStillWorks(previous, trusted: oldTrust.isEmpty ? trusted : oldTrust) {
                     // Idempotent: enrolling a replica that is enrolled and working changes nothing.
-                    print("already enrolled with \(server) as \(previous.user) (\(previous.role.rawValue)), and its token works; nothing to do")
+                    print(
+                        "already enrolled with \(server) as \(previous.user) (\(previous.role.rawValue)), and its token works; nothing to do"
+                    )
                     return
                 }
             }
@@ -83,7 +87,9 @@ struct EnrollCommand: AsyncParsableCommand {
             // one wrote re-minted under it.
             candidate = .fresh(key: nil, publicKey: try store.publicKey(), replacing: identity.node, remintAll: true)
         }
-        let expectedKey = serverKey ?? (previous.flatMap { Self.sameServer($0.server, server) ? $0.serverKey : nil }).map(CentralNodeKey.fingerprint(ofPublicKey:))
+        let expectedKey =
+            serverKey
+            ?? (previous.flatMap { Self.sameServer($0.server, server) ? $0.serverKey : nil }).map(CentralNodeKey.fingerprint(ofPublicKey:))
         var response: EnrolResponse
         do {
             response = try await enrol(store, as: candidate, trusted: trusted, expectedKey: expectedKey)
@@ -97,14 +103,19 @@ struct EnrollCommand: AsyncParsableCommand {
         }
         // The central node's signing key, which vouches for every node's key from now on (spec 15.9).
         guard let signingKey = response.serverKey else {
-            throw CLIError("enrolment failed: \(server) did not send its signing key; it runs an older fieldsync than protocol \(SyncProtocol.version) needs")
+            throw CLIError(
+                "enrolment failed: \(server) did not send its signing key; it runs an older fieldsync than protocol \(SyncProtocol.version) needs"
+            )
         }
         let fingerprint = CentralNodeKey.fingerprint(ofPublicKey: signingKey)
         if let expectedKey, expectedKey.lowercased() != fingerprint {
-            throw CLIError("\(server) signs with key \(fingerprint), not the expected \(expectedKey); not enrolling (the code is used: ask your admin to revoke this device and give you a new one)")
+            throw CLIError(
+                "\(server) signs with key \(fingerprint), not the expected \(expectedKey); not enrolling (the code is used: ask your admin to revoke this device and give you a new one)"
+            )
         }
         let own = KeyEntry(node: candidate.node, publicKey: candidate.publicKey, certificate: response.certificate)
-        guard let certificate = response.certificate, own.isCertified(by: signingKey), certificate.user == response.user, certificate.role == response.role
+        guard let certificate = response.certificate, own.isCertified(by: signingKey), certificate.user == response.user,
+            certificate.role == response.role
         else {
             throw CLIError("enrolment failed: \(server) did not certify this replica's node \(candidate.node) and key")
         }
@@ -124,40 +135,52 @@ struct EnrollCommand: AsyncParsableCommand {
         // revisions, which cannot be told apart from a seizer's (the originals stay aside here).
         let reminting = previous != nil ? candidate.replacing : nil
         if let old = reminting {
-            let transport = try HTTPSyncTransport(baseURL: server, node: candidate.node, token: response.token, trustedCertificatesPEM: trusted)
+            let transport = try HTTPSyncTransport(
+                baseURL: server, node: candidate.node, token: response.token, trustedCertificatesPEM: trusted)
             var held: UInt64?
             do {
                 held = try await transport.knowledge().knowledge[old]
             } catch {
                 // `sync` re-mints it then: a revoked own node id's unpushed tail is re-minted there too.
-                FileHandle.standardError.write(Data("note: enrolled, but could not read what the central node holds (\(error)); `fieldsync sync` re-mints what \(old) had not pushed\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "note: enrolled, but could not read what the central node holds (\(error)); `fieldsync sync` re-mints what \(old) had not pushed\n"
+                            .utf8))
             }
             await transport.shutdown()
             if let held, try store.knowledge()[old] > held {
                 reminted += try store.remint(
                     old, from: held + 1, replacement: candidate.node,
-                    reason: "enrolled again: the central node never received \(old) from counter \(held + 1), and refuses it now", now: nowMilliseconds())
+                    reason: "enrolled again: the central node never received \(old) from counter \(held + 1), and refuses it now",
+                    now: nowMilliseconds())
             }
         }
         let identityNow = try store.identity()
         if json {
-            print(JSONValue.object([
-                "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue), "node": .string(identityNow.node.rawValue),
-                "pin": seen.map { .string($0.publicKeyPin) } ?? .null, "server_key": .string(fingerprint), "reminted": .int(Int64(reminted)),
-            ]).canonicalText)
+            print(
+                JSONValue.object([
+                    "server": .string(server), "user": .string(response.user), "role": .string(response.role.rawValue),
+                    "node": .string(identityNow.node.rawValue),
+                    "pin": seen.map { .string($0.publicKeyPin) } ?? .null, "server_key": .string(fingerprint),
+                    "reminted": .int(Int64(reminted)),
+                ]).canonicalText)
         } else {
             print("enrolled with \(server) as \(response.user) (\(response.role.rawValue)); node \(identityNow.node)")
             if let seen { print("pinned the server's TLS key \(seen.publicKeyPin); compare it with the one your admin gave you") }
             print("pinned the central node's signing key \(fingerprint): only keys it vouches for are trusted")
             if let old = reminting {
-                print("enrolled again with a new device key; \(reminted) revision\(reminted == 1 ? "" : "s") that node \(old) had not pushed \(reminted == 1 ? "was" : "were") re-minted as node \(identityNow.node), and `fieldsync sync` sends \(reminted == 1 ? "it" : "them")")
+                print(
+                    "enrolled again with a new device key; \(reminted) revision\(reminted == 1 ? "" : "s") that node \(old) had not pushed \(reminted == 1 ? "was" : "were") re-minted as node \(identityNow.node), and `fieldsync sync` sends \(reminted == 1 ? "it" : "them")"
+                )
             }
         }
     }
 
     /// One enrol request as `candidate`; a refusal other than "already enrolled" becomes a one-line
     /// error. `expectedKey`: the central node key's fingerprint to check before the code is sent.
-    func enrol(_ store: ReplicaStore, as candidate: EnrolmentIdentity, trusted: [String], expectedKey: String?) async throws -> EnrolResponse {
+    func enrol(_ store: ReplicaStore, as candidate: EnrolmentIdentity, trusted: [String], expectedKey: String?) async throws
+        -> EnrolResponse
+    {
         let transport = try HTTPSyncTransport(baseURL: server, node: candidate.node, trustedCertificatesPEM: trusted)
         do {
             if let expectedKey {
@@ -170,8 +193,9 @@ struct EnrollCommand: AsyncParsableCommand {
             let normalised = Secrets.normaliseCode(code)
             let proofBytes = EnrolRequest.proofBytes(code: normalised, node: candidate.node)
             let proof = try candidate.newKey?.signature(for: proofBytes) ?? store.signWithDeviceKey(proofBytes)
-            let response = try await transport.enrol(EnrolRequest(
-                code: normalised, node: candidate.node, publicKey: candidate.publicKey, proof: proof, nonce: candidate.nonce))
+            let response = try await transport.enrol(
+                EnrolRequest(
+                    code: normalised, node: candidate.node, publicKey: candidate.publicKey, proof: proof, nonce: candidate.nonce))
             await transport.shutdown()
             return response
         } catch let error as SyncError {
@@ -181,7 +205,9 @@ struct EnrollCommand: AsyncParsableCommand {
                 throw CLIError("enrolment refused: \(rejection.message)")
             }
             if caCert == nil, trusted.first != nil, error.description.contains("does not chain") {
-                throw CLIError("enrolment failed: \(server)'s certificate is issued by a CA, not self-signed; give that CA's certificate with --ca-cert so that this replica trusts only it")
+                throw CLIError(
+                    "enrolment failed: \(server)'s certificate is issued by a CA, not self-signed; give that CA's certificate with --ca-cert so that this replica trusts only it"
+                )
             }
             throw CLIError("enrolment failed: \(error.description)")
         }

@@ -26,7 +26,10 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: "json, csv or geojson.") var format: Format
     @Option(help: "Write to this file instead of standard output.") var out: String?
     @Flag(help: "JSON only: include every revision of every record.") var includeHistory = false
-    @Flag(help: "CSV only: write exact values; by default a cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) gets a leading '.")
+    @Flag(
+        help:
+            "CSV only: write exact values; by default a cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) gets a leading '."
+    )
     var raw = false
 
     func validate() throws {
@@ -77,17 +80,20 @@ struct ExportCommand: AsyncParsableCommand {
         // included, so that identical replicas export alike.
         let ownKey = ""
         return zip(revisions, steps).map { stored, step in
-                var object = RecordPresenter.historyJSON(stored, step, SignatureStatus(of: stored.revision, in: directory, ownKey: ownKey)).objectValue!
-                // Both depend on this replica (when it received the revision, and which names it
-                // learned for keys), not on the revision: left out so identical replicas export alike.
-                object["received"] = nil
-                object["signed_by"] = nil
-                return .object(object)
-            }
+            var object = RecordPresenter.historyJSON(stored, step, SignatureStatus(of: stored.revision, in: directory, ownKey: ownKey))
+                .objectValue!
+            // Both depend on this replica (when it received the revision, and which names it
+            // learned for keys), not on the revision: left out so identical replicas export alike.
+            object["received"] = nil
+            object["signed_by"] = nil
+            return .object(object)
+        }
     }
 
     static func feature(_ state: RecordState) -> JSONValue? {
-        guard let lat = state.value(at: "location.lat")?.numberValue, let lon = state.value(at: "location.lon")?.numberValue else { return nil }
+        guard let lat = state.value(at: "location.lat")?.numberValue, let lon = state.value(at: "location.lon")?.numberValue else {
+            return nil
+        }
         var properties: [String: JSONValue] = ["id": .string(state.id.rawValue)]
         for (column, path) in IncidentColumns.scalars where column != "lat" && column != "lon" {
             if let value = state.value(at: path) { properties[column] = value }

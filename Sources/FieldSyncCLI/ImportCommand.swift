@@ -39,10 +39,11 @@ struct ImportCommand: AsyncParsableCommand {
         }
         let (ids, skipped) = try BulkIncidents.commit(candidates, into: store, skipInvalid: skipInvalid, file: file)
         if json {
-            print(JSONValue.object([
-                "imported": .int(Int64(ids.count)), "ids": .array(ids.map { .string($0.rawValue) }),
-                "skipped": .array(skipped.map { ["location": .string($0.location), "reason": .string($0.reason)] }),
-            ]).prettyText())
+            print(
+                JSONValue.object([
+                    "imported": .int(Int64(ids.count)), "ids": .array(ids.map { .string($0.rawValue) }),
+                    "skipped": .array(skipped.map { ["location": .string($0.location), "reason": .string($0.reason)] }),
+                ]).prettyText())
         } else {
             print("imported \(ids.count) incident\(ids.count == 1 ? "" : "s")\(skipped.isEmpty ? "" : ", skipped \(skipped.count):")")
             for s in skipped { print("  \(s.location): \(TerminalText.visible(s.reason))") }
@@ -80,14 +81,17 @@ enum BulkIncidents {
         let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
         let known = Set(IncidentColumns.scalars.map(\.column) + IncidentColumns.sets.map(\.column) + IncidentColumns.summaries)
         if let unknown = columns.first(where: { !known.contains($0) }) {
-            throw CLIError("\(file): line \(header.line): unknown column \"\(unknown)\"; columns are those `fieldsync export --format csv` writes")
+            throw CLIError(
+                "\(file): line \(header.line): unknown column \"\(unknown)\"; columns are those `fieldsync export --format csv` writes")
         }
         guard columns.contains("title") else { throw CLIError("\(file): line \(header.line): a title column is required") }
         guard records.count > 1 else { throw CLIError("\(file): no incidents after the header") }
         return records.dropFirst().map { record in
-            Candidate(location: "line \(record.line)", changes: Result { () throws(FieldSyncCore.ValidationError) in
-                try IncidentColumns.changes(header: columns, fields: raw ? record.fields : record.fields.map(CSV.unguardFormula))
-            })
+            Candidate(
+                location: "line \(record.line)",
+                changes: Result { () throws(FieldSyncCore.ValidationError) in
+                    try IncidentColumns.changes(header: columns, fields: raw ? record.fields : record.fields.map(CSV.unguardFormula))
+                })
         }
     }
 
@@ -97,7 +101,9 @@ enum BulkIncidents {
         let items = json.arrayValue ?? [json]
         guard !items.isEmpty else { throw CLIError("\(file): no incidents in the file") }
         return items.enumerated().map { i, item in
-            Candidate(location: "incident \(i + 1)", changes: Result { () throws(FieldSyncCore.ValidationError) in try IncidentDocument.changes(from: item) })
+            Candidate(
+                location: "incident \(i + 1)",
+                changes: Result { () throws(FieldSyncCore.ValidationError) in try IncidentDocument.changes(from: item) })
         }
     }
 
@@ -112,7 +118,11 @@ enum BulkIncidents {
                 let changes = try candidate.changes.get()
                 valid.append(try LocalEdit.operations(for: changes, current: nil, newEntryID: AddCommand.newEntryID))
             } catch {
-                if !skipInvalid { throw CLIError("\(file): \(candidate.location): \(error.description); nothing was imported (--skip-invalid imports the valid ones)") }
+                if !skipInvalid {
+                    throw CLIError(
+                        "\(file): \(candidate.location): \(error.description); nothing was imported (--skip-invalid imports the valid ones)"
+                    )
+                }
                 skipped.append((candidate.location, error.description))
             }
         }

@@ -39,7 +39,10 @@ enum IncidentColumns {
         let perpetrators = fields["perpetrators"]?.objectValue ?? [:]
         let sources = fields["sources"]?.objectValue ?? [:]
         row.append(victims.isEmpty ? "" : String(victims.count))
-        row.append(JSONValue.sortedKeys(perpetrators).compactMap { perpetrators[$0]?["name"]?.stringValue ?? perpetrators[$0]?["group"]?.stringValue }.joined(separator: separator))
+        row.append(
+            JSONValue.sortedKeys(perpetrators).compactMap {
+                perpetrators[$0]?["name"]?.stringValue ?? perpetrators[$0]?["group"]?.stringValue
+            }.joined(separator: separator))
         row.append(sources.isEmpty ? "" : String(sources.count))
         row.append(state.conflicts.map(\.path).joined(separator: separator))
         return row
@@ -53,7 +56,9 @@ enum IncidentColumns {
         var changes: [FieldChange] = []
         for (column, text) in zip(header, fields) where !text.isEmpty {
             if let path = scalars.first(where: { $0.column == column })?.path {
-                if text.hasPrefix("CONFLICT: ") { throw ValidationError(path, "holds an exported conflict; choose one value before importing") }
+                if text.hasPrefix("CONFLICT: ") {
+                    throw ValidationError(path, "holds an exported conflict; choose one value before importing")
+                }
                 let value: JSONValue
                 switch try IncidentSchema.kind(of: path) {
                 case .scalar(.latitude), .scalar(.longitude), .scalar(.count):

@@ -19,7 +19,9 @@ struct InitCommand: AsyncParsableCommand {
         if let server { try store.setServer(server) }
         let identity = try store.identity()
         if json {
-            print(JSONValue.object(["node": .string(identity.node.rawValue), "name": .string(identity.name), "store": .string(store.path)]).canonicalText)
+            print(
+                JSONValue.object(["node": .string(identity.node.rawValue), "name": .string(identity.name), "store": .string(store.path)])
+                    .canonicalText)
         } else {
             print("Created replica \(store.path) for \(identity.name)")
             print("node id: \(identity.node)")

@@ -13,7 +13,8 @@ enum RecordPresenter {
 
     static func candidateJSON(_ c: Candidate, number: Int) -> JSONValue {
         [
-            "number": .int(Int64(number)), "id": .string(c.dot.description), "value": c.value ?? .null, "node": .string(c.dot.node.rawValue),
+            "number": .int(Int64(number)), "id": .string(c.dot.description), "value": c.value ?? .null,
+            "node": .string(c.dot.node.rawValue),
             "counter": .int(Int64(c.dot.counter)), "author": .string(c.author), "time": .string(isoTime(c.time)),
         ]
     }
@@ -66,7 +67,9 @@ enum RecordPresenter {
             }
             if let value = state.value(at: key.path) { lines.append((key.path, valueText(value))) }
         }
-        for (path, elements) in sets where !elements.isEmpty { lines.append((path, TerminalText.visible(elements.joined(separator: ", ")))) }
+        for (path, elements) in sets where !elements.isEmpty {
+            lines.append((path, TerminalText.visible(elements.joined(separator: ", "))))
+        }
         return lines.sorted { $0.0 < $1.0 }.map { (TerminalText.visible($0.0), $0.1) }
     }
 
@@ -107,11 +110,16 @@ enum RecordPresenter {
 
     static func historyText(_ stored: StoredRevision, _ step: HistoryStep, _ signature: SignatureStatus) -> String {
         let r = stored.revision
-        let action = step.conflictsResolved.isEmpty ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
-        var out = "\(isoTime(r.time))  \(TerminalText.visible(r.author))  node \(r.dot.node) #\(r.dot.counter)  \(TerminalText.visible(action))\n"
+        let action =
+            step.conflictsResolved.isEmpty
+            ? (r.kind == .delete ? "deleted the record" : "edited") : "resolved " + step.conflictsResolved.joined(separator: ", ")
+        var out =
+            "\(isoTime(r.time))  \(TerminalText.visible(r.author))  node \(r.dot.node) #\(r.dot.counter)  \(TerminalText.visible(action))\n"
         out += "    signature: \(signature.text)\(signature.signer.map { " (signed by \(TerminalText.visible($0))'s device)" } ?? "")\n"
         if let note = r.note { out += "    note: \(TerminalText.visible(note))\n" }
-        if !step.conflictsCreated.isEmpty { out += "    conflict created on \(TerminalText.visible(step.conflictsCreated.joined(separator: ", ")))\n" }
+        if !step.conflictsCreated.isEmpty {
+            out += "    conflict created on \(TerminalText.visible(step.conflictsCreated.joined(separator: ", ")))\n"
+        }
         for op in r.operations {
             switch op {
             case .set(let path, let value): out += "    set \(TerminalText.visible(path)) = \(valueText(value))\n"

@@ -23,7 +23,9 @@ struct ResolveCommand: AsyncParsableCommand {
     @Argument(help: "The record id, or any unique prefix of it.") var id: String
     @Option(
         name: .customLong("pick"),
-        help: ArgumentHelp("Pick a candidate for PATH: its id NODE:COUNTER, or its number N, as `fieldsync conflicts` shows them.", valueName: "PATH=ID|N"))
+        help: ArgumentHelp(
+            "Pick a candidate for PATH: its id NODE:COUNTER, or its number N, as `fieldsync conflicts` shows them.", valueName: "PATH=ID|N")
+    )
     var picks: [String] = []
     @Option(name: .customLong("set"), help: ArgumentHelp("Write a new value for a conflicted PATH.", valueName: "PATH=VALUE"))
     var assignments: [String] = []
@@ -78,7 +80,9 @@ struct ResolveCommand: AsyncParsableCommand {
             for path in choices.keys {
                 let now = current.candidates(at: path).map(\.dot)
                 guard now == shown[path] else {
-                    throw CLIError("the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); run `fieldsync conflicts` and resolve again")
+                    throw CLIError(
+                        "the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); run `fieldsync conflicts` and resolve again"
+                    )
                 }
             }
             return (deleting ? .delete : .put, operations, note)
@@ -90,10 +94,13 @@ struct ResolveCommand: AsyncParsableCommand {
             let settled = choices.keys.sorted().joined(separator: ", ")
             print("resolved \(TerminalText.visible(settled)) of \(recordID) as \(revision.dot)")
             for path in choices.keys.sorted() {
-                let chosen = path == "deleted" ? (choices[path]! == .bool(true) ? "deleted" : "kept") : RecordPresenter.valueText(choices[path]!)
+                let chosen =
+                    path == "deleted" ? (choices[path]! == .bool(true) ? "deleted" : "kept") : RecordPresenter.valueText(choices[path]!)
                 print("  \(TerminalText.visible(path)) = \(chosen)")
                 for candidate in state.candidates(at: path) {
-                    let value = path == "deleted" ? (candidate.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(candidate.value)
+                    let value =
+                        path == "deleted"
+                        ? (candidate.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(candidate.value)
                     print("    supersedes \(candidate.dot): \(value)  — \(TerminalText.visible(candidate.author))")
                 }
             }
@@ -108,7 +115,8 @@ struct ResolveCommand: AsyncParsableCommand {
         var choices: [String: JSONValue?] = [:]
         func conflict(_ path: String) throws -> Conflict {
             guard let conflict = conflicts[path] else {
-                throw CLIError("\(path) is not in conflict in record \(state.id); conflicted: \(conflicts.keys.sorted().joined(separator: ", "))")
+                throw CLIError(
+                    "\(path) is not in conflict in record \(state.id); conflicted: \(conflicts.keys.sorted().joined(separator: ", "))")
             }
             return conflict
         }
@@ -121,13 +129,16 @@ struct ResolveCommand: AsyncParsableCommand {
             if let dot = Dot(named) {
                 // A stable id: the candidate's dot, which no arrival of another candidate renumbers.
                 guard let candidate = c.candidates.first(where: { $0.dot == dot }) else {
-                    throw CLIError("\(dot) is not a current candidate of \(path); its candidates are \(c.candidates.map(\.dot.description).joined(separator: ", "))")
+                    throw CLIError(
+                        "\(dot) is not a current candidate of \(path); its candidates are \(c.candidates.map(\.dot.description).joined(separator: ", "))"
+                    )
                 }
                 chosen = candidate
             } else if let n = Int(named), (1...c.candidates.count).contains(n) {
                 chosen = c.candidates[n - 1]
             } else {
-                throw CLIError("\(path) has candidates 1 to \(c.candidates.count) (or their ids NODE:COUNTER); \"\(named)\" is not one of them")
+                throw CLIError(
+                    "\(path) has candidates 1 to \(c.candidates.count) (or their ids NODE:COUNTER); \"\(named)\" is not one of them")
             }
             guard choices.updateValue(chosen.value, forKey: path) == nil else { throw CLIError("\(path) is chosen twice") }
         }
@@ -152,7 +163,9 @@ struct ResolveCommand: AsyncParsableCommand {
         for conflict in state.conflicts {
             print("\n\(TerminalText.visible(conflict.path)):")
             for (i, c) in conflict.candidates.enumerated() {
-                print("  [\(i + 1)] \(RecordPresenter.valueText(c.value))  — \(TerminalText.visible(c.author)), \(RecordPresenter.isoTime(c.time))")
+                print(
+                    "  [\(i + 1)] \(RecordPresenter.valueText(c.value))  — \(TerminalText.visible(c.author)), \(RecordPresenter.isoTime(c.time))"
+                )
             }
             if conflict.path == "deleted" {
                 let answer = Self.prompt("keep or delete the record? [k/d, empty skips] ")

@@ -1,11 +1,11 @@
 import ArgumentParser
 import FieldSyncClient
 import FieldSyncCore
-import Hummingbird
-import FieldSyncServer
 import FieldSyncProtocol
+import FieldSyncServer
 import FieldSyncStore
 import Foundation
+import Hummingbird
 import Logging
 
 /// `fieldsync serve`: runs the central node over embedded SQLite.
@@ -20,7 +20,9 @@ struct ServeCommand: AsyncParsableCommand {
               fieldsync serve --store /srv/fieldsync/central.sqlite --host 0.0.0.0 --port 8080
             """)
 
-    @Option(help: ArgumentHelp("The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite).", valueName: "PATH"))
+    @Option(
+        help: ArgumentHelp(
+            "The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite).", valueName: "PATH"))
     var store: String?
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port to listen on; 0 picks a free one.") var port = 8080
@@ -61,7 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
         // The key that certifies every enrolled node: documenters may check it with `enroll --server-key`.
         pinLine += "; central node key \(CentralNodeKey.fingerprint(ofPublicKey: try replica.publicKey()))"
         let scheme = tlsCert == nil ? "http" : "https"
-        let configuration = ServerConfiguration(host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses)
+        let configuration = ServerConfiguration(
+            host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses)
         do { _ = try configuration.tlsConfiguration() } catch {
             throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
         }

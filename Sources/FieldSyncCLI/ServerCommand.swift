@@ -25,7 +25,10 @@ struct ServerAddUserCommand: AsyncParsableCommand {
 
     @Argument(help: "The account name (letters, digits, '.', '_', '-').") var name: String
     @Option(help: "admin or documenter.") var role: String
-    @Option(help: ArgumentHelp("The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite), created when missing.", valueName: "PATH"))
+    @Option(
+        help: ArgumentHelp(
+            "The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite), created when missing.",
+            valueName: "PATH"))
     var store: String?
     @Option(help: "Hours until the code expires (1 to 720).") var expiresHours = 24
     @Flag(help: "Print the result as JSON.") var json = false
@@ -39,7 +42,8 @@ struct ServerAddUserCommand: AsyncParsableCommand {
     func run() async throws {
         let path = ServeCommand.storePath(store)
         let creates = !FileManager.default.fileExists(atPath: path)
-        let replica = creates
+        let replica =
+            creates
             ? try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds()) : try ReplicaStore.open(at: path)
         // stdout carries the code (and is parsed by scripts), so the created file is named on stderr.
         if creates { FileHandle.standardError.write(Data("fieldsync: created the central node's store \(path)\n".utf8)) }
@@ -55,9 +59,11 @@ struct ServerAddUserCommand: AsyncParsableCommand {
 enum EnrolmentCode {
     static func print(user: String, role: String, code: String, expires: Int64, json: Bool) {
         if json {
-            Swift.print(JSONValue.object([
-                "user": .string(user), "role": .string(role), "code": .string(code), "expires": .string(RecordPresenter.isoTime(expires)),
-            ]).canonicalText)
+            Swift.print(
+                JSONValue.object([
+                    "user": .string(user), "role": .string(role), "code": .string(code),
+                    "expires": .string(RecordPresenter.isoTime(expires)),
+                ]).canonicalText)
         } else {
             Swift.print("account \(user) (\(role)); one-time enrolment code, valid until \(RecordPresenter.isoTime(expires)):")
             Swift.print(code)

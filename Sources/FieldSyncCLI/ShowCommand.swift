@@ -67,14 +67,17 @@ struct ListCommand: AsyncParsableCommand {
             var flags = ""
             if conflicts > 0 { flags += "  [\(conflicts) conflict\(conflicts == 1 ? "" : "s")]" }
             if state.isDeleted { flags += "  [deleted]" }
-            print("\(state.id.short)  \(date.padding(toLength: 12, withPad: " ", startingAt: 0))  \(place.padding(toLength: 18, withPad: " ", startingAt: 0))  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))\(flags)")
+            print(
+                "\(state.id.short)  \(date.padding(toLength: 12, withPad: " ", startingAt: 0))  \(place.padding(toLength: 18, withPad: " ", startingAt: 0))  \(TerminalText.visible(state.value(at: "title")?.stringValue ?? ""))\(flags)"
+            )
         }
     }
 }
 
 /// `fieldsync status`: who this replica is and what it holds.
 struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show node id, counts of records, revisions and open conflicts.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show node id, counts of records, revisions and open conflicts.")
 
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Print JSON.") var json = false
@@ -103,10 +106,14 @@ struct StatusCommand: AsyncParsableCommand {
         print("revisions:  \(status.revisions)")
         print("conflicts:  \(status.conflicts) open, in \(status.conflictedRecords) record\(status.conflictedRecords == 1 ? "" : "s")")
         if status.forkedRevisions > 0 {
-            print("set aside:  \(status.forkedRevisions) revision\(status.forkedRevisions == 1 ? "" : "s") kept as fork evidence (`fieldsync verify` lists them)")
+            print(
+                "set aside:  \(status.forkedRevisions) revision\(status.forkedRevisions == 1 ? "" : "s") kept as fork evidence (`fieldsync verify` lists them)"
+            )
         }
         if status.heldRevisions > 0 {
-            print("held:       \(status.heldRevisions) revision\(status.heldRevisions == 1 ? "" : "s") from bundles, until your central node vouches for them (`fieldsync bundle held`)")
+            print(
+                "held:       \(status.heldRevisions) revision\(status.heldRevisions == 1 ? "" : "s") from bundles, until your central node vouches for them (`fieldsync bundle held`)"
+            )
         }
     }
 }

@@ -4,7 +4,10 @@ import Foundation
 
 /// `--store PATH`, shared by every command; falls back to `FIELDSYNC_STORE`, then the XDG data folder.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The replica file (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/replica.sqlite).", valueName: "PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The replica file (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/replica.sqlite).", valueName: "PATH")
+    )
     var store: String?
 
     var path: String { Self.resolve(store, defaultFile: "replica.sqlite") }
@@ -16,7 +19,8 @@ struct StoreOptions: ParsableArguments {
         if let store { return store }
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["FIELDSYNC_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
-        let dataHome = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let dataHome =
+            environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? URL(fileURLWithPath: Self.homeDirectory(environment)).appendingPathComponent(".local/share").path
         return URL(fileURLWithPath: dataHome).appendingPathComponent("fieldsync").appendingPathComponent(defaultFile).path
     }

@@ -48,9 +48,13 @@ struct SyncCommand: AsyncParsableCommand {
             report = try await driver.run { event in
                 switch event {
                 case .nodeRetired(let old, let new):
-                    FileHandle.standardError.write(Data("fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back\n"
+                                .utf8))
                 case .retrying(let attempt, let delay, let reason) where interactive:
-                    FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(reason)); retry \(attempt) in \(delay) s\n".utf8))
+                    FileHandle.standardError.write(
+                        Data("fieldsync: \(TerminalText.visible(reason)); retry \(attempt) in \(delay) s\n".utf8))
                 case .pushed(let total) where interactive:
                     FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))
                 case .pulled(let total) where interactive:
@@ -83,23 +87,35 @@ struct SyncCommand: AsyncParsableCommand {
             print(JSONValue.object(o).canonicalText)
         } else {
             if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
-                print("this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)")
+                print(
+                    "this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)"
+                )
             }
             if report.replaced > 0 {
-                print("took the central node's history of \(report.replaced) revision\(report.replaced == 1 ? "" : "s") that a bundle had brought from a forked replica; this replica's copies are kept aside")
+                print(
+                    "took the central node's history of \(report.replaced) revision\(report.replaced == 1 ? "" : "s") that a bundle had brought from a forked replica; this replica's copies are kept aside"
+                )
             }
             if report.setAside > 0 {
-                print("the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)")
+                print(
+                    "the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)"
+                )
             }
             if report.heldBack > 0 {
-                print("held back \(report.heldBack) revision\(report.heldBack == 1 ? "" : "s") a bundle had brought that your central node refuses (revoked or not vouched for); nothing of yours was lost\(report.reminted > 0 ? ", your work built on them was re-minted" : "")")
+                print(
+                    "held back \(report.heldBack) revision\(report.heldBack == 1 ? "" : "s") a bundle had brought that your central node refuses (revoked or not vouched for); nothing of yours was lost\(report.reminted > 0 ? ", your work built on them was re-minted" : "")"
+                )
             }
             if report.released > 0 {
-                print("released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now")
+                print(
+                    "released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now"
+                )
             }
             let held = try store.status().heldRevisions
             if held > 0 {
-                print("still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)")
+                print(
+                    "still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)"
+                )
             }
             print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
         }

@@ -21,17 +21,21 @@ struct VerifyCommand: AsyncParsableCommand {
     func run() async throws {
         let report = try storeOptions.open().verify()
         if json {
-            print(JSONValue.object([
-                "sound": .bool(report.isSound), "revisions": .int(Int64(report.revisions)), "records": .int(Int64(report.records)),
-                "verified_signatures": .int(Int64(report.verifiedSignatures)), "problems": .array(report.problems.map(JSONValue.string)),
-                "set_aside": .array(report.setAside.map { forked in
-                    .object([
-                        "node": .string(forked.dot.node.rawValue), "counter": .int(Int64(forked.dot.counter)), "record": .string(forked.record.rawValue),
-                        "hash": .string(forked.hash), "reason": .string(forked.reason), "detail": .string(forked.detail),
-                        "stored": .string(RecordPresenter.isoTime(forked.stored)),
-                    ])
-                }),
-            ]).prettyText())
+            print(
+                JSONValue.object([
+                    "sound": .bool(report.isSound), "revisions": .int(Int64(report.revisions)), "records": .int(Int64(report.records)),
+                    "verified_signatures": .int(Int64(report.verifiedSignatures)),
+                    "problems": .array(report.problems.map(JSONValue.string)),
+                    "set_aside": .array(
+                        report.setAside.map { forked in
+                            .object([
+                                "node": .string(forked.dot.node.rawValue), "counter": .int(Int64(forked.dot.counter)),
+                                "record": .string(forked.record.rawValue),
+                                "hash": .string(forked.hash), "reason": .string(forked.reason), "detail": .string(forked.detail),
+                                "stored": .string(RecordPresenter.isoTime(forked.stored)),
+                            ])
+                        }),
+                ]).prettyText())
         } else {
             print("\(report.revisions) revisions, \(report.records) records, \(report.verifiedSignatures) signatures verified")
             for problem in report.problems { print("problem: \(TerminalText.visible(problem))") }

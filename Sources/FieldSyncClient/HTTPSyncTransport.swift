@@ -127,7 +127,9 @@ public final class HTTPSyncTransport: SyncTransport {
 
     /// One request: the status (2xx; 304 only when asked with If-None-Match), the JSON body (nil for
     /// a 304) and the response's entity tag. 4xx and 5xx become ``SyncError``s.
-    func exchange(method: HTTPMethod, path: String, body: [UInt8]?, headers extra: [(String, String)]) async throws -> (Int, JSONValue?, String?) {
+    func exchange(method: HTTPMethod, path: String, body: [UInt8]?, headers extra: [(String, String)]) async throws -> (
+        Int, JSONValue?, String?
+    ) {
         var request = HTTPClientRequest(url: baseURL + path)
         for (name, value) in extra { request.headers.add(name: name, value: value) }
         request.method = method
@@ -147,12 +149,14 @@ public final class HTTPSyncTransport: SyncTransport {
             status = Int(response.status.code)
             tag = response.headers.first(name: "ETag")
             bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
-            let wire = response.headers.first(name: "Content-Encoding") == nil ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
+            let wire =
+                response.headers.first(name: "Content-Encoding") == nil
+                ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
             received.withLock { $0 += wire ?? bytes.readableBytes }
         } catch is NIOTooManyBytesError {
             // Not transient: the same answer would be too large again.
             throw SyncError.badResponse("the answer to \(path) is larger than \(Self.maximumResponseBytes) bytes")
-        } catch where "\(error)".contains("DecompressionError") {
+        } catch  where "\(error)".contains("DecompressionError") {
             throw SyncError.badResponse("the compressed answer to \(path) is corrupt or inflates beyond \(Self.maximumResponseBytes) bytes")
         } catch {
             throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
@@ -180,7 +184,8 @@ public final class HTTPSyncTransport: SyncTransport {
         if text.contains("remoteConnectionClosed") { return "the connection was closed by the server" }
         if text.contains("readTimeout") || text.contains("deadlineExceeded") { return "the server did not answer in time" }
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
-            return "its TLS certificate does not chain to the certificate pinned at enrolment or to the CA given with --ca-cert (the system's roots are not trusted for the token)"
+            return
+                "its TLS certificate does not chain to the certificate pinned at enrolment or to the CA given with --ca-cert (the system's roots are not trusted for the token)"
         }
         return text.count > 200 ? String(text.prefix(200)) + "…" : text
     }

@@ -93,7 +93,8 @@ public struct SyncDriver: Sendable {
             for node in retiredTails where directory[node]?.revoked != nil {
                 try await remint(
                     node, from: serverKnowledge[node] + 1,
-                    reason: "this replica's node \(node) was revoked before the central node received it from counter \(serverKnowledge[node] + 1)",
+                    reason:
+                        "this replica's node \(node) was revoked before the central node received it from counter \(serverKnowledge[node] + 1)",
                     &report, progress)
                 serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
             }
@@ -110,7 +111,8 @@ public struct SyncDriver: Sendable {
         for stranded in try store.ownRevisionsBuiltOnMissing(above: serverKnowledge) {
             try await remint(
                 stranded.node, from: stranded.from, capping: stranded.caps,
-                reason: "this replica's revisions from \(stranded.node):\(stranded.from) were built on revisions it no longer holds (held back or replaced); re-minted so they cover only what it holds",
+                reason:
+                    "this replica's revisions from \(stranded.node):\(stranded.from) were built on revisions it no longer holds (held back or replaced); re-minted so they cover only what it holds",
                 &report, progress)
             serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         }
@@ -174,7 +176,8 @@ public struct SyncDriver: Sendable {
             let fork = try await firstDifference(of: node, below: chain.counter, &report, progress)
             try await remint(
                 node, from: fork,
-                reason: "the server holds other revisions than this replica under \(node):\(fork) and after (restored from a copy, or cloned)",
+                reason:
+                    "the server holds other revisions than this replica under \(node):\(fork) and after (restored from a copy, or cloned)",
                 &report, progress)
             serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
         } else if serverKnowledge[node] > local[node] {
@@ -185,7 +188,8 @@ public struct SyncDriver: Sendable {
             let nonce = try store.nodeNonce(fresh)
             try await withRetry(&report, progress) { try await transport.registerNode(fresh, nonce: nonce) }
             try store.retireNodeID(
-                reason: "the server held revisions \(local[node] + 1)…\(serverKnowledge[node]) of this node that the replica lacked (restored from a backup?)",
+                reason:
+                    "the server held revisions \(local[node] + 1)…\(serverKnowledge[node]) of this node that the replica lacked (restored from a backup?)",
                 now: Self.now(), replacement: fresh)
             report.retiredNode = node
             report.newNode = fresh
@@ -235,17 +239,21 @@ public struct SyncDriver: Sendable {
         let fresh = try store.newNodeID()
         let nonce = try store.nodeNonce(fresh)
         try await withRetry(&report, progress) { try await transport.registerNode(fresh, nonce: nonce) }
-        let count = try store.remint(node, from: fork, replacement: fresh, capping: capping, reason: "\(reason); re-minted as \(fresh)", now: Self.now())
+        let count = try store.remint(
+            node, from: fork, replacement: fresh, capping: capping, reason: "\(reason); re-minted as \(fresh)", now: Self.now())
         report.reminted += count
         report.retiredNode = report.retiredNode ?? node
         report.newNode = fresh
         progress(.nodeRetired(old: node, new: fresh))
-        logger.notice("re-minted a forked branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)", "reminted": "\(count)"])
+        logger.notice(
+            "re-minted a forked branch", metadata: ["old": "\(node)", "new": "\(fresh)", "from": "\(fork)", "reminted": "\(count)"])
     }
 
     /// For each node whose revisions came by bundle: when the server holds as far, compare its hash
     /// there with this replica's; the same means confirmed, another means contested.
-    func checkUnconfirmed(_ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+    func checkUnconfirmed(_ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void)
+        async throws
+    {
         let own = try store.identity().node
         for dot in try store.unconfirmedNodes() where dot.node != own {
             let answer = try await withRetry(&report, progress) { try await transport.knowledge(probing: dot) }
@@ -283,7 +291,8 @@ public struct SyncDriver: Sendable {
             if identity.retiredNodes.contains(node) {
                 try await remint(
                     node, from: fork,
-                    reason: "the server holds other revisions than this replica under its retired node \(node):\(fork) and after", &report, progress)
+                    reason: "the server holds other revisions than this replica under its retired node \(node):\(fork) and after", &report,
+                    progress)
                 changed = true
                 continue
             }
@@ -296,7 +305,8 @@ public struct SyncDriver: Sendable {
             if let first = try store.firstOwnRevision(dependingOn: node, from: fork, above: serverKnowledge[own]) {
                 try await remint(
                     own, from: first, capping: [node: fork - 1],
-                    reason: "this replica's unpushed revisions from \(own):\(first) were built on revisions of \(node) that the central node holds otherwise; re-minted so they supersede only what their author saw",
+                    reason:
+                        "this replica's unpushed revisions from \(own):\(first) were built on revisions of \(node) that the central node holds otherwise; re-minted so they supersede only what their author saw",
                     &report, progress)
             }
         }
@@ -322,7 +332,8 @@ public struct SyncDriver: Sendable {
                 logger.info("push batch too large; halving", metadata: ["status": "\(status)", "batch": "\(pushBatchSize)"])
                 continue
             }
-            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty else {
+            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty
+            else {
                 throw SyncError.badResponse("the server accepted nothing of a push batch and its knowledge did not change")
             }
             report.pushed += response.accepted

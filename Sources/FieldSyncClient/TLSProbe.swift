@@ -27,7 +27,8 @@ public enum TLSProbe {
                 channel.eventLoop.makeCompletedFuture {
                     // Accept whatever is presented: this connection carries no data, and the caller
                     // decides by the pin.
-                    let handler = try NIOSSLClientHandler(context: context, serverHostname: isIPAddress(host) ? nil : host) { chain, promise in
+                    let handler = try NIOSSLClientHandler(context: context, serverHostname: isIPAddress(host) ? nil : host) {
+                        chain, promise in
                         captured.set(chain)
                         promise.succeed(.certificateVerified)
                     }
@@ -50,7 +51,8 @@ public enum TLSProbe {
         let spki = try leaf.extractPublicKey().toSPKIBytes()
         let pin = "sha256:" + SHA256.hash(data: spki).map { String(format: "%02x", $0) }.joined()
         let der = try leaf.toDERBytes()
-        let pem = "-----BEGIN CERTIFICATE-----\n"
+        let pem =
+            "-----BEGIN CERTIFICATE-----\n"
             + Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
             + "\n-----END CERTIFICATE-----\n"
         return ServerTLSIdentity(publicKeyPin: pin, certificatePEM: pem)

@@ -6,7 +6,9 @@ public enum FieldChange: Hashable, Sendable {
         switch self {
         case .set(let path, let value):
             // A set field given as an array of elements: each element is a key too.
-            if let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }), case .set? = try? IncidentSchema.kind(of: path.nfc) {
+            if let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }),
+                case .set? = try? IncidentSchema.kind(of: path.nfc)
+            {
                 return .set(path: path.nfc, value: .array(items.map { .string($0.stringValue!.nfc) }))
             }
             return .set(path: path.nfc, value: value)
@@ -54,7 +56,9 @@ public enum FieldChange: Hashable, Sendable {
         case ("-", .set):
             return .remove(path: path, element: text)
         case ("+", .collection):
-            guard case .object = value else { throw ValidationError(path, "expected a JSON object for the new entry, e.g. \(path)+='{\"name\":\"...\"}'") }
+            guard case .object = value else {
+                throw ValidationError(path, "expected a JSON object for the new entry, e.g. \(path)+='{\"name\":\"...\"}'")
+            }
             return .addEntry(collection: path, fields: value)
         case ("-", .collection):
             return .removeEntry(collection: path, entry: text)
@@ -136,7 +140,9 @@ public enum LocalEdit {
         guard let object = fields.objectValue, !object.isEmpty else {
             throw ValidationError(collection, "an entry is a non-empty JSON object")
         }
-        guard IncidentSchema.isEntryID(id) else { throw ValidationError("\(collection).\(id)", "entry ids are 1 to 64 characters of a-z, 0-9 and -") }
+        guard IncidentSchema.isEntryID(id) else {
+            throw ValidationError("\(collection).\(id)", "entry ids are 1 to 64 characters of a-z, 0-9 and -")
+        }
         return try JSONValue.sortedKeys(object).map { (key) throws(ValidationError) -> FieldOperation in
             let path = "\(collection).\(id).\(key)"
             guard case .scalar(let type) = try IncidentSchema.kind(of: path) else { throw ValidationError(path, "not an entry field") }

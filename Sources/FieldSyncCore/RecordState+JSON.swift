@@ -6,15 +6,16 @@ extension RecordState {
         return [
             "id": .string(id.rawValue),
             "version": version.json,
-            "registers": .array(keys.map { key in
-                var o: [String: JSONValue] = [
-                    "path": .string(key.path),
-                    "candidates": .array(registers[key]!.map(\.json)),
-                ]
-                if let e = key.element { o["element"] = .string(e) }
-                if let log = logs[key] { o["log"] = log.json }
-                return .object(o)
-            }),
+            "registers": .array(
+                keys.map { key in
+                    var o: [String: JSONValue] = [
+                        "path": .string(key.path),
+                        "candidates": .array(registers[key]!.map(\.json)),
+                    ]
+                    if let e = key.element { o["element"] = .string(e) }
+                    if let log = logs[key] { o["log"] = log.json }
+                    return .object(o)
+                }),
         ]
     }
 

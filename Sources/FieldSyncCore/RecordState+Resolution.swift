@@ -89,10 +89,11 @@ public struct HistoryStep: Sendable, Equatable {
             let settled = state.pathsSettled(by: revision, authority: authority)
             state.apply(revision, authority: authority)
             let after = Set(state.conflicts.map(\.path))
-            steps.append(HistoryStep(
-                revision: revision,
-                conflictsCreated: after.subtracting(before).sorted(by: JSONValue.utf8Less),
-                conflictsResolved: settled))
+            steps.append(
+                HistoryStep(
+                    revision: revision,
+                    conflictsCreated: after.subtracting(before).sorted(by: JSONValue.utf8Less),
+                    conflictsResolved: settled))
         }
         return steps
     }

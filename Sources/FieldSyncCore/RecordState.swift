@@ -121,7 +121,8 @@ public struct RecordState: Hashable, Sendable {
             if let element = key.element {
                 if candidates.contains(where: { $0.value == .bool(true) }) { sets[key.path, default: []].append(element) }
             } else if let value = candidates.last?.value {
-                RecordState.insert(value, at: key.path.split(separator: ".", omittingEmptySubsequences: false).map(String.init), into: &root)
+                RecordState.insert(
+                    value, at: key.path.split(separator: ".", omittingEmptySubsequences: false).map(String.init), into: &root)
             }
         }
         for (path, elements) in sets {

@@ -159,7 +159,8 @@ public struct Revision: Hashable, Sendable {
             throw DecodingProblem("\(path).context", "covers the revision itself (\(node):\(counter))")
         }
         guard let author = o["author"]?.stringValue, !author.isEmpty, author.unicodeScalars.count <= Revision.maximumAuthorLength else {
-            throw DecodingProblem("\(path).author", "expected a non-empty string of at most \(Revision.maximumAuthorLength) Unicode scalars")
+            throw DecodingProblem(
+                "\(path).author", "expected a non-empty string of at most \(Revision.maximumAuthorLength) Unicode scalars")
         }
         guard case .int(let time)? = o["time"] else { throw DecodingProblem("\(path).time", "expected integer milliseconds") }
         var note: String?

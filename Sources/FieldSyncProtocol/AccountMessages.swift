@@ -43,19 +43,27 @@ public struct EnrolRequest: Sendable, Equatable {
     public init(json: JSONValue) throws(ProtocolError) {
         let o = try SyncProtocol.object(json, "enrol request")
         try SyncProtocol.checkVersion(o)
-        guard let code = o["code"]?.stringValue, !code.isEmpty, code.count <= 200 else { throw ProtocolError(.malformed, "code: expected a string") }
-        guard let nodeText = o["node"]?.stringValue, let node = NodeID(nodeText) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let code = o["code"]?.stringValue, !code.isEmpty, code.count <= 200 else {
+            throw ProtocolError(.malformed, "code: expected a string")
+        }
+        guard let nodeText = o["node"]?.stringValue, let node = NodeID(nodeText) else {
+            throw ProtocolError(.malformed, "node: expected a node id")
+        }
         guard let key = o["public_key"]?.stringValue, SignatureCheck.isPublicKey(key) else {
             throw ProtocolError(.malformed, "public_key: expected a base64 Ed25519 public key")
         }
         var proof: String?
         if let value = o["proof"] {
-            guard let text = value.stringValue, text.utf8.count <= 200 else { throw ProtocolError(.malformed, "proof: expected a base64 signature") }
+            guard let text = value.stringValue, text.utf8.count <= 200 else {
+                throw ProtocolError(.malformed, "proof: expected a base64 signature")
+            }
             proof = text
         }
         var nonce: String?
         if let value = o["nonce"] {
-            guard let text = value.stringValue, text.utf8.count == 32 else { throw ProtocolError(.malformed, "nonce: expected 32 hex digits") }
+            guard let text = value.stringValue, text.utf8.count == 32 else {
+                throw ProtocolError(.malformed, "nonce: expected 32 hex digits")
+            }
             nonce = text
         }
         self.init(code: code, node: node, publicKey: key, proof: proof, nonce: nonce)
@@ -73,7 +81,8 @@ public struct EnrolResponse: Sendable, Equatable {
     /// The certificate of the enrolled node, signed with `serverKey`.
     public var certificate: NodeCertificate?
 
-    public init(token: String, user: String, role: Role, serverNode: NodeID, serverKey: String? = nil, certificate: NodeCertificate? = nil) {
+    public init(token: String, user: String, role: Role, serverNode: NodeID, serverKey: String? = nil, certificate: NodeCertificate? = nil)
+    {
         self.token = token
         self.user = user
         self.role = role
@@ -124,7 +133,10 @@ public struct AddUserRequest: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "name": .string(name), "role": .string(role.rawValue), "expires_hours": .int(Int64(expiresHours))]
+        [
+            "protocol": .int(SyncProtocol.version), "name": .string(name), "role": .string(role.rawValue),
+            "expires_hours": .int(Int64(expiresHours)),
+        ]
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -133,10 +145,14 @@ public struct AddUserRequest: Sendable, Equatable {
         guard let name = o["name"]?.stringValue, AccountName.isValid(name) else {
             throw ProtocolError(.malformed, "name: \(AccountName.rule)")
         }
-        guard let role = o["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { throw ProtocolError(.malformed, "role: expected admin or documenter") }
+        guard let role = o["role"]?.stringValue.flatMap(Role.init(rawValue:)) else {
+            throw ProtocolError(.malformed, "role: expected admin or documenter")
+        }
         var hours: Int64 = 24
         if let h = o["expires_hours"] {
-            guard case .int(let value) = h, (1...720).contains(value) else { throw ProtocolError(.malformed, "expires_hours: expected 1 to 720") }
+            guard case .int(let value) = h, (1...720).contains(value) else {
+                throw ProtocolError(.malformed, "expires_hours: expected 1 to 720")
+            }
             hours = value
         }
         self.init(name: name, role: role, expiresHours: Int(hours))

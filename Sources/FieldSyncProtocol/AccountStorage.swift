@@ -27,7 +27,8 @@ public struct Account: Sendable, Equatable {
         guard let name = json["name"]?.stringValue, let role = json["role"]?.stringValue.flatMap(Role.init(rawValue:)),
             case .int(let created)? = json["created"]
         else { throw ProtocolError(.malformed, "account: expected name, role and created") }
-        self.init(name: name, role: role, created: created, revoked: json["revoked"]?.intValue, devices: Int(json["devices"]?.intValue ?? 0))
+        self.init(
+            name: name, role: role, created: created, revoked: json["revoked"]?.intValue, devices: Int(json["devices"]?.intValue ?? 0))
     }
 }
 
@@ -141,7 +142,8 @@ public protocol AccountStorage: EnrolmentAttemptStorage {
     /// `repeatable`: the request proved it holds `publicKey`; a code this very device (same node id,
     /// key and account, enrolled when the code was used) already redeemed within the code's lifetime
     /// then succeeds again, with `tokenHash` replacing the device's token (its answer was lost).
-    func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws -> Principal
+    func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws
+        -> Principal
     /// The unrevoked device a token hash belongs to, if any.
     func principal(tokenHash: String) async throws -> Principal?
     /// Adds a further node id for the device holding `tokenHash` (after a restore from backup).

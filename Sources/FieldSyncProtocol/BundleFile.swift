@@ -42,10 +42,11 @@ public struct BundleFile: Sendable, Equatable {
     }
 
     static func checksum(of bytes: [UInt8]) -> String {
-        "sha256:" + SHA256.hash(data: bytes).map { byte in
-            let hex = Array("0123456789abcdef")
-            return String([hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-        }.joined()
+        "sha256:"
+            + SHA256.hash(data: bytes).map { byte in
+                let hex = Array("0123456789abcdef")
+                return String([hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            }.joined()
     }
 
     /// Reads and checks a bundle file. Every problem is a ``ProtocolError`` whose message says what is wrong.
@@ -65,7 +66,9 @@ public struct BundleFile: Sendable, Equatable {
         guard BundleFile.checksum(of: JSONValue.object(o).canonicalBytes) == stated else {
             throw ProtocolError(.checksumMismatch, "checksum mismatch: the bundle was altered or damaged after it was written")
         }
-        guard let fromText = o["from"]?.stringValue, let from = NodeID(fromText) else { throw ProtocolError(.malformed, "from: expected a node id") }
+        guard let fromText = o["from"]?.stringValue, let from = NodeID(fromText) else {
+            throw ProtocolError(.malformed, "from: expected a node id")
+        }
         guard case .int(let created)? = o["created"] else { throw ProtocolError(.malformed, "created: expected integer milliseconds") }
         guard let keysJSON = o["keys"]?.arrayValue else { throw ProtocolError(.malformed, "keys: expected an array of key entries") }
         var keys: [KeyEntry] = []

@@ -88,9 +88,13 @@ extension KeyDirectory {
 
     /// Verifies one revision, parsing each node's key once per chunk (`keys`).
     private func verified(_ revision: Revision, keys: inout [NodeID: Curve25519.Signing.PublicKey]) -> CheckedSignatures.Entry? {
-        guard let entry = entries[revision.dot.node], let signature = revision.signature.flatMap({ Data(base64Encoded: $0) }) else { return nil }
+        guard let entry = entries[revision.dot.node], let signature = revision.signature.flatMap({ Data(base64Encoded: $0) }) else {
+            return nil
+        }
         if keys[revision.dot.node] == nil {
-            guard let raw = Data(base64Encoded: entry.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else { return nil }
+            guard let raw = Data(base64Encoded: entry.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+                return nil
+            }
             keys[revision.dot.node] = key
         }
         let forms = revision.canonicalForms

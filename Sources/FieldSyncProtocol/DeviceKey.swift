@@ -157,7 +157,9 @@ public struct KeyDirectory: Sendable, Equatable {
 
     /// `{"protocol": 2, "server_key": ..., "keys": [...]}`, sorted by node.
     public var json: JSONValue {
-        var o: [String: JSONValue] = ["protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json })]
+        var o: [String: JSONValue] = [
+            "protocol": .int(SyncProtocol.version), "keys": .array(entries.keys.sorted().map { entries[$0]!.json }),
+        ]
         if let serverKey { o["server_key"] = .string(serverKey) }
         return .object(o)
     }

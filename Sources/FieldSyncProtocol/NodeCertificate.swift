@@ -37,7 +37,9 @@ public struct NodeCertificate: Sendable, Equatable {
     }
 
     /// Signs a certificate with the central node's key.
-    public static func issue(node: NodeID, publicKey: String, user: String, role: Role, issued: Int64, by key: DeviceKey) throws -> NodeCertificate {
+    public static func issue(node: NodeID, publicKey: String, user: String, role: Role, issued: Int64, by key: DeviceKey) throws
+        -> NodeCertificate
+    {
         var certificate = NodeCertificate(
             node: node, publicKey: publicKey, user: user, role: role, issued: issued,
             issuer: CentralNodeKey.fingerprint(ofPublicKey: key.publicKeyBase64), signature: "")

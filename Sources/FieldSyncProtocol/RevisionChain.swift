@@ -36,8 +36,12 @@ public struct ChainProbe: Sendable, Equatable {
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
-        guard let text = json["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "chain.node: expected a node id") }
-        guard case .int(let counter)? = json["counter"], counter >= 0 else { throw ProtocolError(.malformed, "chain.counter: expected an integer >= 0") }
+        guard let text = json["node"]?.stringValue, let node = NodeID(text) else {
+            throw ProtocolError(.malformed, "chain.node: expected a node id")
+        }
+        guard case .int(let counter)? = json["counter"], counter >= 0 else {
+            throw ProtocolError(.malformed, "chain.counter: expected an integer >= 0")
+        }
         var hash: String?
         switch json["hash"] {
         case .string(let h)? where Revision.isHash(h) && counter > 0: hash = h

@@ -22,7 +22,9 @@ public struct KnowledgeResponse: Sendable, Equatable {
     public init(json: JSONValue) throws(ProtocolError) {
         let o = try SyncProtocol.object(json, "knowledge response")
         try SyncProtocol.checkVersion(o)
-        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else {
+            throw ProtocolError(.malformed, "node: expected a node id")
+        }
         let chain: ChainProbe? = try o["chain"].map { json throws(ProtocolError) in try ChainProbe(json: json) }
         self.init(node: node, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"), chain: chain)
     }
@@ -46,7 +48,9 @@ public struct PushRequest: Sendable, Equatable {
     public init(json: JSONValue) throws(ProtocolError) {
         let o = try SyncProtocol.object(json, "push request")
         try SyncProtocol.checkVersion(o)
-        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else {
+            throw ProtocolError(.malformed, "node: expected a node id")
+        }
         self.init(node: node, revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions))
     }
 }
@@ -88,10 +92,14 @@ public struct PushResponse: Sendable, Equatable {
         }
         var setAside: [Dot] = []
         for item in items {
-            guard let text = item.stringValue, let dot = Dot(text) else { throw ProtocolError(.malformed, "set_aside: expected dots written NODE:COUNTER") }
+            guard let text = item.stringValue, let dot = Dot(text) else {
+                throw ProtocolError(.malformed, "set_aside: expected dots written NODE:COUNTER")
+            }
             setAside.append(dot)
         }
-        self.init(accepted: Int(a), duplicates: Int(d), setAside: setAside, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge"))
+        self.init(
+            accepted: Int(a), duplicates: Int(d), setAside: setAside, knowledge: try SyncProtocol.knowledge(o["knowledge"], at: "knowledge")
+        )
     }
 }
 
@@ -141,7 +149,8 @@ public struct PullResponse: Sendable, Equatable {
 
     public var json: JSONValue {
         [
-            "protocol": .int(SyncProtocol.version), "revisions": .array(revisions.map(\.json)), "more": .bool(more), "knowledge": knowledge.json,
+            "protocol": .int(SyncProtocol.version), "revisions": .array(revisions.map(\.json)), "more": .bool(more),
+            "knowledge": knowledge.json,
             "certificates": .array(certificates.map(\.json)),
         ]
     }

@@ -17,7 +17,8 @@ public protocol SyncStorage: Sendable {
     /// or a `prev` naming another predecessor) is kept aside as evidence when it is relayed, and
     /// refuses the batch with `.fork` when it is of one of `owners`, the pushing account's node ids
     /// (spec 4.5).
-    func store(_ revisions: [Revision], from owners: Set<NodeID>, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome
+    func store(_ revisions: [Revision], from owners: Set<NodeID>, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void)
+        async throws -> StoreOutcome
     /// Up to `limit` revisions that `peer` lacks, in causal order, as canonical JSON text.
     func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions
     /// The stored canonical text of the revision at `dot`, or nil when none is stored (chain probes).

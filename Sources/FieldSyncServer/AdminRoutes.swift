@@ -28,7 +28,9 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
         group.post("devices/:node/revoke") { _, context in
             let admin = try context.requireAdmin()
             guard let node = NodeID(try context.parameters.require("node")) else { throw ProtocolError(.malformed, "expected a node id") }
-            guard try await storage.revokeDevice(node, now: Self.now()) else { throw ProtocolError(.notFound, "no device with node \(node)") }
+            guard try await storage.revokeDevice(node, now: Self.now()) else {
+                throw ProtocolError(.notFound, "no device with node \(node)")
+            }
             try await audit(admin, context, "revoke-device", "revoked device \(node)")
             return JSONResponse.make(["protocol": .int(SyncProtocol.version), "revoked": .string(node.rawValue)])
         }
@@ -36,7 +38,9 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
             _ = try context.requireAdmin()
             let text = request.uri.queryParameters.get("limit") ?? "100"
             guard let limit = Int(text), (1...10_000).contains(limit) else { throw ProtocolError(.malformed, "limit: expected 1 to 10000") }
-            return JSONResponse.make(["protocol": .int(SyncProtocol.version), "entries": .array(try await storage.audit(limit: limit).map(\.json))])
+            return JSONResponse.make([
+                "protocol": .int(SyncProtocol.version), "entries": .array(try await storage.audit(limit: limit).map(\.json)),
+            ])
         }
     }
 
@@ -54,9 +58,10 @@ struct AdminRoutes<Storage: AccountStorage>: Sendable {
     }
 
     func audit(_ admin: Principal, _ context: SyncRequestContext, _ action: String, _ detail: String) async throws {
-        try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: admin.account, device: admin.node.rawValue, action: action, detail: detail,
-            address: logAddresses ? context.sourceAddress : nil))
+        try await storage.appendAudit(
+            AuditEntry(
+                time: Self.now(), user: admin.account, device: admin.node.rawValue, action: action, detail: detail,
+                address: logAddresses ? context.sourceAddress : nil))
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -6,7 +6,9 @@ import Hummingbird
 struct BearerAuthMiddleware<Storage: AccountStorage>: RouterMiddleware {
     let storage: Storage
 
-    func handle(_ request: Request, context: SyncRequestContext, next: (Request, SyncRequestContext) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: SyncRequestContext, next: (Request, SyncRequestContext) async throws -> Response) async throws
+        -> Response
+    {
         guard let token = Self.token(request) else {
             throw ProtocolError(.unauthorized, "a bearer token is required: enrol this device with `fieldsync enroll`")
         }

@@ -29,7 +29,9 @@ public struct SyncRequestContext: RequestContext, RemoteAddressRequestContext {
 
     func requireAdmin() throws -> Principal {
         let principal = try requirePrincipal()
-        guard principal.role == .admin else { throw ProtocolError(.forbidden, "this needs an admin; \(principal.account) is a \(principal.role.rawValue)") }
+        guard principal.role == .admin else {
+            throw ProtocolError(.forbidden, "this needs an admin; \(principal.account) is a \(principal.role.rawValue)")
+        }
         return principal
     }
 }

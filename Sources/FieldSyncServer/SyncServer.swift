@@ -1,11 +1,11 @@
 import FieldSyncCore
 import FieldSyncProtocol
 import Foundation
-import Hummingbird
-import Logging
 import HTTPTypes
+import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import Logging
 import NIOCore
 import NIOSSL
 
@@ -21,7 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var logAddresses: Bool
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil, logAddresses: Bool = false
+        host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil,
+        logAddresses: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -35,7 +36,8 @@ public struct ServerConfiguration: Sendable {
         guard let certificate = tlsCertificatePath, let key = tlsKeyPath else { return nil }
         let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
         guard !chain.isEmpty else { throw TLSSetupError("no certificate in \(certificate)") }
-        return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        return TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
     }
 }
 
@@ -50,7 +52,9 @@ public struct TLSSetupError: Error, CustomStringConvertible {
 ///
 /// `logAddresses`: whether audit entries record client addresses (off by default; the enrolment rate
 /// limit keeps failing addresses in the storage for its window either way).
-public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger, logAddresses: Bool = false) -> Router<SyncRequestContext> {
+public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger, logAddresses: Bool = false) -> Router<
+    SyncRequestContext
+> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses)
@@ -142,7 +146,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         guard NodeBinding.isBound(enrol.node, publicKey: enrol.publicKey, nonce: enrol.nonce) else {
             try await limiter.recordFailure(address, now: clock, in: storage)
             throw ProtocolError(
-                .forbidden, "node \(enrol.node) is not made from this device's key (its nonce does not derive it); update fieldsync and enrol again")
+                .forbidden,
+                "node \(enrol.node) is not made from this device's key (its nonce does not derive it); update fieldsync and enrol again")
         }
         let token = Secrets.newToken()
         let principal: Principal
@@ -152,18 +157,24 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
                 tokenHash: Secrets.hash(token), repeatable: enrol.hasValidProof, now: Self.now())
         } catch let error as ProtocolError where error.code == .unauthorized {
             try await limiter.recordFailure(address, now: clock, in: storage)
-            try await storage.appendAudit(AuditEntry(
-                time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message, address: auditAddress(context)))
+            try await storage.appendAudit(
+                AuditEntry(
+                    time: Self.now(), user: nil, device: enrol.node.rawValue, action: "enrol-failed", detail: error.message,
+                    address: auditAddress(context)))
             throw error
         }
-        try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol", detail: "role \(principal.role.rawValue)",
-            address: auditAddress(context)))
+        try await storage.appendAudit(
+            AuditEntry(
+                time: Self.now(), user: principal.account, device: enrol.node.rawValue, action: "enrol",
+                detail: "role \(principal.role.rawValue)",
+                address: auditAddress(context)))
         logger.info("enrol", metadata: ["user": "\(principal.account)", "node": "\(enrol.node)"])
         let directory = try await storage.certifiedKeyDirectory()
-        return JSONResponse.make(EnrolResponse(
-            token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID(),
-            serverKey: directory.serverKey, certificate: directory[enrol.node]?.certificate).json)
+        return JSONResponse.make(
+            EnrolResponse(
+                token: token, user: principal.account, role: principal.role, serverNode: try await storage.nodeID(),
+                serverKey: directory.serverKey, certificate: directory[enrol.node]?.certificate
+            ).json)
     }
 
     func push(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
@@ -182,21 +193,27 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         ) { revision, current in
             try Self.admit(revision, current: current, directory: directory, checked: checked)
         } audit: { outcome in
-            var detail = "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
+            var detail =
+                "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
             if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
             if !outcome.setAside.isEmpty { detail += ", set aside \(outcome.setAside.count) (fork evidence)" }
             return AuditEntry(
-                time: Self.now(), user: principal.account, device: principal.node.rawValue, action: outcome.resolutions > 0 ? "push+resolve" : "push",
+                time: Self.now(), user: principal.account, device: principal.node.rawValue,
+                action: outcome.resolutions > 0 ? "push+resolve" : "push",
                 detail: detail, address: address)
         }
         logger.info(
-            "push", metadata: [
-                "peer": "\(push.node)", "user": "\(principal.account)", "received": "\(push.revisions.count)", "accepted": "\(outcome.accepted)",
+            "push",
+            metadata: [
+                "peer": "\(push.node)", "user": "\(principal.account)", "received": "\(push.revisions.count)",
+                "accepted": "\(outcome.accepted)",
                 "duplicates": "\(outcome.duplicates)", "new_conflicts": "\(outcome.newConflicts)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
         return JSONResponse.make(
-            PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge).json)
+            PushResponse(
+                accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge
+            ).json)
     }
 
     /// The server's checks on every new pushed revision: a registered, unrevoked node and a valid
@@ -206,7 +223,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         try directory.verify(revision, checked: checked)
         let entry = directory[revision.dot.node]!
         if entry.revoked != nil {
-            throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+            throw ProtocolError(
+                .forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
         }
     }
 
@@ -231,11 +249,13 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
             bytes += Array(text.utf8)
         }
         bytes += Array("]}".utf8)
-        try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "pull",
-            detail: "sent \(page.texts.count)\(page.more ? ", more remain" : "")", address: auditAddress(context)))
+        try await storage.appendAudit(
+            AuditEntry(
+                time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "pull",
+                detail: "sent \(page.texts.count)\(page.more ? ", more remain" : "")", address: auditAddress(context)))
         logger.info(
-            "pull", metadata: [
+            "pull",
+            metadata: [
                 "peer": "\(principal.node)", "user": "\(principal.account)", "sent": "\(page.texts.count)", "more": "\(page.more)",
                 "duration_ms": "\(started.duration(to: .now).milliseconds)",
             ])
@@ -248,16 +268,22 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let body = try await JSONBody.read(request)
         guard let o = body.objectValue else { throw ProtocolError(.malformed, "expected a JSON object") }
         try SyncProtocol.checkVersion(o)
-        guard let text = o["node"]?.stringValue, let node = NodeID(text) else { throw ProtocolError(.malformed, "node: expected a node id") }
+        guard let text = o["node"]?.stringValue, let node = NodeID(text) else {
+            throw ProtocolError(.malformed, "node: expected a node id")
+        }
         guard NodeBinding.isBound(node, publicKey: principal.publicKey, nonce: o["nonce"]?.stringValue) else {
             throw ProtocolError(.forbidden, "node \(node) is not made from this device's key (give the nonce that derives it, spec 2.1)")
         }
-        guard let token = BearerAuthMiddleware<Storage>.token(request) else { throw ProtocolError(.unauthorized, "a bearer token is required") }
+        guard let token = BearerAuthMiddleware<Storage>.token(request) else {
+            throw ProtocolError(.unauthorized, "a bearer token is required")
+        }
         let tokenHash = Secrets.hash(token)
         try await storage.registerNode(node, for: principal, tokenHash: tokenHash, now: Self.now())
-        try await storage.appendAudit(AuditEntry(
-            time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "register-node", detail: "new node \(node)",
-            address: auditAddress(context)))
+        try await storage.appendAudit(
+            AuditEntry(
+                time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "register-node",
+                detail: "new node \(node)",
+                address: auditAddress(context)))
         return JSONResponse.make(["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue)])
     }
 
@@ -275,7 +301,9 @@ enum JSONBody {
         do {
             buffer = try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw ProtocolError(.tooLarge, "request body larger than \(limit) bytes\(limit == SyncProtocol.maximumRequestBytes ? "; send smaller batches" : "")")
+            throw ProtocolError(
+                .tooLarge,
+                "request body larger than \(limit) bytes\(limit == SyncProtocol.maximumRequestBytes ? "; send smaller batches" : "")")
         }
         return try JSONValue.parseMessage(buffer.readableBytesView)
     }

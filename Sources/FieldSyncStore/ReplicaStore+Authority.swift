@@ -37,7 +37,8 @@ extension ReplicaStore {
         switch (stored.flatMap(Self.authority(text:)), authority) {
         case (.admins(let old)?, .admins(let new)):
             let changed = old.symmetricDifference(new).map(\.rawValue)
-            affected = changed.isEmpty
+            affected =
+                changed.isEmpty
                 ? []
                 : try String.fetchAll(
                     db, sql: "SELECT DISTINCT record FROM revision WHERE node IN (\(databaseQuestionMarks(count: changed.count)))",

@@ -38,10 +38,13 @@ extension ReplicaStore {
         let held = try knowledge(db)[old]
         if held > 0 {
             try db.execute(
-                sql: "INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                sql:
+                    "INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)",
                 arguments: [old.rawValue, Int64(held)])
         }
-        try retireNodeID(db, reason: "restored from a backup made at \(taken) ms; a new node id keeps every dot unique", now: now, replacement: try Self.newNodeID(db))
+        try retireNodeID(
+            db, reason: "restored from a backup made at \(taken) ms; a new node id keeps every dot unique", now: now,
+            replacement: try Self.newNodeID(db))
         try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
     }
 

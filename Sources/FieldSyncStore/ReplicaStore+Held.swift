@@ -20,14 +20,17 @@ extension ReplicaStore {
     static let maximumHeldPerDot = 4
 
     static func hold(_ db: Database, _ revision: Revision, text: String, reason: String, now: Int64) throws {
-        let kept = try Int.fetchOne(
-            db.cachedStatement(sql: "SELECT COUNT(*) FROM held_revision WHERE node = ? AND counter = ?"),
-            arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
+        let kept =
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM held_revision WHERE node = ? AND counter = ?"),
+                arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
         guard kept < maximumHeldPerDot else { return }
-        try db.cachedStatement(sql: """
-            INSERT INTO held_revision (node, counter, record, body, reason, stored) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (node, counter, body) DO UPDATE SET reason = excluded.reason
-            """).execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text, reason, now])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO held_revision (node, counter, record, body, reason, stored) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (node, counter, body) DO UPDATE SET reason = excluded.reason
+                """
+        ).execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text, reason, now])
     }
 
     static func isHeld(_ db: Database, _ dot: Dot) throws -> Bool {
@@ -69,7 +72,8 @@ extension ReplicaStore {
     /// Held revisions, oldest first.
     public func heldRevisions() throws -> [HeldRevision] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT node, counter, record, body, reason, stored FROM held_revision ORDER BY seq").compactMap { row in
+            try Row.fetchAll(db, sql: "SELECT node, counter, record, body, reason, stored FROM held_revision ORDER BY seq").compactMap {
+                row in
                 guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
                 let author = (try? Revision(json: JSONValue(parsing: row["body"] as String)).author) ?? "?"
                 return HeldRevision(
@@ -170,7 +174,8 @@ extension ReplicaStore {
             }
             guard !result.from.isEmpty else { return result }
             let firstSeq = try result.from.compactMap { node, counter in
-                try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM revision WHERE node = ? AND counter >= ?", arguments: [node.rawValue, Int64(counter)])
+                try Int64.fetchOne(
+                    db, sql: "SELECT MIN(seq) FROM revision WHERE node = ? AND counter >= ?", arguments: [node.rawValue, Int64(counter)])
             }.min()
             guard let firstSeq else { return result }
             var touched = Set<RecordID>()
@@ -185,7 +190,9 @@ extension ReplicaStore {
                     // Taken with its node's history from there.
                 } else if let (other, counter) = dependsOn {
                     if own.contains(node) {
-                        if node == identity.node { result.ownDependent = min(result.ownDependent ?? revision.dot.counter, revision.dot.counter) }
+                        if node == identity.node {
+                            result.ownDependent = min(result.ownDependent ?? revision.dot.counter, revision.dot.counter)
+                        }
                         ownRecords.insert(revision.record)
                         continue
                     }
@@ -201,7 +208,9 @@ extension ReplicaStore {
             }
             for (node, counter) in result.from {
                 if counter > 1 {
-                    try db.execute(sql: "UPDATE knowledge SET counter = MIN(counter, ?) WHERE node = ?", arguments: [Int64(counter - 1), node.rawValue])
+                    try db.execute(
+                        sql: "UPDATE knowledge SET counter = MIN(counter, ?) WHERE node = ?",
+                        arguments: [Int64(counter - 1), node.rawValue])
                 } else {
                     try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [node.rawValue])
                 }
@@ -244,7 +253,9 @@ extension ReplicaStore {
     /// context revisions the log no longer holds (they were held back, or replaced): for each, the
     /// first such counter, and the caps that keep a re-minted context within what the log holds.
     /// Such revisions would be refused as a causal gap; re-minted from there, they are not.
-    public func ownRevisionsBuiltOnMissing(above serverKnowledge: VersionVector) throws -> [(node: NodeID, from: UInt64, caps: [NodeID: UInt64])] {
+    public func ownRevisionsBuiltOnMissing(above serverKnowledge: VersionVector) throws -> [(
+        node: NodeID, from: UInt64, caps: [NodeID: UInt64]
+    )] {
         try read { db in
             let identity = try Self.identity(db)
             let local = try Self.knowledge(db)

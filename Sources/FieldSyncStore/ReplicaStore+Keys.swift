@@ -85,10 +85,12 @@ extension ReplicaStore {
             var reminted = 0
             if let node, node.id != identity.node {
                 if let nonce = node.nonce {
-                    try db.execute(sql: "INSERT OR REPLACE INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [node.id.rawValue, nonce])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [node.id.rawValue, nonce])
                 }
                 if let old = remintingAllOf, old == identity.node, try Self.knowledge(db)[old] > 0 {
-                    reminted = try Self.remint(db, nil, from: 1, replacement: node.id, capping: [:], reason: "\(reason); re-minted as \(node.id)", now: now)
+                    reminted = try Self.remint(
+                        db, nil, from: 1, replacement: node.id, capping: [:], reason: "\(reason); re-minted as \(node.id)", now: now)
                 } else {
                     try Self.retireNodeID(db, reason: reason, now: now, replacement: node.id)
                 }
@@ -122,7 +124,9 @@ extension ReplicaStore {
     }
 
     static func enrolment(_ db: Database) throws -> Enrolment? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert, server_key FROM enrolment WHERE id = 1"),
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert, server_key FROM enrolment WHERE id = 1"),
             let role = Role(rawValue: row["role"])
         else { return nil }
         return Enrolment(
@@ -162,11 +166,14 @@ extension ReplicaStore {
         var entries: [KeyEntry] = []
         for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key") {
             guard let node = NodeID(row["node"]) else { continue }
-            let certificate = certificates
+            let certificate =
+                certificates
                 ? (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") } : nil
-            entries.append(KeyEntry(
-                node: node, publicKey: row["public_key"], user: row["user"], role: (row["role"] as String?).flatMap(Role.init(rawValue:)),
-                revoked: row["revoked"], certificate: certificate))
+            entries.append(
+                KeyEntry(
+                    node: node, publicKey: row["public_key"], user: row["user"],
+                    role: (row["role"] as String?).flatMap(Role.init(rawValue:)),
+                    revoked: row["revoked"], certificate: certificate))
         }
         let identity = try identity(db)
         let own = try deviceKey(db).publicKeyBase64
@@ -206,16 +213,17 @@ extension ReplicaStore {
             try db.execute(
                 sql: authoritative
                     ? """
-                        INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key, user = excluded.user, role = excluded.role,
-                            revoked = COALESCE(excluded.revoked, revoked), certificate = excluded.certificate
-                        """
+                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key, user = excluded.user, role = excluded.role,
+                        revoked = COALESCE(excluded.revoked, revoked), certificate = excluded.certificate
+                    """
                     : """
-                        INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (node) DO NOTHING
-                        """,
+                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (node) DO NOTHING
+                    """,
                 arguments: [
-                    entry.node.rawValue, entry.publicKey, entry.user, entry.role?.rawValue, entry.revoked, entry.certificate?.json.canonicalText,
+                    entry.node.rawValue, entry.publicKey, entry.user, entry.role?.rawValue, entry.revoked,
+                    entry.certificate?.json.canonicalText,
                 ])
         }
         switch source {
@@ -224,7 +232,8 @@ extension ReplicaStore {
                 if let pinned, pinned != serverKey {
                     throw ProtocolError(
                         .badSignature,
-                        "the central node signs with key \(CentralNodeKey.fingerprint(ofPublicKey: serverKey)), not the \(CentralNodeKey.fingerprint(ofPublicKey: pinned)) pinned at enrolment; refusing its directory")
+                        "the central node signs with key \(CentralNodeKey.fingerprint(ofPublicKey: serverKey)), not the \(CentralNodeKey.fingerprint(ofPublicKey: pinned)) pinned at enrolment; refusing its directory"
+                    )
                 }
                 if pinned == nil, try Self.enrolment(db) != nil {
                     try db.execute(sql: "UPDATE enrolment SET server_key = ? WHERE id = 1", arguments: [serverKey])
@@ -237,7 +246,9 @@ extension ReplicaStore {
                 }
                 if let existing = known[entry.node], existing.publicKey != entry.publicKey {
                     if let pinned, existing.isCertified(by: pinned) {
-                        throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the certified one this replica knows; refusing it")
+                        throw ProtocolError(
+                            .badSignature,
+                            "node \(entry.node) is presented with a different key than the certified one this replica knows; refusing it")
                     }
                     replaced.insert(entry.node)
                 }
@@ -256,7 +267,9 @@ extension ReplicaStore {
                     try store(KeyEntry(certificate: certificate, revoked: existing?.revoked), authoritative: true)
                 } else {
                     if let existing, existing.publicKey != entry.publicKey {
-                        throw ProtocolError(.badSignature, "node \(entry.node) is presented with a different key than the one this replica knows; refusing it")
+                        throw ProtocolError(
+                            .badSignature,
+                            "node \(entry.node) is presented with a different key than the one this replica knows; refusing it")
                     }
                     // Trust on first use: the key only; a bundle's claims of user and role are not trusted.
                     try store(KeyEntry(node: entry.node, publicKey: entry.publicKey, certificate: entry.certificate), authoritative: false)

@@ -43,13 +43,15 @@ extension ReplicaStore {
             if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
                 throw ProtocolError(
                     .fork,
-                    "revision \(revision.dot) contradicts the history the server holds for node \(revision.dot.node) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so")
+                    "revision \(revision.dot) contradicts the history the server holds for node \(revision.dot.node) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so"
+                )
             }
             try authenticate(revision)
             // A few other contents per dot are evidence; more is someone filling the disk.
-            let kept = try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT COUNT(*) FROM forked_revision WHERE node = ? AND counter = ? AND reason = 'received'"),
-                arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
+            let kept =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT COUNT(*) FROM forked_revision WHERE node = ? AND counter = ? AND reason = 'received'"),
+                    arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
             if kept < Self.maximumEvidencePerDot {
                 try Self.keepAside(db, revision, text: text, reason: "received", detail: reason, now: now)
             }
@@ -67,7 +69,9 @@ extension ReplicaStore {
                 // A revision that needs one set aside (the rest of a forked branch, or work built on
                 // it) cannot be merged either: it joins the evidence instead of blocking the batch.
                 var needed: [Dot] = []
-                if outcome.knowledge[dot.node] < dot.counter - 1 { needed.append(Dot(node: dot.node, counter: outcome.knowledge[dot.node] + 1)) }
+                if outcome.knowledge[dot.node] < dot.counter - 1 {
+                    needed.append(Dot(node: dot.node, counter: outcome.knowledge[dot.node] + 1))
+                }
                 for node in revision.context.nodes where outcome.knowledge[node] < revision.context[node] {
                     needed.append(Dot(node: node, counter: outcome.knowledge[node] + 1))
                 }
@@ -78,7 +82,9 @@ extension ReplicaStore {
                             throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
                         }
                     }
-                    try Self.hold(db, revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text, reason: "it depends on \(blocked), which is held", now: now)
+                    try Self.hold(
+                        db, revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text,
+                        reason: "it depends on \(blocked), which is held", now: now)
                     heldHere.insert(dot)
                     outcome.held.append((dot, "it depends on \(blocked), which is held"))
                     continue
@@ -134,7 +140,9 @@ extension ReplicaStore {
                         held = try Self.chainHash(db, Dot(node: dot.node, counter: dot.counter - 1))
                     }
                     if held != previous {
-                        try setAside(revision, text: text, because: "its prev names another revision \(dot.node):\(dot.counter - 1) than the one held")
+                        try setAside(
+                            revision, text: text,
+                            because: "its prev names another revision \(dot.node):\(dot.counter - 1) than the one held")
                         continue
                     }
                 }
@@ -195,12 +203,14 @@ extension ReplicaStore {
 
     /// Keeps a revision's text as evidence in `forked_revision`, once per distinct text.
     static func keepAside(_ db: Database, _ revision: Revision, text: String, reason: String, detail: String, now: Int64) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO forked_revision (node, counter, record, body, hash, reason, detail, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (hash) DO NOTHING
-            """).execute(arguments: [
-                revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text, RevisionChain.hash(ofText: text),
-                reason, detail, now,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO forked_revision (node, counter, record, body, hash, reason, detail, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (hash) DO NOTHING
+                """
+        ).execute(arguments: [
+            revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text, RevisionChain.hash(ofText: text),
+            reason, detail, now,
+        ])
     }
 }

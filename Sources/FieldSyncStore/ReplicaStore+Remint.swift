@@ -51,10 +51,11 @@ extension ReplicaStore {
             }
             for (other, cap) in capping where context[other] > cap { context[other] = cap }
             let counter = UInt64(index + 1)
-            let minted = try key.sign(Revision(
-                dot: Dot(node: fresh, counter: counter), record: original.record, kind: original.kind,
-                operations: original.operations, context: context, author: original.author, time: original.time,
-                note: original.note, previous: previous))
+            let minted = try key.sign(
+                Revision(
+                    dot: Dot(node: fresh, counter: counter), record: original.record, kind: original.kind,
+                    operations: original.operations, context: context, author: original.author, time: original.time,
+                    note: original.note, previous: previous))
             let mintedText = minted.canonicalForms.text
             try Self.keepAside(db, original, text: text, reason: "reminted", detail: "re-minted as \(fresh):\(counter)", now: now)
             // Same log position: the log stays in a causal order.
@@ -99,7 +100,9 @@ extension ReplicaStore {
                 db, sql: "SELECT counter, body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
                 arguments: [own.rawValue, Int64(pushed)])
             {
-                if try Revision(json: JSONValue(parsing: row["body"] as String)).context[node] >= counter { return UInt64(row["counter"] as Int64) }
+                if try Revision(json: JSONValue(parsing: row["body"] as String)).context[node] >= counter {
+                    return UInt64(row["counter"] as Int64)
+                }
             }
             return nil
         }
@@ -126,7 +129,8 @@ extension ReplicaStore {
                 let revision = try Revision(json: JSONValue(parsing: text))
                 try Self.keepAside(
                     db, revision, text: text, reason: "replaced",
-                    detail: "the central node holds another history of \(node) from counter \(fork) (its author forked); the central node's replaces this one",
+                    detail:
+                        "the central node holds another history of \(node) from counter \(fork) (its author forked); the central node's replaces this one",
                     now: now)
                 try db.execute(sql: "DELETE FROM revision WHERE seq = ?", arguments: [row["seq"] as Int64])
                 touched.insert(revision.record)
@@ -145,9 +149,12 @@ extension ReplicaStore {
 
     /// Records holding a revision logged after `seq` whose context covers `node` at `counter` or
     /// beyond: work done on top of a branch that was just taken out of the log.
-    static func dependents(_ db: Database, of node: NodeID, from counter: UInt64, after seq: Int64, skipping: NodeID?) throws -> Set<RecordID> {
+    static func dependents(_ db: Database, of node: NodeID, from counter: UInt64, after seq: Int64, skipping: NodeID?) throws -> Set<
+        RecordID
+    > {
         var found = Set<RecordID>()
-        let cursor = try String.fetchCursor(db, sql: "SELECT body FROM revision WHERE seq > ? AND node != ?", arguments: [seq, skipping?.rawValue ?? ""])
+        let cursor = try String.fetchCursor(
+            db, sql: "SELECT body FROM revision WHERE seq > ? AND node != ?", arguments: [seq, skipping?.rawValue ?? ""])
         while let body = try cursor.next() {
             let revision = try Revision(json: JSONValue(parsing: body))
             if revision.context[node] >= counter { found.insert(revision.record) }
@@ -168,7 +175,9 @@ extension ReplicaStore {
     }
 
     /// The record's state replayed in the canonical order, with the revisions it was replayed from.
-    static func replayRecord(_ db: Database, _ id: RecordID, authority: ResolutionAuthority) throws -> (state: RecordState, revisions: [Revision]) {
+    static func replayRecord(_ db: Database, _ id: RecordID, authority: ResolutionAuthority) throws -> (
+        state: RecordState, revisions: [Revision]
+    ) {
         let revisions = try String.fetchAll(db, sql: "SELECT body FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
             .map { try Revision(json: JSONValue(parsing: $0)) }
         var state = RecordState(id: id)
@@ -183,12 +192,13 @@ extension ReplicaStore {
     }
 
     static func forkedRevisions(_ db: Database) throws -> [ForkedRevision] {
-            try Row.fetchAll(db, sql: "SELECT node, counter, record, hash, reason, detail, stored FROM forked_revision ORDER BY seq").compactMap { row in
-                guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
-                return ForkedRevision(
-                    dot: Dot(node: node, counter: UInt64(row["counter"] as Int64)), record: record, hash: row["hash"], reason: row["reason"],
-                    detail: row["detail"], stored: row["stored"])
-            }
+        try Row.fetchAll(db, sql: "SELECT node, counter, record, hash, reason, detail, stored FROM forked_revision ORDER BY seq").compactMap
+        { row in
+            guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
+            return ForkedRevision(
+                dot: Dot(node: node, counter: UInt64(row["counter"] as Int64)), record: record, hash: row["hash"], reason: row["reason"],
+                detail: row["detail"], stored: row["stored"])
+        }
     }
 }
 

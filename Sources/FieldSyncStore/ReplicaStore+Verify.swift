@@ -55,7 +55,9 @@ extension ReplicaStore {
                 if revision.signature == nil {
                     problems.append("revision \(revision.dot) is not signed")
                 } else if let entry = directory[revision.dot.node] {
-                    if SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) { verified += 1 } else {
+                    if SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) {
+                        verified += 1
+                    } else {
                         problems.append("revision \(revision.dot): bad signature")
                     }
                 } else {
@@ -65,7 +67,9 @@ extension ReplicaStore {
                 if let previous = revision.previous {
                     let head = heads[revision.dot.node]
                     if head?.counter != revision.dot.counter - 1 || head?.hash != previous {
-                        problems.append("revision \(revision.dot): its prev does not name the stored revision \(revision.dot.node):\(revision.dot.counter - 1) (broken hash chain)")
+                        problems.append(
+                            "revision \(revision.dot): its prev does not name the stored revision \(revision.dot.node):\(revision.dot.counter - 1) (broken hash chain)"
+                        )
                     }
                 }
                 heads[revision.dot.node] = (revision.dot.counter, RevisionChain.hash(ofText: text))
@@ -77,7 +81,9 @@ extension ReplicaStore {
             var logged = VersionVector()
             for (node, list) in counters {
                 let sorted = list.sorted()
-                if sorted != Array(1...UInt64(sorted.count)) { problems.append("node \(node): counters are not 1…\(sorted.count) without gaps") }
+                if sorted != Array(1...UInt64(sorted.count)) {
+                    problems.append("node \(node): counters are not 1…\(sorted.count) without gaps")
+                }
                 logged[node] = sorted.last ?? 0
             }
             if logged != knowledge { problems.append("the stored version vector \(knowledge) differs from the log's \(logged)") }
@@ -89,13 +95,19 @@ extension ReplicaStore {
 
             let stored = try Row.fetchAll(db, sql: "SELECT id, state, title, deleted, conflicts FROM record")
             let authority = try Self.computedAuthority(db)
-            if stored.count != byRecord.count { problems.append("\(stored.count) materialized records for \(byRecord.count) records in the log") }
+            if stored.count != byRecord.count {
+                problems.append("\(stored.count) materialized records for \(byRecord.count) records in the log")
+            }
             for row in stored {
-                guard let id = RecordID(row["id"]) else { problems.append("record id \(row["id"] as String) is not a UUID"); continue }
+                guard let id = RecordID(row["id"]) else {
+                    problems.append("record id \(row["id"] as String) is not a UUID")
+                    continue
+                }
                 var replay = RecordState(id: id)
                 for revision in HistoryStep.canonicalOrder(byRecord[id] ?? []) { replay.apply(revision, authority: authority) }
                 if replay.json.canonicalText != (row["state"] as String) {
-                    problems.append("record \(id): the materialized state differs from a replay of its \(byRecord[id]?.count ?? 0) revisions")
+                    problems.append(
+                        "record \(id): the materialized state differs from a replay of its \(byRecord[id]?.count ?? 0) revisions")
                 }
                 if (row["title"] as String?) != replay.value(at: "title")?.stringValue || (row["deleted"] as Bool) != replay.isDeleted
                     || (row["conflicts"] as Int) != replay.conflicts.count
@@ -104,7 +116,8 @@ extension ReplicaStore {
                 }
             }
             return VerificationReport(
-                problems: problems, revisions: count, records: stored.count, verifiedSignatures: verified, setAside: try Self.forkedRevisions(db))
+                problems: problems, revisions: count, records: stored.count, verifiedSignatures: verified,
+                setAside: try Self.forkedRevisions(db))
         }
     }
 }

@@ -22,7 +22,9 @@ public final class ReplicaStore: Sendable {
     /// Creates a new replica file; refuses to touch an existing one.
     /// `node`: nil (the default) takes a node id bound to the new device key (spec 2.1); tests may
     /// name one.
-    public static func create(at path: String, name: String, node: NodeID? = nil, now: Int64, access: Access = .single) throws -> ReplicaStore {
+    public static func create(at path: String, name: String, node: NodeID? = nil, now: Int64, access: Access = .single) throws
+        -> ReplicaStore
+    {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= Revision.maximumAuthorLength else {
             throw StoreError(.invalid, "the name must be 1 to \(Revision.maximumAuthorLength) characters")
@@ -33,7 +35,8 @@ public final class ReplicaStore: Sendable {
         // URL, not NSString: corelibs Foundation traps on deletingLastPathComponent of a one-letter name.
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if !FileManager.default.fileExists(atPath: directory) {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try? FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         // Created 0600 before SQLite opens it: the replica holds evidence (and, later, a private key).
         guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
@@ -48,7 +51,8 @@ public final class ReplicaStore: Sendable {
                     sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, ?, NULL, ?)",
                     arguments: [(node ?? bound.node).rawValue, trimmed, now])
                 if node == nil {
-                    try db.execute(sql: "INSERT INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [bound.node.rawValue, bound.nonce])
+                    try db.execute(
+                        sql: "INSERT INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [bound.node.rawValue, bound.nonce])
                 }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
@@ -87,7 +91,9 @@ public final class ReplicaStore: Sendable {
             try migrator.migrate(writer)
             if requireReplica {
                 let hasReplica = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM replica)") ?? false }
-                guard hasReplica else { throw StoreError(.notAStore, "\(path) is not a FieldSync replica (no identity); run `fieldsync init`") }
+                guard hasReplica else {
+                    throw StoreError(.notAStore, "\(path) is not a FieldSync replica (no identity); run `fieldsync init`")
+                }
             }
             // Every replica signs what it writes; one made before signing existed gets its key now.
             try writer.write { db in
@@ -157,7 +163,8 @@ public final class ReplicaStore: Sendable {
 
     static func retireNodeID(_ db: Database, reason: String, now: Int64, replacement fresh: NodeID) throws {
         let old = try Self.identity(db).node
-        try db.execute(sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
         try db.execute(sql: "UPDATE replica SET node = ? WHERE id = 1", arguments: [fresh.rawValue])
     }
 
@@ -201,10 +208,11 @@ public final class ReplicaStore: Sendable {
                 let current = try Self.loadState(db, id, cache: &cache)
                 let change = try build(index, current)
                 counter += 1
-                let revision = try key.sign(Revision(
-                    dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
-                    operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
-                    time: now, note: change.note, previous: previous))
+                let revision = try key.sign(
+                    Revision(
+                        dot: Dot(node: identity.node, counter: counter), record: id, kind: change.kind,
+                        operations: change.operations, context: current?.version ?? VersionVector(), author: identity.name,
+                        time: now, note: change.note, previous: previous))
                 let text = revision.canonicalForms.text
                 _ = try Self.apply(db, revision, to: current, authority: authority, text: text, cache: &cache, now: now)
                 previous = RevisionChain.hash(ofText: text)
@@ -221,7 +229,9 @@ public final class ReplicaStore: Sendable {
     /// throwing rejects the whole batch. Used to verify signatures and roles.
     public typealias Admission = @Sendable (Revision, RecordState?) throws -> Void
 
-    public func receive(_ revisions: [Revision], forks: ForkHandling = .setAside, now: Int64, admit: Admission = { _, _ in }) throws -> ReceiveOutcome {
+    public func receive(_ revisions: [Revision], forks: ForkHandling = .setAside, now: Int64, admit: Admission = { _, _ in }) throws
+        -> ReceiveOutcome
+    {
         try write { db in try Self.receive(db, revisions, forks: forks, now: now, admit: admit) }
     }
 
@@ -247,7 +257,8 @@ public final class ReplicaStore: Sendable {
     /// each revision that central node would refuse, and what depends on it, instead of refusing
     /// the batch (a bundle import, spec 12.4); ``ReceiveOutcome/held`` lists them.
     public func receiveVerified(
-        _ revisions: [Revision], learning keys: [KeyEntry] = [], from source: KeySource = .bundle, directoryTag: String? = nil, unconfirmed: Bool = false,
+        _ revisions: [Revision], learning keys: [KeyEntry] = [], from source: KeySource = .bundle, directoryTag: String? = nil,
+        unconfirmed: Bool = false,
         remintingAs fresh: NodeID? = nil, holding: Bool = false, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
@@ -275,7 +286,8 @@ public final class ReplicaStore: Sendable {
             if let fresh, outcome.ownNodeForked, let fork = outcome.ownForkPoint {
                 let reminted = try Self.remint(
                     db, nil, from: fork, replacement: fresh, capping: [:],
-                    reason: "a bundle holds other revisions under this replica's node from counter \(fork) (a restored copy or a clone)", now: now)
+                    reason: "a bundle holds other revisions under this replica's node from counter \(fork) (a restored copy or a clone)",
+                    now: now)
                 // Now the other copy's revisions of the old node id fit.
                 let second = try apply()
                 outcome.accepted += second.accepted
@@ -339,9 +351,14 @@ public final class ReplicaStore: Sendable {
         // Cached statements: a batch inserts up to a thousand rows, and compiling SQL per row showed
         // up in profiles.
         try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text, now])
-        try db.cachedStatement(sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter")
-            .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
+            .execute(arguments: [
+                revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text,
+                now,
+            ])
+        try db.cachedStatement(
+            sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter"
+        )
+        .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
         return true
     }
 
@@ -351,7 +368,8 @@ public final class ReplicaStore: Sendable {
     }
 
     static func loadState(_ db: Database, _ id: RecordID) throws -> RecordState? {
-        guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM record WHERE id = ?"), arguments: [id.rawValue]) else { return nil }
+        guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM record WHERE id = ?"), arguments: [id.rawValue])
+        else { return nil }
         return try RecordState(json: JSONValue(parsing: text))
     }
 
@@ -360,14 +378,16 @@ public final class ReplicaStore: Sendable {
         let ordered = states.values.sorted { $0.id < $1.id }
         let texts = ordered.parallelMap { $0.json.canonicalText }
         for (state, text) in zip(ordered, texts) {
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
                         deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
-                    """).execute(arguments: [
-                    state.id.rawValue, text, state.value(at: "title")?.stringValue, state.isDeleted,
-                    state.conflicts.count, now,
-                ])
+                    """
+            ).execute(arguments: [
+                state.id.rawValue, text, state.value(at: "title")?.stringValue, state.isDeleted,
+                state.conflicts.count, now,
+            ])
         }
     }
 
@@ -386,7 +406,8 @@ public final class ReplicaStore: Sendable {
         let lagging = mine.nodes.filter { mine[$0] > peer[$0] }
         if lagging.isEmpty { return MissingRevisions(texts: [], more: false) }
         if peer.isEmpty || lagging.allSatisfy({ peer[$0] == 0 }) && lagging.count == mine.nodes.count {
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT node, body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT node, body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
             let page = rows.prefix(limit)
             return MissingRevisions(
                 texts: page.map { $0["body"] }, more: rows.count > limit, nodes: Set(page.compactMap { NodeID($0["node"] as String) }))
@@ -436,7 +457,8 @@ public final class ReplicaStore: Sendable {
             throw StoreError(.invalid, "\"\(prefix)\" is not a record id: give at least 4 characters of an id shown by `fieldsync list`")
         }
         let ids = try read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM record WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", arguments: [lower, lower + "\u{FFFF}"])
+            try String.fetchAll(
+                db, sql: "SELECT id FROM record WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", arguments: [lower, lower + "\u{FFFF}"])
         }
         switch ids.count {
         case 0: throw StoreError(.notFound, "no record with id \(prefix)")
@@ -461,20 +483,24 @@ public final class ReplicaStore: Sendable {
     /// A record's revisions in the order this replica received them.
     public func history(of id: RecordID) throws -> [StoredRevision] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, body, received FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue]).map { row in
-                StoredRevision(seq: row["seq"], revision: try Revision(json: JSONValue(parsing: row["body"] as String)), received: row["received"])
-            }
+            try Row.fetchAll(db, sql: "SELECT seq, body, received FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
+                .map { row in
+                    StoredRevision(
+                        seq: row["seq"], revision: try Revision(json: JSONValue(parsing: row["body"] as String)), received: row["received"])
+                }
         }
     }
 
     public func status() throws -> ReplicaStatus {
         try read { db in
             let identity = try Self.identity(db)
-            let row = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) AS records, COALESCE(SUM(deleted), 0) AS deleted,
-                       COALESCE(SUM(conflicts > 0), 0) AS conflicted, COALESCE(SUM(conflicts), 0) AS conflicts
-                FROM record
-                """)!
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS records, COALESCE(SUM(deleted), 0) AS deleted,
+                           COALESCE(SUM(conflicts > 0), 0) AS conflicted, COALESCE(SUM(conflicts), 0) AS conflicts
+                    FROM record
+                    """)!
             let revisions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM revision") ?? 0
             return ReplicaStatus(
                 identity: identity, records: row["records"] - (row["deleted"] as Int), deletedRecords: row["deleted"],
@@ -528,11 +554,14 @@ public struct SQLiteSyncStorage: SyncStorage {
         try await replica.asyncRead { db in try ReplicaStore.knowledge(db) }
     }
 
-    public func store(_ revisions: [Revision], from owners: Set<NodeID>, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void) async throws -> StoreOutcome {
+    public func store(_ revisions: [Revision], from owners: Set<NodeID>, admit: @escaping @Sendable (Revision, RecordState?) throws -> Void)
+        async throws -> StoreOutcome
+    {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        return StoreOutcome(try await replica.asyncWrite { db in
-            try ReplicaStore.receive(db, revisions, forks: .refuseFrom(owners: owners), now: now, admit: admit)
-        })
+        return StoreOutcome(
+            try await replica.asyncWrite { db in
+                try ReplicaStore.receive(db, revisions, forks: .refuseFrom(owners: owners), now: now, admit: admit)
+            })
     }
 
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {

@@ -32,9 +32,12 @@ extension ReplicaStore {
     public func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) throws {
         try write { db in
             try Self.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now)
-            try Self.appendAudit(db, AuditEntry(
-                time: now, user: nil, device: nil, action: "add-user", detail: "issued an enrolment code for \(name) (\(role.rawValue)) on the server machine",
-                address: nil))
+            try Self.appendAudit(
+                db,
+                AuditEntry(
+                    time: now, user: nil, device: nil, action: "add-user",
+                    detail: "issued an enrolment code for \(name) (\(role.rawValue)) on the server machine",
+                    address: nil))
         }
     }
 
@@ -46,23 +49,30 @@ extension ReplicaStore {
 
 extension SQLiteSyncStorage: AccountStorage {
     public func addAccount(name: String, role: Role, codeHash: String, expires: Int64, now: Int64) async throws {
-        try await replica.asyncWrite { db in try ReplicaStore.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now) }
+        try await replica.asyncWrite { db in
+            try ReplicaStore.addAccount(db, name: name, role: role, codeHash: codeHash, expires: expires, now: now)
+        }
     }
 
-    public func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws -> Principal {
+    public func redeem(codeHash: String, node: NodeID, publicKey: String, tokenHash: String, repeatable: Bool, now: Int64) async throws
+        -> Principal
+    {
         try await replica.asyncWrite { db in
-            guard let code = try Row.fetchOne(
-                db, sql: """
-                    SELECT c.account, c.expires, c.used, a.role, a.revoked FROM enrolment_code c JOIN account a ON a.name = c.account
-                    WHERE c.hash = ?
-                    """, arguments: [codeHash])
+            guard
+                let code = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT c.account, c.expires, c.used, a.role, a.revoked FROM enrolment_code c JOIN account a ON a.name = c.account
+                        WHERE c.hash = ?
+                        """, arguments: [codeHash])
             else { throw ProtocolError(.unauthorized, "the enrolment code is not valid") }
             if let used = code["used"] as Int64? {
                 // The same device asking again, because the answer to its enrolment was lost: it proved
                 // it holds the key, and it is the device this code enrolled, so it gets a new token.
                 guard repeatable, (code["expires"] as Int64) > now, (code["revoked"] as Int64?) == nil,
                     let device = try Row.fetchOne(
-                        db, sql: "SELECT account, public_key, token_hash, enrolled, revoked FROM device WHERE node = ?", arguments: [node.rawValue]),
+                        db, sql: "SELECT account, public_key, token_hash, enrolled, revoked FROM device WHERE node = ?",
+                        arguments: [node.rawValue]),
                     (device["account"] as String) == (code["account"] as String), (device["public_key"] as String) == publicKey,
                     (device["enrolled"] as Int64) == used, (device["revoked"] as Int64?) == nil
                 else { throw ProtocolError(.unauthorized, "the enrolment code was already used") }
@@ -70,7 +80,9 @@ extension SQLiteSyncStorage: AccountStorage {
                     sql: "UPDATE device SET token_hash = ? WHERE token_hash = ?", arguments: [tokenHash, device["token_hash"] as String])
                 return Principal(account: code["account"], role: Role(rawValue: code["role"])!, node: node, publicKey: publicKey)
             }
-            guard (code["expires"] as Int64) > now else { throw ProtocolError(.unauthorized, "the enrolment code has expired; ask an admin for a new one") }
+            guard (code["expires"] as Int64) > now else {
+                throw ProtocolError(.unauthorized, "the enrolment code has expired; ask an admin for a new one")
+            }
             guard (code["revoked"] as Int64?) == nil else { throw ProtocolError(.unauthorized, "the account was revoked") }
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM device WHERE node = ?", arguments: [node.rawValue]) == nil else {
                 throw ProtocolError(.conflictingDuplicate, "node \(node) is already enrolled")
@@ -90,10 +102,12 @@ extension SQLiteSyncStorage: AccountStorage {
     public func principal(tokenHash: String) async throws -> Principal? {
         try await replica.asyncRead { db in
             try Row.fetchOne(
-                db, sql: """
+                db,
+                sql: """
                     SELECT d.node, d.account, d.public_key, a.role FROM device d JOIN account a ON a.name = d.account
                     WHERE d.token_hash = ? AND d.revoked IS NULL AND a.revoked IS NULL ORDER BY d.enrolled LIMIT 1
-                    """, arguments: [tokenHash]).flatMap(ReplicaStore.principal)
+                    """, arguments: [tokenHash]
+            ).flatMap(ReplicaStore.principal)
         }
     }
 
@@ -108,7 +122,8 @@ extension SQLiteSyncStorage: AccountStorage {
             guard held < SyncProtocol.maximumNodesPerDevice else {
                 throw ProtocolError(
                     .forbidden,
-                    "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code")
+                    "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code"
+                )
             }
             let certificate = try NodeCertificate.issue(
                 node: node, publicKey: principal.publicKey, user: principal.account, role: principal.role, issued: now,
@@ -124,7 +139,9 @@ extension SQLiteSyncStorage: AccountStorage {
         return try await replica.asyncRead { db in
             let list = nodes.map(\.rawValue).sorted()
             return try String.fetchAll(
-                db, sql: "SELECT certificate FROM device WHERE certificate IS NOT NULL AND node IN (\(databaseQuestionMarks(count: list.count))) ORDER BY node",
+                db,
+                sql:
+                    "SELECT certificate FROM device WHERE certificate IS NOT NULL AND node IN (\(databaseQuestionMarks(count: list.count))) ORDER BY node",
                 arguments: StatementArguments(list)
             ).compactMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
         }
@@ -132,7 +149,8 @@ extension SQLiteSyncStorage: AccountStorage {
 
     public func enrolmentFailures(from address: String, since: Int64) async throws -> Int {
         try await replica.asyncRead { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrolment_failure WHERE address = ? AND time >= ?", arguments: [address, since]) ?? 0
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM enrolment_failure WHERE address = ? AND time >= ?", arguments: [address, since]) ?? 0
         }
     }
 
@@ -157,12 +175,18 @@ extension SQLiteSyncStorage: AccountStorage {
 
     public func keyDirectory() async throws -> KeyDirectory {
         try await replica.asyncRead { db in
-            KeyDirectory(try Row.fetchAll(db, sql: """
-                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked
-                FROM device d JOIN account a ON a.name = d.account
-                """).compactMap { row in
+            KeyDirectory(
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked
+                        FROM device d JOIN account a ON a.name = d.account
+                        """
+                ).compactMap { row in
                     NodeID(row["node"]).map {
-                        KeyEntry(node: $0, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]), revoked: row["revoked"])
+                        KeyEntry(
+                            node: $0, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]),
+                            revoked: row["revoked"])
                     }
                 })
         }
@@ -173,13 +197,17 @@ extension SQLiteSyncStorage: AccountStorage {
         return try await replica.asyncRead { db in
             var hasher = SHA256()
             hasher.update(data: Data(try ReplicaStore.deviceKey(db).publicKeyBase64.utf8))
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
-                FROM device d JOIN account a ON a.name = d.account ORDER BY d.node
-                """)
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
+                    FROM device d JOIN account a ON a.name = d.account ORDER BY d.node
+                    """)
             while let row = try rows.next() {
                 let revoked = (row["revoked"] as Int64?).map(String.init) ?? "-"
-                let fields = [row["node"] as String, row["public_key"], row["account"], row["role"], revoked, (row["certificate"] as String?) ?? "-"]
+                let fields = [
+                    row["node"] as String, row["public_key"], row["account"], row["role"], revoked, (row["certificate"] as String?) ?? "-",
+                ]
                 hasher.update(data: Data((fields.joined(separator: "\u{1F}") + "\u{1E}").utf8))
             }
             return "\"" + hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
@@ -193,60 +221,77 @@ extension SQLiteSyncStorage: AccountStorage {
         }
         guard uncertified else { return }
         try await replica.asyncWrite { db in
-                let key = try ReplicaStore.deviceKey(db)
-                for row in try Row.fetchAll(db, sql: """
+            let key = try ReplicaStore.deviceKey(db)
+            for row in try Row.fetchAll(
+                db,
+                sql: """
                     SELECT d.node, d.public_key, d.account, a.role, d.enrolled FROM device d JOIN account a ON a.name = d.account
                     WHERE d.certificate IS NULL
                     """)
-                {
-                    guard let node = NodeID(row["node"]), let role = Role(rawValue: row["role"]) else { continue }
-                    let certificate = try NodeCertificate.issue(
-                        node: node, publicKey: row["public_key"], user: row["account"], role: role, issued: row["enrolled"], by: key)
-                    try db.execute(
-                        sql: "UPDATE device SET certificate = ? WHERE node = ?", arguments: [certificate.json.canonicalText, node.rawValue])
-                }
+            {
+                guard let node = NodeID(row["node"]), let role = Role(rawValue: row["role"]) else { continue }
+                let certificate = try NodeCertificate.issue(
+                    node: node, publicKey: row["public_key"], user: row["account"], role: role, issued: row["enrolled"], by: key)
+                try db.execute(
+                    sql: "UPDATE device SET certificate = ? WHERE node = ?", arguments: [certificate.json.canonicalText, node.rawValue])
+            }
         }
     }
 
     public func certifiedKeyDirectory() async throws -> KeyDirectory {
         try await certifyMissing()
         return try await replica.asyncRead { db in
-            let entries = try Row.fetchAll(db, sql: """
-                SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
-                FROM device d JOIN account a ON a.name = d.account
-                """).compactMap { row -> KeyEntry? in
-                    guard let node = NodeID(row["node"]) else { return nil }
-                    let certificate = (row["certificate"] as String?).flatMap { try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate") }
-                    return KeyEntry(
-                        node: node, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]), revoked: row["revoked"],
-                        certificate: certificate)
+            let entries = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
+                    FROM device d JOIN account a ON a.name = d.account
+                    """
+            ).compactMap { row -> KeyEntry? in
+                guard let node = NodeID(row["node"]) else { return nil }
+                let certificate = (row["certificate"] as String?).flatMap {
+                    try? NodeCertificate(json: JSONValue(parsing: $0), at: "certificate")
                 }
+                return KeyEntry(
+                    node: node, publicKey: row["public_key"], user: row["account"], role: Role(rawValue: row["role"]),
+                    revoked: row["revoked"],
+                    certificate: certificate)
+            }
             return KeyDirectory(entries, serverKey: try ReplicaStore.deviceKey(db).publicKeyBase64)
         }
     }
 
     public func accounts() async throws -> [Account] {
         try await replica.asyncRead { db in
-            try Row.fetchAll(db, sql: """
-                SELECT a.name, a.role, a.created, a.revoked, (SELECT COUNT(*) FROM device d WHERE d.account = a.name) AS devices
-                FROM account a ORDER BY a.name
-                """).map { row in
-                    Account(name: row["name"], role: Role(rawValue: row["role"]) ?? .documenter, created: row["created"], revoked: row["revoked"], devices: row["devices"])
-                }
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.name, a.role, a.created, a.revoked, (SELECT COUNT(*) FROM device d WHERE d.account = a.name) AS devices
+                    FROM account a ORDER BY a.name
+                    """
+            ).map { row in
+                Account(
+                    name: row["name"], role: Role(rawValue: row["role"]) ?? .documenter, created: row["created"], revoked: row["revoked"],
+                    devices: row["devices"])
+            }
         }
     }
 
     public func devices() async throws -> [Device] {
         try await replica.asyncRead { db in
-            try Row.fetchAll(db, sql: """
-                SELECT d.node, d.account, a.role, d.public_key, d.enrolled, COALESCE(d.revoked, a.revoked) AS revoked
-                FROM device d JOIN account a ON a.name = d.account ORDER BY d.account, d.enrolled
-                """).compactMap { row in
-                    NodeID(row["node"]).map {
-                        Device(node: $0, account: row["account"], role: Role(rawValue: row["role"]) ?? .documenter, publicKey: row["public_key"],
-                               enrolled: row["enrolled"], revoked: row["revoked"])
-                    }
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.node, d.account, a.role, d.public_key, d.enrolled, COALESCE(d.revoked, a.revoked) AS revoked
+                    FROM device d JOIN account a ON a.name = d.account ORDER BY d.account, d.enrolled
+                    """
+            ).compactMap { row in
+                NodeID(row["node"]).map {
+                    Device(
+                        node: $0, account: row["account"], role: Role(rawValue: row["role"]) ?? .documenter, publicKey: row["public_key"],
+                        enrolled: row["enrolled"], revoked: row["revoked"])
                 }
+            }
         }
     }
 
@@ -263,7 +308,8 @@ extension SQLiteSyncStorage: AccountStorage {
         try await replica.asyncWrite { db in
             // A device may hold several node ids (after a restore): they share its token and key, and
             // all of them are revoked together.
-            guard let token = try String.fetchOne(db, sql: "SELECT token_hash FROM device WHERE node = ?", arguments: [node.rawValue]) else {
+            guard let token = try String.fetchOne(db, sql: "SELECT token_hash FROM device WHERE node = ?", arguments: [node.rawValue])
+            else {
                 return false
             }
             try db.execute(sql: "UPDATE device SET revoked = COALESCE(revoked, ?) WHERE token_hash = ?", arguments: [now, token])
@@ -283,19 +329,24 @@ extension SQLiteSyncStorage: AccountStorage {
             var found = Set<NodeID>()
             for node in Set(revisions.map(\.dot.node)) {
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT COALESCE(d.revoked, a.revoked) AS revoked FROM device d JOIN account a ON a.name = d.account WHERE d.node = ?",
+                    db,
+                    sql:
+                        "SELECT COALESCE(d.revoked, a.revoked) AS revoked FROM device d JOIN account a ON a.name = d.account WHERE d.node = ?",
                     arguments: [node.rawValue])
                 if let row, (row["revoked"] as Int64?) != nil { found.insert(node) }
             }
             let revokedNow = found
-            let outcome = StoreOutcome(try ReplicaStore.receive(
-                db, revisions, checked: checked, forks: .refuseFrom(owners: owners), now: now, authenticate: authenticate
-            ) { revision, current in
-                try admit(revision, current)
-                if revokedNow.contains(revision.dot.node) {
-                    throw ProtocolError(.forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
-                }
-            })
+            let outcome = StoreOutcome(
+                try ReplicaStore.receive(
+                    db, revisions, checked: checked, forks: .refuseFrom(owners: owners), now: now, authenticate: authenticate
+                ) { revision, current in
+                    try admit(revision, current)
+                    if revokedNow.contains(revision.dot.node) {
+                        throw ProtocolError(
+                            .forbidden,
+                            "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+                    }
+                })
             try ReplicaStore.appendAudit(db, audit(outcome))
             return outcome
         }
@@ -307,8 +358,11 @@ extension SQLiteSyncStorage: AccountStorage {
 
     public func audit(limit: Int) async throws -> [AuditEntry] {
         try await replica.asyncRead { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM (SELECT * FROM audit ORDER BY seq DESC LIMIT ?) ORDER BY seq", arguments: [limit]).map { row in
-                AuditEntry(seq: row["seq"], time: row["time"], user: row["user"], device: row["device"], action: row["action"], detail: row["detail"], address: row["address"])
+            try Row.fetchAll(db, sql: "SELECT * FROM (SELECT * FROM audit ORDER BY seq DESC LIMIT ?) ORDER BY seq", arguments: [limit]).map
+            { row in
+                AuditEntry(
+                    seq: row["seq"], time: row["time"], user: row["user"], device: row["device"], action: row["action"],
+                    detail: row["detail"], address: row["address"])
             }
         }
     }

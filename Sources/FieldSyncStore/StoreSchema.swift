@@ -6,130 +6,134 @@ enum StoreSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE replica (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    node TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    server TEXT,
-                    created INTEGER NOT NULL
-                );
-                CREATE TABLE retired_node (
-                    node TEXT PRIMARY KEY,
-                    retired INTEGER NOT NULL,
-                    reason TEXT NOT NULL
-                );
-                CREATE TABLE revision (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    node TEXT NOT NULL,
-                    counter INTEGER NOT NULL,
-                    record TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    received INTEGER NOT NULL,
-                    UNIQUE (node, counter)
-                );
-                CREATE INDEX revision_record ON revision (record, seq);
-                CREATE TABLE knowledge (
-                    node TEXT PRIMARY KEY,
-                    counter INTEGER NOT NULL
-                );
-                CREATE TABLE record (
-                    id TEXT PRIMARY KEY,
-                    state TEXT NOT NULL,
-                    title TEXT,
-                    deleted INTEGER NOT NULL,
-                    conflicts INTEGER NOT NULL,
-                    updated INTEGER NOT NULL
-                );
-                CREATE INDEX record_conflicted ON record (conflicts) WHERE conflicts > 0;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE replica (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        node TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        server TEXT,
+                        created INTEGER NOT NULL
+                    );
+                    CREATE TABLE retired_node (
+                        node TEXT PRIMARY KEY,
+                        retired INTEGER NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    CREATE TABLE revision (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        node TEXT NOT NULL,
+                        counter INTEGER NOT NULL,
+                        record TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        received INTEGER NOT NULL,
+                        UNIQUE (node, counter)
+                    );
+                    CREATE INDEX revision_record ON revision (record, seq);
+                    CREATE TABLE knowledge (
+                        node TEXT PRIMARY KEY,
+                        counter INTEGER NOT NULL
+                    );
+                    CREATE TABLE record (
+                        id TEXT PRIMARY KEY,
+                        state TEXT NOT NULL,
+                        title TEXT,
+                        deleted INTEGER NOT NULL,
+                        conflicts INTEGER NOT NULL,
+                        updated INTEGER NOT NULL
+                    );
+                    CREATE INDEX record_conflicted ON record (conflicts) WHERE conflicts > 0;
+                    """)
         }
         migrator.registerMigration("v2-security") { db in
-            try db.execute(sql: """
-                CREATE TABLE device_key (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    private_key BLOB NOT NULL,
-                    public_key TEXT NOT NULL,
-                    created INTEGER NOT NULL
-                );
-                CREATE TABLE enrolment (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    server TEXT NOT NULL,
-                    token TEXT NOT NULL,
-                    user TEXT NOT NULL,
-                    role TEXT NOT NULL,
-                    enrolled INTEGER NOT NULL
-                );
-                CREATE TABLE node_key (
-                    node TEXT PRIMARY KEY,
-                    public_key TEXT NOT NULL,
-                    user TEXT,
-                    role TEXT,
-                    revoked INTEGER
-                );
-                CREATE TABLE account (
-                    name TEXT PRIMARY KEY,
-                    role TEXT NOT NULL,
-                    created INTEGER NOT NULL,
-                    revoked INTEGER
-                );
-                CREATE TABLE enrolment_code (
-                    hash TEXT PRIMARY KEY,
-                    account TEXT NOT NULL REFERENCES account (name),
-                    created INTEGER NOT NULL,
-                    expires INTEGER NOT NULL,
-                    used INTEGER
-                );
-                CREATE TABLE device (
-                    node TEXT PRIMARY KEY,
-                    account TEXT NOT NULL REFERENCES account (name),
-                    public_key TEXT NOT NULL,
-                    token_hash TEXT NOT NULL,
-                    enrolled INTEGER NOT NULL,
-                    revoked INTEGER
-                );
-                CREATE INDEX device_token ON device (token_hash);
-                CREATE TABLE audit (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    time INTEGER NOT NULL,
-                    user TEXT,
-                    device TEXT,
-                    action TEXT NOT NULL,
-                    detail TEXT NOT NULL,
-                    address TEXT
-                );
-                CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-                CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE device_key (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        private_key BLOB NOT NULL,
+                        public_key TEXT NOT NULL,
+                        created INTEGER NOT NULL
+                    );
+                    CREATE TABLE enrolment (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        server TEXT NOT NULL,
+                        token TEXT NOT NULL,
+                        user TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        enrolled INTEGER NOT NULL
+                    );
+                    CREATE TABLE node_key (
+                        node TEXT PRIMARY KEY,
+                        public_key TEXT NOT NULL,
+                        user TEXT,
+                        role TEXT,
+                        revoked INTEGER
+                    );
+                    CREATE TABLE account (
+                        name TEXT PRIMARY KEY,
+                        role TEXT NOT NULL,
+                        created INTEGER NOT NULL,
+                        revoked INTEGER
+                    );
+                    CREATE TABLE enrolment_code (
+                        hash TEXT PRIMARY KEY,
+                        account TEXT NOT NULL REFERENCES account (name),
+                        created INTEGER NOT NULL,
+                        expires INTEGER NOT NULL,
+                        used INTEGER
+                    );
+                    CREATE TABLE device (
+                        node TEXT PRIMARY KEY,
+                        account TEXT NOT NULL REFERENCES account (name),
+                        public_key TEXT NOT NULL,
+                        token_hash TEXT NOT NULL,
+                        enrolled INTEGER NOT NULL,
+                        revoked INTEGER
+                    );
+                    CREATE INDEX device_token ON device (token_hash);
+                    CREATE TABLE audit (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        time INTEGER NOT NULL,
+                        user TEXT,
+                        device TEXT,
+                        action TEXT NOT NULL,
+                        detail TEXT NOT NULL,
+                        address TEXT
+                    );
+                    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    """)
         }
         migrator.registerMigration("v3-tls") { db in
-            try db.execute(sql: """
-                ALTER TABLE enrolment ADD COLUMN pin TEXT;
-                ALTER TABLE enrolment ADD COLUMN pinned_cert TEXT;
-                ALTER TABLE enrolment ADD COLUMN ca_cert TEXT;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE enrolment ADD COLUMN pin TEXT;
+                    ALTER TABLE enrolment ADD COLUMN pinned_cert TEXT;
+                    ALTER TABLE enrolment ADD COLUMN ca_cert TEXT;
+                    """)
         }
         migrator.registerMigration("v4-backup") { db in
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN backup INTEGER")
         }
         migrator.registerMigration("v5-forks") { db in
-            try db.execute(sql: """
-                CREATE TABLE forked_revision (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    node TEXT NOT NULL,
-                    counter INTEGER NOT NULL,
-                    record TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    hash TEXT NOT NULL UNIQUE,
-                    reason TEXT NOT NULL,
-                    detail TEXT NOT NULL,
-                    stored INTEGER NOT NULL
-                );
-                CREATE INDEX forked_revision_dot ON forked_revision (node, counter);
-                CREATE TABLE stale_record (id TEXT PRIMARY KEY);
-                CREATE TABLE unconfirmed_node (node TEXT PRIMARY KEY, counter INTEGER NOT NULL);
-                ALTER TABLE replica ADD COLUMN keys_tag TEXT;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE forked_revision (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        node TEXT NOT NULL,
+                        counter INTEGER NOT NULL,
+                        record TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        hash TEXT NOT NULL UNIQUE,
+                        reason TEXT NOT NULL,
+                        detail TEXT NOT NULL,
+                        stored INTEGER NOT NULL
+                    );
+                    CREATE INDEX forked_revision_dot ON forked_revision (node, counter);
+                    CREATE TABLE stale_record (id TEXT PRIMARY KEY);
+                    CREATE TABLE unconfirmed_node (node TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+                    ALTER TABLE replica ADD COLUMN keys_tag TEXT;
+                    """)
         }
         migrator.registerMigration("v6-authority") { db in
             // The authority the record states were computed with (spec 6.3); NULL makes the next
@@ -137,25 +141,26 @@ enum StoreSchema {
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN authority TEXT")
         }
         migrator.registerMigration("v7-certificates") { db in
-            try db.execute(sql: """
-                ALTER TABLE device ADD COLUMN certificate TEXT;
-                ALTER TABLE node_key ADD COLUMN certificate TEXT;
-                ALTER TABLE enrolment ADD COLUMN server_key TEXT;
-                CREATE TABLE held_revision (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    node TEXT NOT NULL,
-                    counter INTEGER NOT NULL,
-                    record TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    reason TEXT NOT NULL,
-                    stored INTEGER NOT NULL,
-                    UNIQUE (node, counter, body)
-                );
-                CREATE INDEX held_revision_dot ON held_revision (node, counter);
-                CREATE TABLE node_nonce (node TEXT PRIMARY KEY, nonce TEXT NOT NULL);
-                CREATE TABLE enrolment_failure (address TEXT NOT NULL, time INTEGER NOT NULL);
-                CREATE INDEX enrolment_failure_address ON enrolment_failure (address, time);
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE device ADD COLUMN certificate TEXT;
+                    ALTER TABLE node_key ADD COLUMN certificate TEXT;
+                    ALTER TABLE enrolment ADD COLUMN server_key TEXT;
+                    CREATE TABLE held_revision (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        node TEXT NOT NULL,
+                        counter INTEGER NOT NULL,
+                        record TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        stored INTEGER NOT NULL,
+                        UNIQUE (node, counter, body)
+                    );
+                    CREATE INDEX held_revision_dot ON held_revision (node, counter);
+                    CREATE TABLE node_nonce (node TEXT PRIMARY KEY, nonce TEXT NOT NULL);
+                    CREATE TABLE enrolment_failure (address TEXT NOT NULL, time INTEGER NOT NULL);
+                    CREATE INDEX enrolment_failure_address ON enrolment_failure (address, time);
+                    """)
         }
         return migrator
     }

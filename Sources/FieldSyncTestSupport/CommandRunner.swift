@@ -26,7 +26,9 @@ public struct FieldSyncBinary: Sendable {
     /// Finds `fieldsync` beside the test bundle (SwiftPM builds it with the tests).
     public init() throws {
         var candidates: [URL] = []
-        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent().appendingPathComponent("fieldsync")) }
+        if let executable = Bundle.main.executableURL {
+            candidates.append(executable.deletingLastPathComponent().appendingPathComponent("fieldsync"))
+        }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/fieldsync"))
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
@@ -37,7 +39,9 @@ public struct FieldSyncBinary: Sendable {
 
     /// Runs `fieldsync ARGS` and waits for it without blocking Swift concurrency's few threads (an
     /// in-process server in the same test run needs them). `store` becomes `--store`.
-    public func run(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) async throws -> CommandResult {
+    public func run(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) async throws
+        -> CommandResult
+    {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result { try runBlocking(arguments, store: store, stdin: stdin, environment: environment) })
@@ -46,7 +50,9 @@ public struct FieldSyncBinary: Sendable {
     }
 
     /// Runs `fieldsync ARGS` on the calling thread and waits for it.
-    public func runBlocking(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
+    public func runBlocking(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) throws
+        -> CommandResult
+    {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
@@ -67,11 +73,15 @@ public struct FieldSyncBinary: Sendable {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return CommandResult(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 }
 
 public struct CLIBinaryMissing: Error, CustomStringConvertible {
     public var searched: [String]
-    public var description: String { "the fieldsync binary was not found (run `swift build` first); looked in \(searched.joined(separator: ", "))" }
+    public var description: String {
+        "the fieldsync binary was not found (run `swift build` first); looked in \(searched.joined(separator: ", "))"
+    }
 }

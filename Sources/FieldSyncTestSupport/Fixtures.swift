@@ -5,10 +5,16 @@ import FieldSyncStore
 public enum Fixtures {
     /// Creates a record with the given fields on `store` and returns its id.
     @discardableResult
-    public static func addIncident(_ store: ReplicaStore, title: String, _ changes: [FieldChange] = [], now: Int64 = 1_741_340_000_000) throws -> RecordID {
+    public static func addIncident(_ store: ReplicaStore, title: String, _ changes: [FieldChange] = [], now: Int64 = 1_741_340_000_000)
+        throws -> RecordID
+    {
         let id = RecordID.generate(millisecondsSince1970: now)
         _ = try store.commitLocal(record: id, now: now) { current in
-            (.put, try LocalEdit.operations(for: [.set(path: "title", value: .string(title))] + changes, current: current, newEntryID: { "e1" }), nil)
+            (
+                .put,
+                try LocalEdit.operations(
+                    for: [.set(path: "title", value: .string(title))] + changes, current: current, newEntryID: { "e1" }), nil
+            )
         }
         return id
     }

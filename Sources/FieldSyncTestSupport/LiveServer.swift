@@ -23,7 +23,9 @@ public final class LiveServer: Sendable {
         var logger = Logger(label: "fieldsync.test-server")
         logger.logLevel = .warning
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = try buildApplication(storage: SQLiteSyncStorage(replica: store), configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger) { port in
+        let app = try buildApplication(
+            storage: SQLiteSyncStorage(replica: store), configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger
+        ) { port in
             portContinuation.yield(port)
         }
         let task = Task { try await app.run() }
@@ -55,7 +57,9 @@ extension LiveServer {
 
 /// Enrolment for tests, through the real code path.
 public enum Enrolling {
-    public static func issueCode(on serverStore: ReplicaStore, for user: String, role: Role, expiresIn milliseconds: Int64 = 3_600_000) throws -> String {
+    public static func issueCode(on serverStore: ReplicaStore, for user: String, role: Role, expiresIn milliseconds: Int64 = 3_600_000)
+        throws -> String
+    {
         let code = Secrets.newEnrolmentCode()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try serverStore.addAccount(name: user, role: role, codeHash: Secrets.hash(code), expires: now + milliseconds, now: now)
@@ -67,7 +71,8 @@ public enum Enrolling {
         let node = try replica.identity().node
         let transport = try HTTPSyncTransport(baseURL: url, node: node)
         do {
-            let response = try await transport.enrol(EnrolRequest(code: code, node: node, publicKey: try replica.publicKey(), nonce: try replica.nodeNonce(node)))
+            let response = try await transport.enrol(
+                EnrolRequest(code: code, node: node, publicKey: try replica.publicKey(), nonce: try replica.nodeNonce(node)))
             await transport.shutdown()
             try replica.saveEnrolment(Enrolment(server: url, token: response.token, user: response.user, role: response.role), now: 0)
         } catch {
@@ -78,11 +83,14 @@ public enum Enrolling {
 
     /// Enrols `replica` directly on a server store (no HTTP) and returns its bearer token, for
     /// in-process router tests.
-    public static func token(for replica: ReplicaStore, on serverStore: ReplicaStore, user: String, role: Role = .documenter) async throws -> String {
+    public static func token(for replica: ReplicaStore, on serverStore: ReplicaStore, user: String, role: Role = .documenter) async throws
+        -> String
+    {
         let code = try issueCode(on: serverStore, for: user, role: role)
         let token = Secrets.newToken()
         _ = try await SQLiteSyncStorage(replica: serverStore).redeem(
-            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(), tokenHash: Secrets.hash(token), repeatable: false, now: 1)
+            codeHash: Secrets.hash(code), node: try replica.identity().node, publicKey: try replica.publicKey(),
+            tokenHash: Secrets.hash(token), repeatable: false, now: 1)
         return token
     }
 

@@ -26,7 +26,9 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Runs `fieldsync ARGUMENTS` (a `serve` command line as written) with `environment` added to
     /// this process's, less `FIELDSYNC_STORE`.
-    public static func start(binary: FieldSyncBinary, arguments: [String], environment: [String: String] = [:]) async throws -> ServerProcess {
+    public static func start(binary: FieldSyncBinary, arguments: [String], environment: [String: String] = [:]) async throws
+        -> ServerProcess
+    {
         let process = Process()
         process.executableURL = binary.url
         process.arguments = arguments

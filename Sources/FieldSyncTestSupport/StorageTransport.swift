@@ -1,7 +1,7 @@
-import Synchronization
 import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
+import Synchronization
 
 /// A transport that talks to a ``SyncStorage`` directly, through the same message encoding as HTTP,
 /// for fast property tests of many sync schedules without sockets.
@@ -53,7 +53,8 @@ public struct StorageTransport<Storage: SyncStorage>: SyncTransport {
         do { outcome = try await storage.store(request.revisions, from: owners) { _, _ in } } catch let error as ProtocolError {
             throw SyncError.rejected(status: 409, error: error)
         }
-        return PushResponse(accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge)
+        return PushResponse(
+            accepted: outcome.accepted, duplicates: outcome.duplicates, setAside: outcome.setAside, knowledge: outcome.knowledge)
     }
 
     public func keys() async throws -> KeyDirectory { directory }

@@ -102,7 +102,8 @@ import Testing
             #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
         }
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "keep me")
-        let missing = try await w.binary.run(["backup", "--out", w.dir.file("copy.fieldsync")], store: w.dir.file("nothing-here.fieldsync"))
+        let missing = try await w.binary.run(
+            ["backup", "--out", w.dir.file("copy.fieldsync")], store: w.dir.file("nothing-here.fieldsync"))
         #expect(missing.status == 1 && missing.stderr.contains("no replica at"), "\(missing)")
         #expect(!FileManager.default.fileExists(atPath: w.dir.file("copy.fieldsync")))
         #expect(try await w.ok("rima", "status", "--json").json()["revisions"] == 1)

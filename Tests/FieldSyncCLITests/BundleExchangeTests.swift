@@ -78,15 +78,20 @@ import Testing
         let before = try await w.state("b")
 
         let tampered = w.dir.file("tampered.bundle")
-        try original.replacingOccurrences(of: "\"value\":4", with: "\"value\":40").write(toFile: tampered, atomically: true, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"value\":4", with: "\"value\":40").write(
+            toFile: tampered, atomically: true, encoding: .utf8)
         let truncated = w.dir.file("truncated.bundle")
         try String(original.prefix(original.count / 2)).write(toFile: truncated, atomically: true, encoding: .utf8)
         let foreign = w.dir.file("foreign.bundle")
         try #"{"hello":"world"}"#.write(toFile: foreign, atomically: true, encoding: .utf8)
         let future = w.dir.file("future.bundle")
-        try original.replacingOccurrences(of: "\"protocol\":2", with: "\"protocol\":7").write(toFile: future, atomically: true, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"protocol\":2", with: "\"protocol\":7").write(
+            toFile: future, atomically: true, encoding: .utf8)
 
-        for (path, message) in [(tampered, "checksum"), (truncated, "truncated"), (foreign, "not a FieldSync bundle"), (future, "not supported"), (w.dir.file("none.bundle"), "cannot read")] {
+        for (path, message) in [
+            (tampered, "checksum"), (truncated, "truncated"), (foreign, "not a FieldSync bundle"), (future, "not supported"),
+            (w.dir.file("none.bundle"), "cannot read"),
+        ] {
             let result = try await w.run("b", "bundle", "import", path)
             #expect(result.status == 1, "\(path)")
             #expect(result.stderr.contains(message), "\(result.stderr)")

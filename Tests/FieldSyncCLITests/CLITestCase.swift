@@ -17,12 +17,16 @@ struct CLIWorkspace {
 
     /// Runs a command against a replica and expects it to succeed.
     @discardableResult
-    func ok(_ name: String, _ arguments: String..., stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> CommandResult {
+    func ok(_ name: String, _ arguments: String..., stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws
+        -> CommandResult
+    {
         try await ok(name, arguments, stdin: stdin, sourceLocation: sourceLocation)
     }
 
     @discardableResult
-    func ok(_ name: String, _ arguments: [String], stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws -> CommandResult {
+    func ok(_ name: String, _ arguments: [String], stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws
+        -> CommandResult
+    {
         let result = try await binary.run(arguments, store: store(name), stdin: stdin)
         #expect(result.status == 0, "\(arguments): \(result)", sourceLocation: sourceLocation)
         return result

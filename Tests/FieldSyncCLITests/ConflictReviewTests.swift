@@ -46,7 +46,8 @@ import Testing
 
         let unknown = try await w.run("admin", ["resolve", id, "--pick", "casualties.killed=0123456789abcdef:9", "--note", "x"])
         #expect(unknown.status == 1 && unknown.stderr.contains("not a current candidate"), "\(unknown)")
-        let resolved = try await w.ok("admin", "resolve", id, "--pick", "casualties.killed=\(omarsID)", "--note", "Hospital list names 15").stdout
+        let resolved = try await w.ok("admin", "resolve", id, "--pick", "casualties.killed=\(omarsID)", "--note", "Hospital list names 15")
+            .stdout
         #expect(resolved.contains("casualties.killed = 15"), "\(resolved)")
         for candidate in ids { #expect(resolved.contains("supersedes \(candidate)"), "\(resolved)") }
         #expect(try await w.show("admin", id)["fields"]?["casualties"]?["killed"] == 15)
@@ -68,7 +69,8 @@ import Testing
         #expect(try await w.ok("admin", "conflicts").stdout.contains("base: 10"))
         #expect(try await w.ok("admin", "status", "--json").json()["conflicts"] == 1)
 
-        try await w.ok("admin", "resolve", String(id.prefix(8)), "--pick", "casualties.killed=\(omarsNumber)", "--note", "Hospital list names 15")
+        try await w.ok(
+            "admin", "resolve", String(id.prefix(8)), "--pick", "casualties.killed=\(omarsNumber)", "--note", "Hospital list names 15")
         #expect(try await w.show("admin", id)["conflicts"] == [])
         for name in ["admin", "rima", "omar"] { _ = try await sync(name) }
         for name in ["admin", "rima", "omar"] {

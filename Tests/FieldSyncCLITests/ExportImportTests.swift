@@ -16,7 +16,9 @@ import Testing
         try await w.initReplica("a")
         try await w.initReplica("b")
         try await w.ok("a", "add", "--from", Self.examples.appendingPathComponent("coastal-incidents.json").path)
-        let id = try await w.add("a", "--title", "Raid on Al-Mukhtariya", "--set", "location.lat=35.5", "--set", "location.lon=35.8", "--set", "casualties.killed=9")
+        let id = try await w.add(
+            "a", "--title", "Raid on Al-Mukhtariya", "--set", "location.lat=35.5", "--set", "location.lon=35.8", "--set",
+            "casualties.killed=9")
         try await w.exchange("a", "b")
         try await w.ok("a", "edit", id, "--set", "casualties.killed=12")
         try await w.ok("b", "edit", id, "--set", "casualties.killed=15")
@@ -71,14 +73,18 @@ import Testing
             try await w.ok(name, "list", "--json").json().arrayValue!.compactMap { $0["fields"]?["title"]?.stringValue }.sorted()
         }
         #expect(try await titles("c") == titles("a"))
-        let baniyas = try #require(try await w.ok("c", "list", "--json").json().arrayValue?.first { $0["fields"]?["title"]?.stringValue?.contains("Baniyas") == true })
+        let baniyas = try #require(
+            try await w.ok("c", "list", "--json").json().arrayValue?.first {
+                $0["fields"]?["title"]?.stringValue?.contains("Baniyas") == true
+            })
         #expect(baniyas["fields"]?["violations"] == ["killing", "looting", "summary-execution"])
     }
 
     @Test func aBadRowIsNamedByLineAndNothingIsImportedUnlessSkipped() async throws {
         try await w.initReplica("c")
         let file = w.dir.file("in.csv")
-        try "title,killed,occurred_start,violations\r\nFirst,3,2025-03-07,killing\r\nSecond,-4,2025-03-07,\r\n\"Third, with a comma\",,2025-03,looting; destruction-of-property\r\n"
+        try
+            "title,killed,occurred_start,violations\r\nFirst,3,2025-03-07,killing\r\nSecond,-4,2025-03-07,\r\n\"Third, with a comma\",,2025-03,looting; destruction-of-property\r\n"
             .write(toFile: file, atomically: true, encoding: .utf8)
         let refused = try await w.run("c", "import", file)
         #expect(refused.status == 1)

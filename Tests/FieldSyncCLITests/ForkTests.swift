@@ -27,9 +27,13 @@ import Testing
 
     /// Every replica equals every other one and the server, each value is in every replica's
     /// history of the record, and every store is sound.
-    func expectConverged(_ names: [String], record id: String, values: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectConverged(_ names: [String], record id: String, values: [String], sourceLocation: SourceLocation = #_sourceLocation)
+        async throws
+    {
         let states = try await w.states(names)
-        #expect(Set(states).count == 1, "replicas differ:\n\(zip(names, states).map { "\($0): \($1)" }.joined(separator: "\n"))", sourceLocation: sourceLocation)
+        #expect(
+            Set(states).count == 1, "replicas differ:\n\(zip(names, states).map { "\($0): \($1)" }.joined(separator: "\n"))",
+            sourceLocation: sourceLocation)
         let server = try await w.binary.run(["list", "--all", "--json"], store: central)
         #expect(server.stdout == states.first, "the server differs: \(server.stdout)", sourceLocation: sourceLocation)
         for name in names {
@@ -57,16 +61,25 @@ import Testing
         try await w.initReplica("omar", server: server.url, serverStore: central)
         let id = try await w.add("rima", "--title", "Detentions at the checkpoint")
         var values: [String] = []
-        for i in 0..<before { values.append("before-\(i)"); try await write("rima", id, values.last!) }
+        for i in 0..<before {
+            values.append("before-\(i)")
+            try await write("rima", id, values.last!)
+        }
         try await w.ok("rima", "sync")
         let copy = w.dir.file("rima-copy.fieldsync")
         try copyFile(w.store("rima"), copy)
-        for i in 0..<after { values.append("after-\(i)"); try await write("rima", id, values.last!) }
+        for i in 0..<after {
+            values.append("after-\(i)")
+            try await write("rima", id, values.last!)
+        }
         try await w.ok("rima", "sync")
         let node = try await w.ok("rima", "status", "--json").json()["node"]?.stringValue
 
         try copyFile(copy, w.store("rima"))
-        for i in 0..<restored { values.append("restored-\(i)"); try await write("rima", id, values.last!) }
+        for i in 0..<restored {
+            values.append("restored-\(i)")
+            try await write("rima", id, values.last!)
+        }
         let synced = try await w.ok("rima", "sync", "--json").json()
         #expect(synced["reminted"] == .int(Int64(restored)), "\(synced)")
         #expect(synced["retired_node"]?.stringValue == node, "\(synced)")
@@ -81,7 +94,8 @@ import Testing
         // Both branches wrote the narrative: an ordinary conflict for an admin, nothing silently kept.
         let shown = try await w.show("rima", id)
         #expect(shown["conflicts"]?.arrayValue?.contains { $0["path"] == "narrative" } == true, "\(shown)")
-        #expect(try await w.ok("rima", "status", "--json").json()["forked_revisions"] == .int(Int64(restored)), "the originals are kept aside")
+        #expect(
+            try await w.ok("rima", "status", "--json").json()["forked_revisions"] == .int(Int64(restored)), "the originals are kept aside")
         #expect(await server.stop() == 0)
     }
 

@@ -46,8 +46,9 @@ import Testing
         #expect(victims.count == 1)
         let entry = try #require(victims.keys.first)
 
-        try await w.ok("rima", "edit", String(id.prefix(6)), "--set", "casualties.killed=14", "--set", "tags+=hospital-list",
-                 "--set", "victims.\(entry).status=killed", "--unset", "custom.team")
+        try await w.ok(
+            "rima", "edit", String(id.prefix(6)), "--set", "casualties.killed=14", "--set", "tags+=hospital-list",
+            "--set", "victims.\(entry).status=killed", "--unset", "custom.team")
         record = try await w.show("rima", id)
         #expect(record["fields"]?["casualties"]?["killed"] == 14)
         #expect(record["fields"]?["tags"] == ["hospital-list"])
@@ -93,7 +94,8 @@ import Testing
     @Test func addFromAJSONFileIsAllOrNothing() async throws {
         try await w.initReplica("rima")
         let good = w.dir.file("good.json")
-        try #"[{"title":"Burning of houses","location":{"place":"Baniyas","governorate":"Tartus"},"victims":[{"pseudonym":"A"},{"pseudonym":"B"}],"tags":["fire"]},{"title":"Arrests at the checkpoint","casualties":{"missing":3}}]"#
+        try
+            #"[{"title":"Burning of houses","location":{"place":"Baniyas","governorate":"Tartus"},"victims":[{"pseudonym":"A"},{"pseudonym":"B"}],"tags":["fire"]},{"title":"Arrests at the checkpoint","casualties":{"missing":3}}]"#
             .write(toFile: good, atomically: true, encoding: .utf8)
         let ids = try await w.ok("rima", "add", "--from", good).stdout.split(separator: "\n")
         #expect(ids.count == 2)
@@ -148,7 +150,11 @@ import Testing
         // Another process holds an exclusive lock for longer than fieldsync waits (10 s).
         let locker = Process()
         locker.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        locker.arguments = ["-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(14)", w.store("rima")]
+        locker.arguments = [
+            "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(14)",
+            w.store("rima"),
+        ]
         let out = Pipe()
         locker.standardOutput = out
         try locker.run()

@@ -35,7 +35,10 @@ import Testing
         let binary = try FieldSyncBinary()
         let home = try TemporaryDirectory("quickstart-home")
         let dataHome = try TemporaryDirectory("quickstart-data")
-        defer { home.remove(); dataHome.remove() }
+        defer {
+            home.remove()
+            dataHome.remove()
+        }
         let environment = ["HOME": home.path, "XDG_DATA_HOME": dataHome.path]
         let folder = dataHome.file("fieldsync")
         let serverStore = (folder as NSString).appendingPathComponent("server.sqlite")
@@ -152,7 +155,12 @@ import Testing
         var pending = ""
         for line in readme[start.upperBound..<end].split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("```") {
-                if let block = current { blocks.append(block); current = nil } else if line == "```sh" { current = [] }
+                if let block = current {
+                    blocks.append(block)
+                    current = nil
+                } else if line == "```sh" {
+                    current = []
+                }
                 continue
             }
             guard current != nil else { continue }

@@ -56,7 +56,9 @@ import Testing
                     try await addIncidents(300)
                     try await w.ok("rima", "sync")
                 })
-            print("ReliabilityTests: client kills while pushing \(push.kills) (\(push.midTransfer) mid-transfer), while pulling \(pull.kills) (\(pull.midTransfer) mid-transfer), syncs that finished first \(push.completed + pull.completed); server counts while pushing \(push.counts), omar's counts while pulling \(pull.counts)")
+            print(
+                "ReliabilityTests: client kills while pushing \(push.kills) (\(push.midTransfer) mid-transfer), while pulling \(pull.kills) (\(pull.midTransfer) mid-transfer), syncs that finished first \(push.completed + pull.completed); server counts while pushing \(push.counts), omar's counts while pulling \(pull.counts)"
+            )
             #expect(push.kills + pull.kills >= 8)
             #expect(push.kills >= 4 && pull.kills >= 4)
             #expect(push.midTransfer >= 1, "at least one kill landed after some batches were pushed and before the end")
@@ -98,7 +100,8 @@ import Testing
             if stats.kills >= 5 && stats.midTransfer >= 2 { break }
             if ContinuousClock.now > deadline { break }
             let delay = Self.logUniformMilliseconds(20, 1000, &rng)
-            let child = try children.spawn(w.binary.url, ["sync", "--batch-size", "\(batch)", "--store", w.store(replica)], label: "sync-\(replica)", in: w.dir)
+            let child = try children.spawn(
+                w.binary.url, ["sync", "--batch-size", "\(batch)", "--store", w.store(replica)], label: "sync-\(replica)", in: w.dir)
             try await Task.sleep(for: .milliseconds(delay))
             let killed = child.signalIfRunning(SIGKILL)
             let status = try await child.wait(timeout: .seconds(60))
@@ -152,7 +155,8 @@ import Testing
             for _ in 0..<5 {
                 if stored == total && midPushKills >= 1 { break }
                 let client = try children.spawn(
-                    w.binary.url, ["sync", "--batch-size", "\(batch)", "--retries", "0", "--server", server.url, "--store", w.store("rima")],
+                    w.binary.url,
+                    ["sync", "--batch-size", "\(batch)", "--retries", "0", "--server", server.url, "--store", w.store("rima")],
                     label: "sync-rima", in: w.dir)
                 let delay = Int.random(in: 150...1200, using: &rng)
                 try await Task.sleep(for: .milliseconds(delay))
@@ -177,7 +181,9 @@ import Testing
 
                 server = try await children.startServer(w.binary, store: central)
             }
-            print("ReliabilityTests: server SIGKILLs \(serverKills), \(midPushKills) while the client was still pushing; server counts after each kill \(counts)")
+            print(
+                "ReliabilityTests: server SIGKILLs \(serverKills), \(midPushKills) while the client was still pushing; server counts after each kill \(counts)"
+            )
             #expect(midPushKills >= 1)
 
             // Against the restarted server (a new port), the next sync completes and pushes the rest.
@@ -230,7 +236,9 @@ import Testing
                 #expect(verify.sound, "\(name) after a sync through the flaky link: \(verify.problems)")
             }
             let faults = proxy.faults
-            print("ReliabilityTests: flaky link: \(succeeded) syncs succeeded, \(failed) failed, \(faults) faults injected; failures said: \(failureLines.sorted())")
+            print(
+                "ReliabilityTests: flaky link: \(succeeded) syncs succeeded, \(failed) failed, \(faults) faults injected; failures said: \(failureLines.sorted())"
+            )
             #expect(faults >= 2, "the proxy injected faults")
 
             // Directly to the server, sync always completes and everything converges.
@@ -307,12 +315,15 @@ extension CLIWorkspace {
 
     /// Every replica and the central store are sound, hold exactly `revisions` revisions (one record
     /// each) and list the same records.
-    func expectConverged(_ names: [String], central: String, revisions: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectConverged(_ names: [String], central: String, revisions: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws
+    {
         var lists: [String] = []
         for path in names.map(store) + [central] {
             let verify = try await verify(path: path)
             #expect(verify.sound, "\(path): \(verify.problems)", sourceLocation: sourceLocation)
-            #expect(verify.revisions == revisions, "\(path): \(verify.revisions) revisions, expected \(revisions)", sourceLocation: sourceLocation)
+            #expect(
+                verify.revisions == revisions, "\(path): \(verify.revisions) revisions, expected \(revisions)",
+                sourceLocation: sourceLocation)
             #expect(verify.records == revisions, "\(path): one record per revision", sourceLocation: sourceLocation)
             let list = try await binary.run(["list", "--all", "--json"], store: path)
             #expect(list.status == 0, "\(list)", sourceLocation: sourceLocation)
@@ -427,9 +438,13 @@ final class Children: @unchecked Sendable {
     var counter = 0  // guarded by lock
 
     func spawn(_ executable: URL, _ arguments: [String], label: String, in dir: TemporaryDirectory) throws -> ChildProcess {
-        let n = lock.withLock { counter += 1; return counter }
+        let n = lock.withLock {
+            counter += 1
+            return counter
+        }
         let child = try ChildProcess(
-            executable: executable, arguments: arguments, stdoutPath: dir.file("\(label)-\(n).out"), stderrPath: dir.file("\(label)-\(n).err"))
+            executable: executable, arguments: arguments, stdoutPath: dir.file("\(label)-\(n).out"),
+            stderrPath: dir.file("\(label)-\(n).err"))
         lock.withLock { processes.append(child) }
         return child
     }
@@ -440,13 +455,19 @@ final class Children: @unchecked Sendable {
         return server
     }
 
-    static let proxyScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let proxyScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Scripts/flaky_proxy.py").path
 
-    func startProxy(targetPort: Int, seed: UInt64, drop: Double, truncate: Double, delay: Double, in dir: TemporaryDirectory) async throws -> FlakyProxy {
+    func startProxy(targetPort: Int, seed: UInt64, drop: Double, truncate: Double, delay: Double, in dir: TemporaryDirectory) async throws
+        -> FlakyProxy
+    {
         let child = try spawn(
             URL(fileURLWithPath: "/usr/bin/env"),
-            ["python3", Self.proxyScript, "0", "127.0.0.1:\(targetPort)", "\(seed)", "\(drop)", "\(truncate)", "\(delay)", "--lifetime", "300"],
+            [
+                "python3", Self.proxyScript, "0", "127.0.0.1:\(targetPort)", "\(seed)", "\(drop)", "\(truncate)", "\(delay)", "--lifetime",
+                "300",
+            ],
             label: "proxy", in: dir)
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {

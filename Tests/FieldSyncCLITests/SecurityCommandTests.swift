@@ -17,7 +17,8 @@ import Testing
 
     /// A self-signed certificate for 127.0.0.1, made with openssl.
     func makeCertificate(_ name: String) throws -> (cert: String, key: String) {
-        let cert = w.dir.file("\(name).pem"), key = w.dir.file("\(name)-key.pem")
+        let cert = w.dir.file("\(name).pem")
+        let key = w.dir.file("\(name)-key.pem")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
@@ -45,18 +46,25 @@ import Testing
 
     /// An organisation's CA, and a certificate for 127.0.0.1 that it issued.
     func makeCAIssuedCertificate(_ name: String) throws -> (ca: String, cert: String, key: String) {
-        let ca = w.dir.file("\(name)-ca.pem"), caKey = w.dir.file("\(name)-ca-key.pem")
-        let csr = w.dir.file("\(name).csr"), cert = w.dir.file("\(name).pem"), key = w.dir.file("\(name)-key.pem")
+        let ca = w.dir.file("\(name)-ca.pem")
+        let caKey = w.dir.file("\(name)-ca-key.pem")
+        let csr = w.dir.file("\(name).csr")
+        let cert = w.dir.file("\(name).pem")
+        let key = w.dir.file("\(name)-key.pem")
         let ext = w.dir.file("\(name).ext")
         try "subjectAltName=IP:127.0.0.1\n".write(toFile: ext, atomically: true, encoding: .utf8)
         try openssl([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=Test CA \(name)",
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+            "/CN=Test CA \(name)",
             "-keyout", caKey, "-out", ca,
         ])
         try openssl([
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr,
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key,
+            "-out", csr,
         ])
-        try openssl(["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert])
+        try openssl([
+            "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", cert,
+        ])
         return (ca, cert, key)
     }
 
@@ -64,9 +72,12 @@ import Testing
     /// or exactly the CA given at enrolment, never anything else (the system's roots included).
     @Test func theConnectionCarryingTheTokenTrustsOnlyThePinOrTheGivenCA() async throws {
         let issued = try makeCAIssuedCertificate("org")
-        let server = try await ServerProcess.start(binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", issued.cert, "--tls-key", issued.key])
+        let server = try await ServerProcess.start(
+            binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", issued.cert, "--tls-key", issued.key])
         try await w.initReplica("rima")
-        let code = try #require(try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        let code = try #require(
+            try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?
+                .stringValue)
         // A certificate a CA issued is not trusted through the pin alone: the CA must be named.
         let unpinned = try await w.run("rima", "enroll", "--server", server.url, "--code", code)
         #expect(unpinned.status == 1)
@@ -82,7 +93,8 @@ import Testing
         let selfSigned = try makeCertificate("stranger")
         for trusted in [other.ca, selfSigned.cert] {
             let transport = try HTTPSyncTransport(
-                baseURL: server.url, token: "a-token-that-must-not-leave", trustedCertificatesPEM: [try String(contentsOfFile: trusted, encoding: .utf8)])
+                baseURL: server.url, token: "a-token-that-must-not-leave",
+                trustedCertificatesPEM: [try String(contentsOfFile: trusted, encoding: .utf8)])
             await #expect {
                 _ = try await transport.knowledge(probing: nil)
             } throws: { error in
@@ -90,7 +102,8 @@ import Testing
             }
             await transport.shutdown()
         }
-        let configuration = try #require(HTTPSyncTransport.tlsConfiguration(trusting: [try String(contentsOfFile: issued.ca, encoding: .utf8)]))
+        let configuration = try #require(
+            HTTPSyncTransport.tlsConfiguration(trusting: [try String(contentsOfFile: issued.ca, encoding: .utf8)]))
         #expect(configuration.additionalTrustRoots.isEmpty)
         #expect(configuration.trustRoots == .certificates(try NIOSSLCertificate.fromPEMFile(issued.ca)))
         _ = await server.stop()
@@ -105,13 +118,16 @@ import Testing
 
     @Test func enrolmentOverTLSPinsTheServerAndRefusesAnother() async throws {
         let first = try makeCertificate("first")
-        var server = try await ServerProcess.start(binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", first.cert, "--tls-key", first.key])
+        var server = try await ServerProcess.start(
+            binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", first.cert, "--tls-key", first.key])
         #expect(server.url.hasPrefix("https://127.0.0.1:"))
         let pin = try pin(in: server.log)
         try await w.initReplica("rima")
-        let code = try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue
+        let code = try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()[
+            "code"]?.stringValue
         // A wrong expected pin is refused before anything is sent.
-        let wrong = try await w.run("rima", "enroll", "--server", server.url, "--code", try #require(code), "--pin", "sha256:" + String(repeating: "0", count: 64))
+        let wrong = try await w.run(
+            "rima", "enroll", "--server", server.url, "--code", try #require(code), "--pin", "sha256:" + String(repeating: "0", count: 64))
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("not the expected"))
         let enrolled = try await w.ok("rima", "enroll", "--server", server.url, "--code", try #require(code), "--pin", pin, "--json").json()
@@ -122,7 +138,8 @@ import Testing
 
         // Another server (another key) at another address: the replica refuses to talk to it.
         let second = try makeCertificate("second")
-        server = try await ServerProcess.start(binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", second.cert, "--tls-key", second.key])
+        server = try await ServerProcess.start(
+            binary: w.binary, store: serverStore, extraArguments: ["--tls-cert", second.cert, "--tls-key", second.key])
         _ = try await w.add("rima", "--title", "Second incident")
         let refused = try await w.run("rima", "sync", "--server", server.url)
         #expect(refused.status == 1)
@@ -151,7 +168,9 @@ import Testing
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
         try await w.initReplica("rima")
         try await w.initReplica("omar")
-        let code = try #require(try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        let code = try #require(
+            try await w.binary.run(["server", "add-user", "rima", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?
+                .stringValue)
         try await w.ok("rima", "enroll", "--server", server.url, "--code", code)
         try await w.ok("rima", "enroll", "--server", server.url, "--code", code)
         _ = try await w.add("rima", "--title", "Detentions at the crossing")
@@ -165,7 +184,9 @@ import Testing
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
         try await w.initReplica("rima", server: server.url, serverStore: serverStore)
         _ = try await w.add("rima", "--title", "Arrests")
-        var outputs = [try await w.ok("rima", "sync", "--json"), try await w.ok("rima", "status", "--json"), try await w.ok("rima", "status")]
+        var outputs = [
+            try await w.ok("rima", "sync", "--json"), try await w.ok("rima", "status", "--json"), try await w.ok("rima", "status"),
+        ]
         outputs.append(try await w.run("rima", "users", "list"))
         _ = await server.stop()
         let enrolment = try #require(try ReplicaStore.open(at: w.store("rima")).enrolment())
@@ -223,7 +244,8 @@ import Testing
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
         try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
         try await w.initReplica("lina")
-        let code = try #require(try await w.ok("admin", "users", "add", "lina", "--role", "documenter", "--json").json()["code"]?.stringValue)
+        let code = try #require(
+            try await w.ok("admin", "users", "add", "lina", "--role", "documenter", "--json").json()["code"]?.stringValue)
         try await w.ok("lina", "enroll", "--server", server.url, "--code", code)
         let devices = try await w.ok("admin", "devices", "list", "--json").json()
         let linaNode = try #require(devices.arrayValue?.first { $0["user"] == "lina" }?["node"]?.stringValue)

@@ -13,7 +13,9 @@ import Testing
     @Test func controlCharactersAndBidiOverridesAreShownVisibly() {
         let shown = TerminalText.visible(Self.hostileTitle)
         #expect(!shown.unicodeScalars.contains { TerminalText.isHidden($0) })
-        #expect(shown.contains("\\u{1B}[2J") && shown.contains("\\u{202E}dlrow\\u{202C}") && shown.contains("\\u{9B}31m") && shown.contains("\\u{7F}"))
+        #expect(
+            shown.contains("\\u{1B}[2J") && shown.contains("\\u{202E}dlrow\\u{202C}") && shown.contains("\\u{9B}31m")
+                && shown.contains("\\u{7F}"))
         #expect(shown.contains("قصف السوق"), "Arabic prints as it is")
         #expect(TerminalText.visible("Al-Mukhtariya, المختارية") == "Al-Mukhtariya, المختارية")
     }

@@ -26,10 +26,14 @@ import Testing
         let rimaNode = try node("rima")
         let record = RecordID.generate(millisecondsSince1970: 1_741_340_000_000)
         let forger = DeviceKey.generate()
-        let forged = try forger.sign(Revision(
-            dot: Dot(node: rimaNode, counter: 1), record: record, kind: .put,
-            operations: [.set(path: "title", value: "Village raid"), .set(path: "casualties.killed", value: 0), .set(path: "narrative", value: "no casualties")],
-            context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+        let forged = try forger.sign(
+            Revision(
+                dot: Dot(node: rimaNode, counter: 1), record: record, kind: .put,
+                operations: [
+                    .set(path: "title", value: "Village raid"), .set(path: "casualties.killed", value: 0),
+                    .set(path: "narrative", value: "no casualties"),
+                ],
+                context: VersionVector(), author: "rima", time: 1_741_340_000_000))
         let bundle = BundleFile(
             from: rimaNode, knowledge: VersionVector([rimaNode: 1]), revisions: [forged], created: 1_741_340_000_000,
             keys: [KeyEntry(node: rimaNode, publicKey: forger.publicKeyBase64, user: "rima", role: .admin)])
@@ -37,7 +41,9 @@ import Testing
         try Data(bundle.fileBytes).write(to: URL(fileURLWithPath: path))
 
         let imported = try await w.ok("admin", "bundle", "import", path)
-        #expect(imported.stdout.contains("held 1 revision from node \(rimaNode): node \(rimaNode) is not vouched for by your central node"), "\(imported)")
+        #expect(
+            imported.stdout.contains("held 1 revision from node \(rimaNode): node \(rimaNode) is not vouched for by your central node"),
+            "\(imported)")
         let held = try #require(try await w.ok("admin", "bundle", "held", "--json").json().arrayValue)
         #expect(held.compactMap { $0["id"]?.stringValue } == ["\(rimaNode):1"])
         #expect(try await w.ok("admin", "list", "--json").json().arrayValue?.isEmpty == true, "a held revision is not merged")
@@ -153,15 +159,24 @@ import Testing
     /// enrols, and that work reaches the central node; `serve` prints the key `enroll` pins.
     @Test func aReplicaWithAnUnboundNodeIDReMintsWhenItEnrols() async throws {
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
-        let fingerprint = try #require(server.log.range(of: #"central node key sha256:[0-9a-f]{64}"#, options: .regularExpression).map { String(server.log[$0].dropFirst("central node key ".count)) })
+        let fingerprint = try #require(
+            server.log.range(of: #"central node key sha256:[0-9a-f]{64}"#, options: .regularExpression).map {
+                String(server.log[$0].dropFirst("central node key ".count))
+            })
         let legacy = NodeID.random()
         _ = try ReplicaStore.create(at: w.store("old"), name: "old", node: legacy, now: 1)
         let id = try await w.add("old", "--title", "Recorded before enrolment")
-        let code = try #require(try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
-        let wrong = try await w.run("old", "enroll", "--server", server.url, "--code", code, "--server-key", "sha256:" + String(repeating: "0", count: 64))
+        let code = try #require(
+            try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?
+                .stringValue)
+        let wrong = try await w.run(
+            "old", "enroll", "--server", server.url, "--code", code, "--server-key", "sha256:" + String(repeating: "0", count: 64))
         #expect(wrong.status == 1 && wrong.stderr.contains("not the expected"), "\(wrong)")
-        let code2 = try #require(try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
-        let enrolled = try await w.ok("old", "enroll", "--server", server.url, "--code", code2, "--server-key", fingerprint, "--json").json()
+        let code2 = try #require(
+            try await w.binary.run(["server", "add-user", "old", "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?
+                .stringValue)
+        let enrolled = try await w.ok("old", "enroll", "--server", server.url, "--code", code2, "--server-key", fingerprint, "--json")
+            .json()
         #expect(enrolled["server_key"]?.stringValue == fingerprint)
         let node = try #require(enrolled["node"]?.stringValue.flatMap(NodeID.init))
         #expect(node != legacy)
@@ -184,7 +199,9 @@ import Testing
     var serverStore: String { w.dir.file("central.sqlite") }
 
     func code(_ user: String) async throws -> String {
-        try #require(try await w.binary.run(["server", "add-user", user, "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?.stringValue)
+        try #require(
+            try await w.binary.run(["server", "add-user", user, "--role", "documenter", "--store", serverStore, "--json"]).json()["code"]?
+                .stringValue)
     }
 
     /// A documenter's device is revoked while it holds unpushed work; she enrols again with a new

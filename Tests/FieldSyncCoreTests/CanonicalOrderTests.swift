@@ -36,7 +36,10 @@ import Testing
             counters[n] += 1
             let dot = Dot(node: ids[n], counter: counters[n])
             let time = Int64(1_741_340_000_000 + Int64(rng.next() % 50))
-            all.append(Revision(dot: dot, record: record, operations: [.set(path: "title", value: .string("t\(all.count)"))], context: seen[n], author: "A", time: time))
+            all.append(
+                Revision(
+                    dot: dot, record: record, operations: [.set(path: "title", value: .string("t\(all.count)"))], context: seen[n],
+                    author: "A", time: time))
             seen[n].add(dot)
         }
         return all

@@ -74,7 +74,9 @@ import Testing
     static func conflictedPaths(_ revisions: [Revision], authority: ResolutionAuthority) -> Set<String> {
         var writes: [String: [(revision: Revision, value: JSONValue?)]] = [:]
         for revision in revisions {
-            for write in revision.writes where write.key.element == nil { writes[write.key.path, default: []].append((revision, write.value)) }
+            for write in revision.writes where write.key.element == nil {
+                writes[write.key.path, default: []].append((revision, write.value))
+            }
         }
         var paths = Set<String>()
         for (path, list) in writes {
@@ -82,7 +84,9 @@ import Testing
             search: for i in list.indices {
                 for j in list.indices where i < j {
                     let (a, b) = (list[i], list[j])
-                    guard a.value != b.value, !a.revision.context.covers(b.revision.dot), !b.revision.context.covers(a.revision.dot) else { continue }
+                    guard a.value != b.value, !a.revision.context.covers(b.revision.dot), !b.revision.context.covers(a.revision.dot) else {
+                        continue
+                    }
                     if !resolutions.contains(where: { $0.context.covers(a.revision.dot) && $0.context.covers(b.revision.dot) }) {
                         paths.insert(path)
                         break search
@@ -117,7 +121,9 @@ extension World {
     /// An edit of a record replica `i` holds whose context covers, per node, a random prefix of
     /// what it holds: valid for causal delivery, but blind to some revisions on purpose.
     mutating func partialContextEdit<R: RandomNumberGenerator>(on i: Int, using rng: inout R) throws {
-        guard let record = replicas[i].records.keys.sorted().randomElement(using: &rng), let current = replicas[i].records[record] else { return }
+        guard let record = replicas[i].records.keys.sorted().randomElement(using: &rng), let current = replicas[i].records[record] else {
+            return
+        }
         var context = VersionVector()
         for node in current.version.nodes { context[node] = UInt64.random(in: 0...current.version[node], using: &rng) }
         let operations: [FieldOperation]

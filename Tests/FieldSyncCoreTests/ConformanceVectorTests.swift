@@ -47,7 +47,8 @@ import Testing
             }
             // `admins`, when given, are the node ids that may resolve (an enrolled replica's view);
             // absent, everyone may (an unenrolled replica's).
-            let authority: ResolutionAuthority = c["admins"]?.arrayValue.map { .admins(Set($0.compactMap { $0.stringValue.flatMap(NodeID.init) })) } ?? .everyone
+            let authority: ResolutionAuthority =
+                c["admins"]?.arrayValue.map { .admins(Set($0.compactMap { $0.stringValue.flatMap(NodeID.init) })) } ?? .everyone
             // In the given order, and in reverse-compatible causal orders, the state is the same.
             var replica = ReplicaState(authority: authority)
             for revision in revisions { try replica.receive(revision) }
@@ -65,9 +66,10 @@ import Testing
                 let state = try #require(replica.records[recordID])
                 #expect(JSONValue.bool(state.isDeleted) == want["deleted"], "\(name): deleted")
                 #expect(state.fields == want["fields"], "\(name): fields")
-                let conflicts = JSONValue.array(state.conflicts.map { conflict in
-                    ["path": .string(conflict.path), "values": .array(conflict.candidates.map { $0.value ?? .null })]
-                })
+                let conflicts = JSONValue.array(
+                    state.conflicts.map { conflict in
+                        ["path": .string(conflict.path), "values": .array(conflict.candidates.map { $0.value ?? .null })]
+                    })
                 #expect(conflicts == want["conflicts"], "\(name): conflicts")
             }
         }

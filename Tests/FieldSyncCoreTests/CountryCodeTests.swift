@@ -6,9 +6,10 @@ import Testing
 @Suite struct CountryCodeTests {
     @Test func hasEveryOfficiallyAssignedCode() {
         #expect(CountryCode.all.count == 249)
-        #expect(CountryCode.all.allSatisfy { code in
-            code.utf8.count == 2 && code.utf8.allSatisfy { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
-        })
+        #expect(
+            CountryCode.all.allSatisfy { code in
+                code.utf8.count == 2 && code.utf8.allSatisfy { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+            })
     }
 
     @Test(arguments: ["SY", "LB", "TR", "FR", "RU", "US", "GB", "DE", "UA", "PS", "SS", "AX", "BQ", "CW", "SX", "ZW"])

@@ -28,10 +28,12 @@ import Testing
 
     @Test func parsesEveryKind() throws {
         let value = try JSONValue(parsing: #"{"n":null,"t":true,"f":false,"i":-7,"d":0.25,"s":"x","a":[1],"o":{"k":"v"}}"#)
-        #expect(value == .object([
-            "n": .null, "t": .bool(true), "f": .bool(false), "i": .int(-7), "d": .double(0.25), "s": .string("x"),
-            "a": .array([.int(1)]), "o": .object(["k": .string("v")]),
-        ]))
+        #expect(
+            value
+                == .object([
+                    "n": .null, "t": .bool(true), "f": .bool(false), "i": .int(-7), "d": .double(0.25), "s": .string("x"),
+                    "a": .array([.int(1)]), "o": .object(["k": .string("v")]),
+                ]))
         #expect(value["i"]?.intValue == -7)
         #expect(value["d"]?.numberValue == 0.25)
         #expect(value["i"]?.numberValue == -7)
@@ -145,17 +147,18 @@ import Testing
 
     // MARK: Rejected input
 
-    @Test(arguments: [
-        [0x22, 0xFF, 0x22],  // 0xFF is never UTF-8
-        [0x22, 0xC0, 0xAF, 0x22],  // overlong "/"
-        [0x22, 0xE2, 0x82, 0x22],  // truncated 3-byte sequence
-        [0x22, 0xED, 0xA0, 0x80, 0x22],  // an encoded surrogate (U+D800)
-        [0x22, 0x5C, 0x6E, 0x80, 0x22],  // a lone continuation byte after an escape
-        [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],  // beyond U+10FFFF
-        [0x7B, 0x22, 0xFE, 0x22, 0x3A, 0x31, 0x7D],  // in a key
-        [0xFF],
-        [0xEF, 0xBB, 0xBF, 0x31],  // a byte-order mark is not whitespace
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x22, 0xFF, 0x22],  // 0xFF is never UTF-8
+            [0x22, 0xC0, 0xAF, 0x22],  // overlong "/"
+            [0x22, 0xE2, 0x82, 0x22],  // truncated 3-byte sequence
+            [0x22, 0xED, 0xA0, 0x80, 0x22],  // an encoded surrogate (U+D800)
+            [0x22, 0x5C, 0x6E, 0x80, 0x22],  // a lone continuation byte after an escape
+            [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],  // beyond U+10FFFF
+            [0x7B, 0x22, 0xFE, 0x22, 0x3A, 0x31, 0x7D],  // in a key
+            [0xFF],
+            [0xEF, 0xBB, 0xBF, 0x31],  // a byte-order mark is not whitespace
+        ] as [[UInt8]])
     func rejectsInvalidUTF8(_ bytes: [UInt8]) {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: bytes) }
     }

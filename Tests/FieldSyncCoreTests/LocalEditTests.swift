@@ -31,8 +31,10 @@ import Testing
         ("tags-=urgent", .remove(path: "tags", element: "urgent")),
         ("tags+=needs review", .add(path: "tags", element: "needs review")),
         ("violations+=torture", .add(path: "violations", element: "torture")),
-        ("victims+={\"pseudonym\":\"V-12\",\"sex\":\"female\"}",
-         .addEntry(collection: "victims", fields: ["pseudonym": "V-12", "sex": "female"])),
+        (
+            "victims+={\"pseudonym\":\"V-12\",\"sex\":\"female\"}",
+            .addEntry(collection: "victims", fields: ["pseudonym": "V-12", "sex": "female"])
+        ),
         ("sources+={\"kind\":\"witness\"}", .addEntry(collection: "sources", fields: ["kind": "witness"])),
         ("victims-=3f2a9c1b0d4e", .removeEntry(collection: "victims", entry: "3f2a9c1b0d4e")),
         ("victims.v1.sex=male", .set(path: "victims.v1.sex", value: "male")),
@@ -100,19 +102,22 @@ import Testing
 
     @Test func textFieldsCoerceScalars() throws {
         let ops = try operations(parsed("title=2025", "narrative=true", "location.place=1.5", "occurred.start=2025"), current: nil)
-        #expect(ops == [
-            .set(path: "title", value: "2025"), .set(path: "narrative", value: "true"),
-            .set(path: "location.place", value: "1.5"), .set(path: "occurred.start", value: "2025"),
-        ])
+        #expect(
+            ops == [
+                .set(path: "title", value: "2025"), .set(path: "narrative", value: "true"),
+                .set(path: "location.place", value: "1.5"), .set(path: "occurred.start", value: "2025"),
+            ])
         // Values that arrive typed (from a document) are coerced the same way.
-        #expect(try operations([.set(path: "title", value: 2025), .set(path: "narrative", value: false)], current: nil) == [
-            .set(path: "title", value: "2025"), .set(path: "narrative", value: "false"),
-        ])
+        #expect(
+            try operations([.set(path: "title", value: 2025), .set(path: "narrative", value: false)], current: nil) == [
+                .set(path: "title", value: "2025"), .set(path: "narrative", value: "false"),
+            ])
         // A count stays a number, and custom values keep their JSON type.
         let current = record([.set(path: "title", value: "T")])
-        #expect(try operations(parsed("casualties.killed=3", "custom.n=3"), current: current) == [
-            .set(path: "casualties.killed", value: 3), .set(path: "custom.n", value: 3),
-        ])
+        #expect(
+            try operations(parsed("casualties.killed=3", "custom.n=3"), current: current) == [
+                .set(path: "casualties.killed", value: 3), .set(path: "custom.n", value: 3),
+            ])
     }
 
     @Test func invalidValuesNameThePathAndExpectedType() {
@@ -145,9 +150,10 @@ import Testing
 
     @Test func setAddAndRemoveElements() throws {
         let current = record([.set(path: "title", value: "T"), .add(path: "tags", element: "old")])
-        #expect(try operations(parsed("tags+=new", "tags-=old"), current: current) == [
-            .add(path: "tags", element: "new"), .remove(path: "tags", element: "old"),
-        ])
+        #expect(
+            try operations(parsed("tags+=new", "tags-=old"), current: current) == [
+                .add(path: "tags", element: "new"), .remove(path: "tags", element: "old"),
+            ])
         // Adding a present element is allowed (it re-asserts membership); removing an absent one is not.
         #expect(try operations(parsed("tags+=old"), current: current) == [.add(path: "tags", element: "old")])
         let error = #expect(throws: ValidationError.self) { try operations(parsed("tags-=missing"), current: current) }
@@ -159,17 +165,20 @@ import Testing
     @Test func anArrayReplacesTheSet() throws {
         let current = record([.set(path: "title", value: "T"), .add(path: "tags", element: "b"), .add(path: "tags", element: "c")])
         #expect(current.elements(of: "tags") == ["b", "c"])
-        #expect(try operations(parsed(#"tags=["a","b"]"#), current: current) == [
-            .add(path: "tags", element: "a"), .remove(path: "tags", element: "c"),
-        ])
-        #expect(try operations(parsed("tags=[]"), current: current) == [
-            .remove(path: "tags", element: "b"), .remove(path: "tags", element: "c"),
-        ])
+        #expect(
+            try operations(parsed(#"tags=["a","b"]"#), current: current) == [
+                .add(path: "tags", element: "a"), .remove(path: "tags", element: "c"),
+            ])
+        #expect(
+            try operations(parsed("tags=[]"), current: current) == [
+                .remove(path: "tags", element: "b"), .remove(path: "tags", element: "c"),
+            ])
         #expect(try operations(parsed(#"tags=["c","b"]"#), current: current) == [])
-        #expect(try operations(parsed(#"title=T"#, #"violations=["torture","looting"]"#), current: nil) == [
-            .set(path: "title", value: "T"),
-            .add(path: "violations", element: "looting"), .add(path: "violations", element: "torture"),
-        ])
+        #expect(
+            try operations(parsed(#"title=T"#, #"violations=["torture","looting"]"#), current: nil) == [
+                .set(path: "title", value: "T"),
+                .add(path: "violations", element: "looting"), .add(path: "violations", element: "torture"),
+            ])
         for bad in ["tags=a", #"tags=["a",1]"#, #"tags={"a":true}"#] {
             let error = #expect(throws: ValidationError.self, "\(bad)") { try operations(parsed(bad), current: current) }
             #expect(error?.path == "tags")
@@ -183,23 +192,28 @@ import Testing
     @Test func addEntryMakesAnIDAndSetsEachField() throws {
         let current = record([.set(path: "title", value: "T")])
         let ops = try operations(parsed(#"victims+={"sex":"female","pseudonym":"V-12","age_range":"18-30"}"#), current: current)
-        #expect(ops == [
-            .set(path: "victims.e1.age_range", value: "18-30"), .set(path: "victims.e1.pseudonym", value: "V-12"),
-            .set(path: "victims.e1.sex", value: "female"),
-        ])
+        #expect(
+            ops == [
+                .set(path: "victims.e1.age_range", value: "18-30"), .set(path: "victims.e1.pseudonym", value: "V-12"),
+                .set(path: "victims.e1.sex", value: "female"),
+            ])
         let two = try operations(parsed(#"victims+={"sex":"male"}"#, #"sources+={"kind":"media"}"#), current: current)
         #expect(two == [.set(path: "victims.e1.sex", value: "male"), .set(path: "sources.e2.kind", value: "media")])
         // Text entry fields are coerced like top-level text fields.
-        #expect(try operations(parsed(#"victims+={"pseudonym":12}"#), current: current) == [
-            .set(path: "victims.e1.pseudonym", value: "12"),
-        ])
+        #expect(
+            try operations(parsed(#"victims+={"pseudonym":12}"#), current: current) == [
+                .set(path: "victims.e1.pseudonym", value: "12")
+            ])
     }
 
     @Test func badEntriesNameThePath() {
         let current = record([.set(path: "title", value: "T")])
         let cases: [(FieldChange, [String], String, String)] = [
             (.addEntry(collection: "victims", fields: ["height": 180]), ["e1"], "victims.e1.height", "unknown field"),
-            (.addEntry(collection: "victims", fields: ["sex": "alien"]), ["e1"], "victims.e1.sex", "expected one of female, male, other, unknown"),
+            (
+                .addEntry(collection: "victims", fields: ["sex": "alien"]), ["e1"], "victims.e1.sex",
+                "expected one of female, male, other, unknown"
+            ),
             (.addEntry(collection: "victims", fields: [:]), ["e1"], "victims", "an entry is a non-empty JSON object"),
             (.addEntry(collection: "victims", fields: ["sex": "male"]), ["Bad ID"], "victims.Bad ID", "entry ids are"),
             (.set(path: "victims", value: "x"), ["e1"], "victims", "expected an array of entry objects"),
@@ -214,24 +228,30 @@ import Testing
 
     @Test func setCollectionByArrayOrObject() throws {
         let current = record([.set(path: "title", value: "T")])
-        #expect(try operations([.set(path: "victims", value: [["sex": "male"], ["sex": "female"]])], current: current) == [
-            .set(path: "victims.e1.sex", value: "male"), .set(path: "victims.e2.sex", value: "female"),
-        ])
-        #expect(try operations([.set(path: "victims", value: ["v9": ["sex": "male"], "v2": ["status": "killed"]])], current: current) == [
-            .set(path: "victims.v2.status", value: "killed"), .set(path: "victims.v9.sex", value: "male"),
-        ])
+        #expect(
+            try operations([.set(path: "victims", value: [["sex": "male"], ["sex": "female"]])], current: current) == [
+                .set(path: "victims.e1.sex", value: "male"), .set(path: "victims.e2.sex", value: "female"),
+            ])
+        #expect(
+            try operations([.set(path: "victims", value: ["v9": ["sex": "male"], "v2": ["status": "killed"]])], current: current) == [
+                .set(path: "victims.v2.status", value: "killed"), .set(path: "victims.v9.sex", value: "male"),
+            ])
     }
 
     @Test func removeEntryClearsEveryFieldItHolds() throws {
         let current = record(
-            [.set(path: "title", value: "T"), .set(path: "victims.v1.sex", value: "male"), .set(path: "victims.v1.pseudonym", value: "P"),
-             .set(path: "victims.v2.sex", value: "female"), .set(path: "victims.v10.sex", value: "male")],
+            [
+                .set(path: "title", value: "T"), .set(path: "victims.v1.sex", value: "male"),
+                .set(path: "victims.v1.pseudonym", value: "P"),
+                .set(path: "victims.v2.sex", value: "female"), .set(path: "victims.v10.sex", value: "male"),
+            ],
             [.unset(path: "victims.v1.pseudonym")],
             [.set(path: "victims.v1.status", value: "killed")])
         #expect(current.entryPaths(collection: "victims", entry: "v1") == ["victims.v1.sex", "victims.v1.status"])
-        #expect(try operations(parsed("victims-=v1"), current: current) == [
-            .unset(path: "victims.v1.sex"), .unset(path: "victims.v1.status"),
-        ])
+        #expect(
+            try operations(parsed("victims-=v1"), current: current) == [
+                .unset(path: "victims.v1.sex"), .unset(path: "victims.v1.status"),
+            ])
         #expect(try operations(parsed("victims-=v2"), current: current) == [.unset(path: "victims.v2.sex")])
 
         // Once removed, the entry no longer exists.
@@ -265,22 +285,24 @@ import Testing
     // MARK: IncidentDocument
 
     @Test func documentFlattensIntoChanges() throws {
-        let document = try json(#"""
+        let document = try json(
+            #"""
             {"title":"Shelling","location":{"place":"Old market","country":"SY"},"casualties":{"killed":3},
              "tags":["a","b"],"custom":{"source":{"url":"x"},"n":1},"victims":[{"sex":"male"}],
              "id":"ignored","deleted":false,"conflicts":[],"version":{}}
             """#)
         let changes = try IncidentDocument.changes(from: document)
-        #expect(changes == [
-            .set(path: "casualties.killed", value: 3),
-            .set(path: "custom.n", value: 1),
-            .set(path: "custom.source", value: ["url": "x"]),
-            .set(path: "location.country", value: "SY"),
-            .set(path: "location.place", value: "Old market"),
-            .set(path: "tags", value: ["a", "b"]),
-            .set(path: "title", value: "Shelling"),
-            .set(path: "victims", value: [["sex": "male"]]),
-        ])
+        #expect(
+            changes == [
+                .set(path: "casualties.killed", value: 3),
+                .set(path: "custom.n", value: 1),
+                .set(path: "custom.source", value: ["url": "x"]),
+                .set(path: "location.country", value: "SY"),
+                .set(path: "location.place", value: "Old market"),
+                .set(path: "tags", value: ["a", "b"]),
+                .set(path: "title", value: "Shelling"),
+                .set(path: "victims", value: [["sex": "male"]]),
+            ])
         // A `show --json` document is read from its `fields` member.
         let wrapped = try IncidentDocument.changes(from: ["id": "x", "fields": document])
         #expect(wrapped == changes)
@@ -302,7 +324,8 @@ import Testing
 
     /// A document, applied as a new record, reads back as the same nested fields.
     @Test func documentRoundTripsThroughARecord() throws {
-        let document = try json(#"""
+        let document = try json(
+            #"""
             {"title":"Shelling","narrative":"Two shells.","location":{"place":"Old market","country":"SY","lat":36.2},
              "casualties":{"killed":3,"injured":0},"tags":["a","b"],"violations":["attack-on-civilians"],
              "custom":{"source":{"url":"x"}},"victims":{"v1":{"sex":"male","age_range":"18-30"}},"status":"draft"}

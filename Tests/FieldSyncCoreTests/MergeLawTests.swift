@@ -24,7 +24,8 @@ import Testing
             equalKnowledgeComparisons += world.equalKnowledgeComparisons
 
             try world.syncAll()
-            let everything = VersionVector(world.authored.reduce(into: [NodeID: UInt64]()) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) })
+            let everything = VersionVector(
+                world.authored.reduce(into: [NodeID: UInt64]()) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) })
             let reference = world.replicas[0].canonicalBytes
             #expect(!reference.isEmpty)
             for replica in world.replicas {
@@ -240,9 +241,11 @@ import Testing
             }
             #expect(state.registers.mapValues { Set($0) } == expected, "a superseded write survived", sourceLocation: sourceLocation)
             for candidates in state.registers.values {
-                #expect(zip(candidates, candidates.dropFirst()).allSatisfy { Candidate.displayOrder($0, $1) }, sourceLocation: sourceLocation)
+                #expect(
+                    zip(candidates, candidates.dropFirst()).allSatisfy { Candidate.displayOrder($0, $1) }, sourceLocation: sourceLocation)
             }
-            #expect(state.version == VersionVector(revisions.reduce(into: [:]) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) }))
+            #expect(
+                state.version == VersionVector(revisions.reduce(into: [:]) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) }))
         }
     }
 

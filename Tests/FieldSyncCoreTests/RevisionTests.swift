@@ -104,17 +104,39 @@ import Testing
         let base = Self.full.signedBytes
         var changed: [Revision] = []
         var r = Self.full
-        r.note = "another reason"; changed.append(r)
-        r = Self.full; r.note = nil; changed.append(r)
-        r = Self.full; r.author = "Someone else"; changed.append(r)
-        r = Self.full; r.time += 1; changed.append(r)
-        r = Self.full; r.dot.counter += 1; changed.append(r)
-        r = Self.full; r.dot.node = Fixture.nodeC; changed.append(r)
-        r = Self.full; r.record = Fixture.otherRecord; changed.append(r)
-        r = Self.full; r.context = Fixture.vector((Fixture.nodeA, 5)); changed.append(r)
-        r = Self.full; r.operations.removeLast(); changed.append(r)
-        r = Self.full; r.operations.swapAt(0, 1); changed.append(r)
-        r = Self.full; r.kind = .delete; r.operations = []; changed.append(r)
+        r.note = "another reason"
+        changed.append(r)
+        r = Self.full
+        r.note = nil
+        changed.append(r)
+        r = Self.full
+        r.author = "Someone else"
+        changed.append(r)
+        r = Self.full
+        r.time += 1
+        changed.append(r)
+        r = Self.full
+        r.dot.counter += 1
+        changed.append(r)
+        r = Self.full
+        r.dot.node = Fixture.nodeC
+        changed.append(r)
+        r = Self.full
+        r.record = Fixture.otherRecord
+        changed.append(r)
+        r = Self.full
+        r.context = Fixture.vector((Fixture.nodeA, 5))
+        changed.append(r)
+        r = Self.full
+        r.operations.removeLast()
+        changed.append(r)
+        r = Self.full
+        r.operations.swapAt(0, 1)
+        changed.append(r)
+        r = Self.full
+        r.kind = .delete
+        r.operations = []
+        changed.append(r)
         for revision in changed {
             #expect(revision.signedBytes != base)
         }
@@ -135,7 +157,10 @@ import Testing
         Malformation(label: "v missing", path: "revision.v") { $0["v"] = nil },
         Malformation(label: "v as string", path: "revision.v") { $0["v"] = "1" },
         Malformation(label: "v from the future", path: "revision.v") { $0["v"] = 3 },
-        Malformation(label: "prev in format 1", path: "revision.prev") { $0["v"] = 1; $0["prev"] = .string(String(repeating: "a", count: 64)) },
+        Malformation(label: "prev in format 1", path: "revision.prev") {
+            $0["v"] = 1
+            $0["prev"] = .string(String(repeating: "a", count: 64))
+        },
         Malformation(label: "prev not a hash", path: "revision.prev") { $0["prev"] = "ABC" },
         Malformation(label: "prev uppercase", path: "revision.prev") { $0["prev"] = .string(String(repeating: "A", count: 64)) },
         Malformation(label: "node missing", path: "revision.node") { $0["node"] = nil },

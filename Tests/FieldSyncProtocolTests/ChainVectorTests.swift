@@ -20,7 +20,9 @@ import Testing
         let json = try JSONValue(parsing: Array(try Data(contentsOf: url)))
         func links(_ key: String) throws -> [Link] {
             try #require(json[key]?.arrayValue).map { item in
-                Link(text: try #require(item["text"]?.stringValue), hash: try #require(item["hash"]?.stringValue), prev: item["prev"]?.stringValue)
+                Link(
+                    text: try #require(item["text"]?.stringValue), hash: try #require(item["hash"]?.stringValue),
+                    prev: item["prev"]?.stringValue)
             }
         }
         return (try links("history"), try links("forked"), UInt64(try #require(json["first_difference"]?.intValue)))

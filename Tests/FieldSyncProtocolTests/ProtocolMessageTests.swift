@@ -9,15 +9,18 @@ import Testing
     let key = DeviceKey.generate()
 
     func revision(_ counter: UInt64 = 1) throws -> Revision {
-        try key.sign(Revision(
-            dot: Dot(node: node, counter: counter), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
-            operations: [.set(path: "title", value: "Raid"), .set(path: "casualties.killed", value: 3)],
-            context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+        try key.sign(
+            Revision(
+                dot: Dot(node: node, counter: counter), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+                operations: [.set(path: "title", value: "Raid"), .set(path: "casualties.killed", value: 3)],
+                context: VersionVector(), author: "rima", time: 1_741_340_000_000))
     }
 
     @Test func messagesRoundTrip() throws {
         let knowledge = VersionVector([node: 3])
-        #expect(try KnowledgeResponse(json: KnowledgeResponse(node: node, knowledge: knowledge).json) == KnowledgeResponse(node: node, knowledge: knowledge))
+        #expect(
+            try KnowledgeResponse(json: KnowledgeResponse(node: node, knowledge: knowledge).json)
+                == KnowledgeResponse(node: node, knowledge: knowledge))
         let push = PushRequest(node: node, revisions: [try revision()])
         #expect(try PushRequest(json: push.json) == push)
         let pull = PullRequest(knowledge: knowledge, limit: 10)
@@ -94,10 +97,11 @@ import Testing
 
     func revisions(_ count: Int) throws -> [Revision] {
         try (1...count).map { counter in
-            try key.sign(Revision(
-                dot: Dot(node: node, counter: UInt64(counter)), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
-                operations: [.set(path: "title", value: .string("Raid \(counter)"))],
-                context: VersionVector(), author: "rima", time: 1_741_340_000_000))
+            try key.sign(
+                Revision(
+                    dot: Dot(node: node, counter: UInt64(counter)), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+                    operations: [.set(path: "title", value: .string("Raid \(counter)"))],
+                    context: VersionVector(), author: "rima", time: 1_741_340_000_000))
         }
     }
 
@@ -169,9 +173,10 @@ import Testing
 
     @Test func aBatchReportsItsFirstBadRevisionInOrder() throws {
         let key = DeviceKey.generate()
-        let good = try key.sign(Revision(
-            dot: Dot(node: NodeID("0123456789abcdef")!, counter: 1), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
-            operations: [.set(path: "title", value: "Raid")], context: VersionVector(), author: "rima", time: 1))
+        let good = try key.sign(
+            Revision(
+                dot: Dot(node: NodeID("0123456789abcdef")!, counter: 1), record: RecordID("01959a3c-7e00-7a00-8000-000000000001")!,
+                operations: [.set(path: "title", value: "Raid")], context: VersionVector(), author: "rima", time: 1))
         var items = Array(repeating: good.json, count: 300)
         items[120] = .object(["v": 1])
         items[250] = .string("not a revision")

@@ -16,7 +16,8 @@ import Testing
         let cases = try #require(try Self.load("node-ids.json")["cases"]?.arrayValue)
         #expect(cases.count == 3)
         for c in cases {
-            let key = try #require(c["public_key"]?.stringValue), nonce = try #require(c["nonce"]?.stringValue)
+            let key = try #require(c["public_key"]?.stringValue)
+            let nonce = try #require(c["nonce"]?.stringValue)
             let node = try #require(c["node"]?.stringValue.flatMap(NodeID.init))
             #expect(NodeBinding.node(publicKey: key, nonce: nonce) == node)
             #expect(NodeBinding.isBound(node, publicKey: key, nonce: nonce))

@@ -31,7 +31,11 @@ import Testing
     }
 
     static let stepGen = Gen.int(in: 0...1799).map { n -> Step in
-        let kind = n % 10, replica = (n / 10) % 3, other = (n / 30) % 3, record = (n / 90) % 2, field = (n / 180) % 3
+        let kind = n % 10
+        let replica = (n / 10) % 3
+        let other = (n / 30) % 3
+        let record = (n / 90) % 2
+        let field = (n / 180) % 3
         switch kind {
         case 0, 1, 2: return .sync(replica: replica)
         case 3, 4, 5: return .edit(replica: replica, record: record, field: field)
@@ -45,8 +49,10 @@ import Testing
     /// dot the central node already holds otherwise, and the colleague has nothing newer of that
     /// node, so neither its pushes nor its pulls would ever show the difference.
     @Test func aBundledForkAtTheServersOwnCounterIsFoundAndReplaced() async throws {
-        try await Self.run([.copy(replica: 1), .edit(replica: 1, record: 1, field: 0), .sync(replica: 1), .restore(replica: 1, copy: 0),
-                            .edit(replica: 1, record: 1, field: 1), .bundle(from: 1, to: 2)])
+        try await Self.run([
+            .copy(replica: 1), .edit(replica: 1, record: 1, field: 0), .sync(replica: 1), .restore(replica: 1, copy: 0),
+            .edit(replica: 1, record: 1, field: 1), .bundle(from: 1, to: 2),
+        ])
     }
 
     @Test func restoresClonesAndBundlesConvergeWithoutLosingAWrite() async throws {
@@ -84,11 +90,12 @@ import Testing
             case .edit(let r, let rec, let field):
                 let value = "v\(written.count)"
                 written.append(value)
-                let change: FieldChange = switch field {
-                case 0: .set(path: "narrative", value: .string(value))
-                case 1: .set(path: "location.place", value: .string(value))
-                default: .add(path: "tags", element: value)
-                }
+                let change: FieldChange =
+                    switch field {
+                    case 0: .set(path: "narrative", value: .string(value))
+                    case 1: .set(path: "location.place", value: .string(value))
+                    default: .add(path: "tags", element: value)
+                    }
                 try Fixtures.edit(replicas[r], ids[rec], [change], now: now)
             case .sync(let r):
                 try await sync(r)
@@ -97,7 +104,9 @@ import Testing
             case .bundle(let from, let to):
                 let revisions = CausalSort.sorted(try replicas[from].allRevisions())
                 let directory = try replicas[from].keyDirectory()
-                let bundleKeys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }.map { KeyEntry(node: $0.node, publicKey: $0.publicKey) }
+                let bundleKeys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }.map {
+                    KeyEntry(node: $0.node, publicKey: $0.publicKey)
+                }
                 _ = try replicas[to].receiveVerified(revisions, learning: bundleKeys, unconfirmed: true, now: now)
             case .copy(let r):
                 let path = dir.file("copy\(copies.count)-r\(r).sqlite")
@@ -105,7 +114,8 @@ import Testing
                 copies.append((r, path))
             case .restore(let r, let c):
                 // A plain copy of the same laptop's file, put back in place (no backup mark).
-                guard let copy = copies.filter({ $0.replica == r }).dropFirst(c % max(1, copies.filter { $0.replica == r }.count)).first else { continue }
+                guard let copy = copies.filter({ $0.replica == r }).dropFirst(c % max(1, copies.filter { $0.replica == r }.count)).first
+                else { continue }
                 let path = replicas[r].path
                 try replicas[r].close()
                 try FileManager.default.removeItem(atPath: path)

@@ -33,14 +33,18 @@ import Testing
 
     @Test func threeReplicasConvergeByteForByteIncludingConflicts() async throws {
         let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
-        let rima = try await replica("Rima", server), omar = try await replica("Omar", server), lina = try await replica("Lina", server)
+        let rima = try await replica("Rima", server)
+        let omar = try await replica("Omar", server)
+        let lina = try await replica("Lina", server)
         let id = try Fixtures.addIncident(rima, title: "Raid on the village of Al-Rusafa", [.set(path: "casualties.killed", value: 9)])
         _ = try await sync(rima, server)
         _ = try await sync(omar, server)
         _ = try await sync(lina, server)
         // Offline, concurrently: different fields merge, the same field with different values conflicts.
         try Fixtures.edit(rima, id, [.set(path: "casualties.killed", value: 11), .add(path: "tags", element: "hospital-list")])
-        try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 14), .set(path: "narrative", value: "Witnesses describe house-to-house searches.")])
+        try Fixtures.edit(
+            omar, id,
+            [.set(path: "casualties.killed", value: 14), .set(path: "narrative", value: "Witnesses describe house-to-house searches.")])
         try Fixtures.edit(lina, id, [.set(path: "location.governorate", value: "Latakia"), .add(path: "tags", element: "video")])
         try Fixtures.addIncident(lina, title: "Looting of shops in the market")
         let schedule: [ReplicaStore] = [lina, omar, rima, lina, omar]
@@ -50,7 +54,7 @@ import Testing
         #expect(Set(states).count == 1)
         let merged = try rima.record(id)!
         #expect(merged.conflicts.map(\.path) == ["casualties.killed"])
-        #expect(merged.conflicts[0].candidates.compactMap(\.value) .sorted { $0.intValue! < $1.intValue! } == [11, 14])
+        #expect(merged.conflicts[0].candidates.compactMap(\.value).sorted { $0.intValue! < $1.intValue! } == [11, 14])
         #expect(merged.value(at: "narrative") == "Witnesses describe house-to-house searches.")
         #expect(merged.value(at: "location.governorate") == "Latakia")
         #expect(merged.elements(of: "tags") == ["hospital-list", "video"])
@@ -188,7 +192,9 @@ final class StopAfterPulls: SyncTransport, @unchecked Sendable {
     }
 
     func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
-    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse { try await inner.push(node: node, revisionTexts: revisionTexts) }
+    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
+        try await inner.push(node: node, revisionTexts: revisionTexts)
+    }
     func keys() async throws -> KeyDirectory { try await inner.keys() }
     func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {

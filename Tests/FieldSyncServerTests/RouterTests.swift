@@ -31,7 +31,8 @@ import Testing
     func app() throws -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return try buildApplication(storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
+        return try buildApplication(
+            storage: SQLiteSyncStorage(replica: server), configuration: .init(host: "127.0.0.1", port: 0), logger: logger)
     }
 
     func body(_ json: JSONValue) -> ByteBuffer { ByteBuffer(bytes: json.canonicalBytes) }
@@ -84,9 +85,10 @@ import Testing
         #expect(try server.status().revisions == 3)
         // Each push wrote its audit line with its batch.
         let pushes = try await SQLiteSyncStorage(replica: server).audit(limit: 100).filter { $0.action == "push" }
-        #expect(pushes.map(\.detail) == [
-            "received 3, accepted 3, duplicates 0, new conflicts 0", "received 3, accepted 0, duplicates 3, new conflicts 0",
-        ])
+        #expect(
+            pushes.map(\.detail) == [
+                "received 3, accepted 3, duplicates 0, new conflicts 0", "received 3, accepted 0, duplicates 3, new conflicts 0",
+            ])
     }
 
     @Test func pullPagesUntilNothingRemains() async throws {
@@ -97,7 +99,9 @@ import Testing
             var pages = 0
             var total = 0
             while true {
-                let more = try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(PullRequest(knowledge: knowledge, limit: 2).json)) { response in
+                let more = try await http.execute(
+                    uri: "/v1/pull", method: .post, headers: auth(token), body: body(PullRequest(knowledge: knowledge, limit: 2).json)
+                ) { response in
                     #expect(response.status == .ok)
                     let page = try PullResponse(json: Self.json(response))
                     #expect(page.revisions.count <= 2)
@@ -234,10 +238,14 @@ import Testing
     @Test func badPullRequestsGet400() async throws {
         let token = try await token(for: client, user: "rima")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{"zz":1}}"#)) { response in
+            try await http.execute(
+                uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{"zz":1}}"#)
+            ) { response in
                 #expect(response.status == .badRequest)
             }
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{},"limit":0}"#)) { response in
+            try await http.execute(
+                uri: "/v1/pull", method: .post, headers: auth(token), body: body(#"{"protocol":2,"knowledge":{},"limit":0}"#)
+            ) { response in
                 #expect(response.status == .badRequest)
             }
         }

@@ -1,6 +1,5 @@
 import FieldSyncCore
 import FieldSyncProtocol
-@testable import FieldSyncServer
 import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
@@ -8,6 +7,8 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Testing
+
+@testable import FieldSyncServer
 
 /// Every rejection path of accounts, tokens, signatures and roles, and the happy paths beside them.
 @Suite struct SecurityRouterTests {
@@ -36,13 +37,18 @@ import Testing
     }
 
     func auth(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
-    func push(_ node: NodeID, _ revisions: [Revision]) -> ByteBuffer { ByteBuffer(bytes: PushRequest(node: node, revisions: revisions).json.canonicalBytes) }
+    func push(_ node: NodeID, _ revisions: [Revision]) -> ByteBuffer {
+        ByteBuffer(bytes: PushRequest(node: node, revisions: revisions).json.canonicalBytes)
+    }
     static func code(_ response: TestResponse) -> String? { body(response)?["error"]?["code"]?.stringValue }
     static func body(_ response: TestResponse) -> JSONValue? { try? JSONValue(parsing: response.body.readableBytesView) }
 
     @Test func noTokenOrAWrongTokenGets401() async throws {
         try await app().test(.router) { http in
-            for (uri, method) in [("/v1/knowledge", HTTPRequest.Method.get), ("/v1/pull", .post), ("/v1/push", .post), ("/v1/keys", .get), ("/v1/users", .get)] {
+            for (uri, method) in [
+                ("/v1/knowledge", HTTPRequest.Method.get), ("/v1/pull", .post), ("/v1/push", .post), ("/v1/keys", .get),
+                ("/v1/users", .get),
+            ] {
                 try await http.execute(uri: uri, method: method, body: ByteBuffer(string: "{}")) { response in
                     #expect(response.status == .unauthorized, "\(uri)")
                     #expect(Self.code(response) == "unauthorized")
@@ -56,9 +62,11 @@ import Testing
 
     @Test func enrolmentGivesATokenThatWorksAndIsAudited() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
-        let request = EnrolRequest(code: code.uppercased(), node: try rima.identity().node, publicKey: try rima.publicKey(), nonce: try rima.nonce())
+        let request = EnrolRequest(
+            code: code.uppercased(), node: try rima.identity().node, publicKey: try rima.publicKey(), nonce: try rima.nonce())
         try await app().test(.router) { http in
-            let token = try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
+            let token = try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) {
+                response in
                 #expect(response.status == .ok)
                 return try EnrolResponse(json: JSONValue(parsing: response.body.readableBytesView)).token
             }
@@ -82,7 +90,8 @@ import Testing
     @Test func aRepeatedEnrolmentByTheSameDeviceGetsANewToken() async throws {
         let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
         let node = try rima.identity().node
-        let proven = EnrolRequest(code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code), nonce: try rima.nonce())
+        let proven = EnrolRequest(
+            code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code), nonce: try rima.nonce())
         #expect(proven.hasValidProof)
         @Sendable func enrol(_ request: EnrolRequest, _ http: some TestClientProtocol) async throws -> (HTTPResponse.Status, String?) {
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: request.json.canonicalBytes)) { response in
@@ -95,14 +104,18 @@ import Testing
             let (againStatus, again) = try await enrol(proven, http)
             #expect(againStatus == .ok, "the same device, with its proof, within the code's lifetime")
             #expect(first != nil && again != nil && first != again)
-            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(try #require(first))) { #expect($0.status == .unauthorized) }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(try #require(first))) {
+                #expect($0.status == .unauthorized)
+            }
             try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(try #require(again))) { #expect($0.status == .ok) }
             // Without the proof, with a proof by another key, or from another replica: refused.
             var unproven = proven
             unproven.proof = nil
             var forged = proven
             forged.proof = try omar.enrolmentProof(code: code)
-            let other = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), proof: try omar.enrolmentProof(code: code), nonce: try omar.nonce())
+            let other = EnrolRequest(
+                code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), proof: try omar.enrolmentProof(code: code),
+                nonce: try omar.nonce())
             for request in [unproven, forged, other] { #expect(try await enrol(request, http).0 == .unauthorized) }
         }
         #expect(try await storage.keyDirectory().entries.count == 1, "still one device")
@@ -115,7 +128,9 @@ import Testing
         let again = EnrolRequest(code: code, node: try omar.identity().node, publicKey: try omar.publicKey(), nonce: try omar.nonce())
         let late = EnrolRequest(code: expired, node: try omar.identity().node, publicKey: try omar.publicKey(), nonce: try omar.nonce())
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: first.json.canonicalBytes)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: first.json.canonicalBytes)) {
+                #expect($0.status == .ok)
+            }
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: again.json.canonicalBytes)) { response in
                 #expect(response.status == .unauthorized)
                 #expect(String(buffer: response.body).contains("already used"))
@@ -134,7 +149,9 @@ import Testing
         try await app().test(.router) { http in
             for _ in 0..<5 {
                 let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: node, publicKey: key, nonce: try rima.nonce())
-                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) {
+                    #expect($0.status == .unauthorized)
+                }
             }
             // Even the right code is refused now, from this address.
             let right = EnrolRequest(code: code, node: node, publicKey: key, nonce: try rima.nonce())
@@ -156,15 +173,22 @@ import Testing
             let app = try buildApplication(
                 storage: storage, configuration: .init(host: "127.0.0.1", port: 0, logAddresses: logAddresses), logger: logger)
             try await app.test(.router) { http in
-                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, try rima.allRevisions())) {
+                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, try rima.allRevisions()))
+                {
                     #expect($0.status == .ok)
                 }
-                try await http.execute(uri: "/v1/pull", method: .post, headers: auth(rimaToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) {
+                try await http.execute(
+                    uri: "/v1/pull", method: .post, headers: auth(rimaToken),
+                    body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)
+                ) {
                     #expect($0.status == .ok)
                 }
                 let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
-                let guess = EnrolRequest(code: Secrets.newEnrolmentCode(), node: bound.node, publicKey: try rima.publicKey(), nonce: bound.nonce)
-                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) { #expect($0.status == .unauthorized) }
+                let guess = EnrolRequest(
+                    code: Secrets.newEnrolmentCode(), node: bound.node, publicKey: try rima.publicKey(), nonce: bound.nonce)
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: guess.json.canonicalBytes)) {
+                    #expect($0.status == .unauthorized)
+                }
             }
             let entries = try await storage.audit(limit: 3)
             #expect(entries.map(\.action) == ["push", "pull", "enrol-failed"])
@@ -182,7 +206,9 @@ import Testing
                 #expect(Self.code(response) == "too_large")
             }
             for _ in 0..<4 {
-                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(string: "{not json")) { #expect($0.status == .badRequest) }
+                try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(string: "{not json")) {
+                    #expect($0.status == .badRequest)
+                }
             }
             // Five bad bodies: the sixth attempt is refused, whatever it holds.
             try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(string: "{}")) { response in
@@ -200,9 +226,11 @@ import Testing
         #expect(stale[node]?.revoked == nil)
         _ = try await storage.revokeDevice(node, now: 5)
         let revisions = try rima.allRevisions()
-        await #expect { _ = try await storage.store(
-            revisions, from: [node], checked: .none, authenticate: { try stale.verify($0) },
-            admit: { revision, _ in try stale.verify(revision) }, audit: { _ in AuditEntry(time: 6, user: "rima", device: node.rawValue, action: "push", detail: "", address: nil) })
+        await #expect {
+            _ = try await storage.store(
+                revisions, from: [node], checked: .none, authenticate: { try stale.verify($0) },
+                admit: { revision, _ in try stale.verify(revision) },
+                audit: { _ in AuditEntry(time: 6, user: "rima", device: node.rawValue, action: "push", detail: "", address: nil) })
         } throws: { ($0 as? ProtocolError)?.code == .forbidden }
         #expect(try server.status().revisions == 0)
     }
@@ -256,10 +284,18 @@ import Testing
         try Fixtures.addIncident(rima, title: "Arrests at the roundabout")
         let rimaNode = try rima.identity().node
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(rimaNode, try rima.allRevisions())) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(rimaToken)) { #expect($0.status == .forbidden) }
-            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(rimaToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) {
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(rimaNode, try rima.allRevisions()))
+            { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(rimaToken)) {
+                #expect($0.status == .forbidden)
+            }
+            try await http.execute(uri: "/v1/devices/\(rimaNode)/revoke", method: .post, headers: auth(adminToken)) {
+                #expect($0.status == .ok)
+            }
+            try await http.execute(
+                uri: "/v1/pull", method: .post, headers: auth(rimaToken),
+                body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)
+            ) {
                 #expect($0.status == .unauthorized)
             }
         }
@@ -272,7 +308,9 @@ import Testing
         let omarToken = try await token(for: omar, user: "omar")
         try Fixtures.addIncident(rima, title: "Never enrolled")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try rima.allRevisions())) { response in
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try rima.allRevisions())
+            ) { response in
                 #expect(response.status == .unprocessableContent)
                 #expect(Self.code(response) == "unknown_node")
                 let body = String(buffer: response.body)
@@ -302,7 +340,9 @@ import Testing
                     #expect(Self.code(response) == "bad_signature")
                 }
             }
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, [original])) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(node, [original])) {
+                #expect($0.status == .ok)
+            }
         }
         #expect(try server.records().first?.value(at: "casualties.killed") == 4)
     }
@@ -312,10 +352,13 @@ import Testing
         let omarToken = try await token(for: omar, user: "omar")
         try Fixtures.addIncident(rima, title: "Looting in the market")
         // Omar received Rima's work by bundle and relays it with his own.
-        _ = try omar.receiveVerified(try rima.allRevisions(), learning: [KeyEntry(node: try rima.identity().node, publicKey: try rima.publicKey())], now: 2)
+        _ = try omar.receiveVerified(
+            try rima.allRevisions(), learning: [KeyEntry(node: try rima.identity().node, publicKey: try rima.publicKey())], now: 2)
         try Fixtures.addIncident(omar, title: "Omar's own incident")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())) { response in
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())
+            ) { response in
                 #expect(response.status == .ok)
                 let accepted = try PushResponse(json: JSONValue(parsing: response.body.readableBytesView)).accepted
                 #expect(accepted == 2)
@@ -341,13 +384,20 @@ import Testing
         let rimaEdit = try #require(try rima.allRevisions().last)
         let linaNode = try lina.identity().node
         // Lina has seen only Rima's 12 and writes Omar's 15: the current values would agree.
-        let agreeing = try lina.sign(Revision(
-            dot: Dot(node: linaNode, counter: 1), record: id, kind: .put, operations: [.set(path: "casualties.killed", value: 15)],
-            context: VersionVector([rimaEdit.dot.node: 2]), author: "lina", time: 1_741_340_200_000))
+        let agreeing = try lina.sign(
+            Revision(
+                dot: Dot(node: linaNode, counter: 1), record: id, kind: .put, operations: [.set(path: "casualties.killed", value: 15)],
+                context: VersionVector([rimaEdit.dot.node: 2]), author: "lina", time: 1_741_340_200_000))
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(linaToken), body: push(linaNode, [agreeing])) { #expect($0.status == .ok) }
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())
+            ) { #expect($0.status == .ok) }
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, try omar.allRevisions())
+            ) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(linaToken), body: push(linaNode, [agreeing])) {
+                #expect($0.status == .ok)
+            }
             let afterLina = try #require(try server.record(id))
             #expect(afterLina.conflicts.map(\.path) == ["casualties.killed"])
             #expect(afterLina.candidates(at: "casualties.killed").map(\.value) == [15, 15])
@@ -355,7 +405,9 @@ import Testing
             _ = try omar.receiveVerified(try rima.allRevisions() + [agreeing], learning: keys, now: 3)
             try Fixtures.edit(omar, id, [.set(path: "casualties.killed", value: 15)], now: 1_741_340_300_000)
             let covering = try #require(try omar.allRevisions().last)
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [covering])) { #expect($0.status == .ok) }
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [covering])
+            ) { #expect($0.status == .ok) }
             let afterOmar = try #require(try server.record(id))
             #expect(afterOmar.candidates(at: "casualties.killed").map(\.dot) == [covering.dot])
             #expect(afterOmar.isConflicted(at: "casualties.killed"), "a documenter's revision ends no conflict, whatever its context")
@@ -364,7 +416,9 @@ import Testing
             _ = try admin.receiveVerified(try server.allRevisions(), learning: keys, now: 4)
             try Fixtures.edit(admin, id, [.set(path: "casualties.killed", value: 14)], now: 1_741_340_400_000)
             let adminResolution = try #require(try admin.allRevisions().last)
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(adminToken), body: push(try admin.identity().node, [adminResolution])) { #expect($0.status == .ok) }
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(adminToken), body: push(try admin.identity().node, [adminResolution])
+            ) { #expect($0.status == .ok) }
         }
         #expect(try server.record(id)?.conflicts.isEmpty == true)
         #expect(try server.record(id)?.value(at: "casualties.killed") == 14)
@@ -375,7 +429,9 @@ import Testing
     /// delete-against-edit conflict, until an admin chooses.
     @Test func deletesByDocumentersDoNotEndADeleteAgainstEdit() async throws {
         let lina = try ReplicaStore.create(at: dir.file("lina.sqlite"), name: "lina", now: 1)
-        let tokens = [try await token(for: rima, user: "rima"), try await token(for: omar, user: "omar"), try await token(for: lina, user: "lina")]
+        let tokens = [
+            try await token(for: rima, user: "rima"), try await token(for: omar, user: "omar"), try await token(for: lina, user: "lina"),
+        ]
         let id = try Fixtures.addIncident(rima, title: "Detentions at the school")
         let keys = try [rima, omar, lina].map { KeyEntry(node: try $0.identity().node, publicKey: try $0.publicKey()) }
         _ = try omar.receiveVerified(try rima.allRevisions(), learning: keys, now: 2)
@@ -385,17 +441,23 @@ import Testing
         let rimaNode = try rima.identity().node
         let omarNode = try omar.identity().node
         let deletes = try [
-            lina.sign(Revision(
-                dot: Dot(node: linaNode, counter: 1), record: id, kind: .delete, operations: [],
-                context: VersionVector([rimaNode: 2]), author: "lina", time: 1_741_340_200_000)),
-            lina.sign(Revision(
-                dot: Dot(node: linaNode, counter: 2), record: id, kind: .delete, operations: [],
-                context: VersionVector([rimaNode: 1, omarNode: 1, linaNode: 1]), author: "lina", time: 1_741_340_200_001)),
+            lina.sign(
+                Revision(
+                    dot: Dot(node: linaNode, counter: 1), record: id, kind: .delete, operations: [],
+                    context: VersionVector([rimaNode: 2]), author: "lina", time: 1_741_340_200_000)),
+            lina.sign(
+                Revision(
+                    dot: Dot(node: linaNode, counter: 2), record: id, kind: .delete, operations: [],
+                    context: VersionVector([rimaNode: 1, omarNode: 1, linaNode: 1]), author: "lina", time: 1_741_340_200_001)),
         ]
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[0]), body: push(rimaNode, try rima.allRevisions())) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[1]), body: push(omarNode, try omar.allRevisions())) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[2]), body: push(linaNode, deletes)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[0]), body: push(rimaNode, try rima.allRevisions()))
+            { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[1]), body: push(omarNode, try omar.allRevisions()))
+            { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(tokens[2]), body: push(linaNode, deletes)) {
+                #expect($0.status == .ok)
+            }
         }
         let state = try #require(try server.record(id))
         #expect(state.candidates(at: "deleted").allSatisfy { $0.value == .bool(true) })
@@ -412,18 +474,23 @@ import Testing
         let forgedNonce = try #require(try rima.nonce())
         try await app().test(.router) { http in
             // Omar registers Rima's node id for his own device: his key does not derive it.
-            let squat = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(rimaNode.rawValue), "nonce": .string(forgedNonce)]).canonicalBytes)
+            let squat = ByteBuffer(
+                bytes: JSONValue.object(["protocol": 2, "node": .string(rimaNode.rawValue), "nonce": .string(forgedNonce)]).canonicalBytes)
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(omarToken), body: squat) { response in
                 #expect(response.status == .forbidden)
                 #expect(String(buffer: response.body).contains("is not made from this device's key"))
             }
             // Nor with no nonce at all, nor with an id that is not derived from any key.
             let bare = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(NodeID.random().rawValue)]).canonicalBytes)
-            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(omarToken), body: bare) { #expect($0.status == .forbidden) }
+            try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(omarToken), body: bare) {
+                #expect($0.status == .forbidden)
+            }
             // Enrolling under Rima's node id with another key fails before the code is used.
             let stranger = DeviceKey.generate()
             let enrol = EnrolRequest(code: code, node: rimaNode, publicKey: stranger.publicKeyBase64, nonce: forgedNonce)
-            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: enrol.json.canonicalBytes)) { #expect($0.status == .forbidden) }
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: enrol.json.canonicalBytes)) {
+                #expect($0.status == .forbidden)
+            }
         }
         #expect(try await storage.devices().map(\.node) == [try omar.identity().node])
         // Rima's own enrolment, with her key, still works.
@@ -445,11 +512,16 @@ import Testing
         let omarToken = try await token(for: omar, user: "omar")
         _ = try Fixtures.addIncident(rima, title: "Shelling")
         try await app().test(.router) { http in
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())) { #expect($0.status == .ok) }
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(try rima.identity().node, try rima.allRevisions())
+            ) { #expect($0.status == .ok) }
             var serverKey: String?
             try await http.execute(uri: "/v1/health", method: .get) { serverKey = Self.body($0)?["server_key"]?.stringValue }
             let key = try #require(serverKey)
-            try await http.execute(uri: "/v1/pull", method: .post, headers: auth(omarToken), body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)) { response in
+            try await http.execute(
+                uri: "/v1/pull", method: .post, headers: auth(omarToken),
+                body: ByteBuffer(bytes: PullRequest(knowledge: VersionVector()).json.canonicalBytes)
+            ) { response in
                 let page = try PullResponse(json: JSONValue(parsing: response.body.readableBytesView))
                 #expect(page.revisions.count == 1)
                 #expect(page.certificates.map(\.node) == [try rima.identity().node])
@@ -464,7 +536,9 @@ import Testing
         let adminToken = try await token(for: admin, user: "amira", role: .admin)
         let add = ByteBuffer(bytes: AddUserRequest(name: "lina", role: .documenter).json.canonicalBytes)
         try await app().test(.router) { http in
-            for (uri, method) in [("/v1/users", HTTPRequest.Method.get), ("/v1/devices", .get), ("/v1/audit", .get), ("/v1/users/amira/revoke", .post)] {
+            for (uri, method) in [
+                ("/v1/users", HTTPRequest.Method.get), ("/v1/devices", .get), ("/v1/audit", .get), ("/v1/users/amira/revoke", .post),
+            ] {
                 try await http.execute(uri: uri, method: method, headers: auth(rimaToken)) { response in
                     #expect(response.status == .forbidden, "\(uri)")
                     #expect(Self.code(response) == "forbidden")
@@ -479,7 +553,9 @@ import Testing
                 let users = try JSONValue(parsing: response.body.readableBytesView)["users"]?.arrayValue ?? []
                 #expect(users.compactMap { $0["name"]?.stringValue } == ["amira", "lina", "rima"])
             }
-            try await http.execute(uri: "/v1/users/nobody/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .notFound) }
+            try await http.execute(uri: "/v1/users/nobody/revoke", method: .post, headers: auth(adminToken)) {
+                #expect($0.status == .notFound)
+            }
         }
     }
 
@@ -489,15 +565,22 @@ import Testing
         let adminToken = try await token(for: admin, user: "amira", role: .admin)
         let oldNode = try rima.identity().node
         let newNode = try rima.retireNodeID(reason: "restored", now: 2)
-        let register = ByteBuffer(bytes: JSONValue.object([
-            "protocol": 2, "node": .string(newNode.rawValue), "nonce": .string(try #require(try rima.nodeNonce(newNode))),
-        ]).canonicalBytes)
+        let register = ByteBuffer(
+            bytes: JSONValue.object([
+                "protocol": 2, "node": .string(newNode.rawValue), "nonce": .string(try #require(try rima.nodeNonce(newNode))),
+            ]).canonicalBytes)
         try await app().test(.router) { http in
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: register) { #expect($0.status == .ok) }
-            try await http.execute(uri: "/v1/devices/\(oldNode)/revoke", method: .post, headers: auth(adminToken)) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/devices/\(oldNode)/revoke", method: .post, headers: auth(adminToken)) {
+                #expect($0.status == .ok)
+            }
             try await http.execute(uri: "/v1/knowledge", method: .get, headers: auth(rimaToken)) { #expect($0.status == .unauthorized) }
-            try await http.execute(uri: "/v1/audit?limit=abc", method: .get, headers: auth(adminToken)) { #expect($0.status == .badRequest) }
-            try await http.execute(uri: "/v1/knowledge", method: .get, headers: [.authorization: "bearer \(adminToken)"]) { #expect($0.status == .ok) }
+            try await http.execute(uri: "/v1/audit?limit=abc", method: .get, headers: auth(adminToken)) {
+                #expect($0.status == .badRequest)
+            }
+            try await http.execute(uri: "/v1/knowledge", method: .get, headers: [.authorization: "bearer \(adminToken)"]) {
+                #expect($0.status == .ok)
+            }
         }
         let directory = try await storage.keyDirectory()
         #expect(directory[oldNode]?.revoked != nil)
@@ -511,11 +594,17 @@ import Testing
             // The enrolled node id counts: 15 more are allowed, the 16th more is refused with the reason.
             for i in 0..<(SyncProtocol.maximumNodesPerDevice - 1) {
                 let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
-                let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)]).canonicalBytes)
-                try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { #expect($0.status == .ok, "\(i)") }
+                let body = ByteBuffer(
+                    bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)])
+                        .canonicalBytes)
+                try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) {
+                    #expect($0.status == .ok, "\(i)")
+                }
             }
             let bound = NodeBinding.fresh(publicKey: try rima.publicKey())
-            let body = ByteBuffer(bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)]).canonicalBytes)
+            let body = ByteBuffer(
+                bytes: JSONValue.object(["protocol": 2, "node": .string(bound.node.rawValue), "nonce": .string(bound.nonce)]).canonicalBytes
+            )
             try await http.execute(uri: "/v1/nodes", method: .post, headers: auth(rimaToken), body: body) { response in
                 #expect(response.status == .forbidden)
                 let message = (try? JSONValue(parsing: response.body.readableBytesView))?["error"]?["message"]?.stringValue ?? ""
@@ -538,7 +627,9 @@ import Testing
         #expect(other != key)
         #expect(Data(base64Encoded: other) == Data(base64Encoded: key), "both spellings decode to the same key")
         #expect(!SignatureCheck.isPublicKey(other), "only the canonical spelling is a key")
-        #expect { try KeyEntry(json: ["node": .string(try rima.identity().node.rawValue), "public_key": .string(other)], at: "keys[0]") } throws: {
+        #expect {
+            try KeyEntry(json: ["node": .string(try rima.identity().node.rawValue), "public_key": .string(other)], at: "keys[0]")
+        } throws: {
             ($0 as? ProtocolError)?.code == .malformed
         }
     }
@@ -562,13 +653,15 @@ import Testing
             }
             // The copy pushes with Rima's token: 409 fork, also when it names Omar's node in the body.
             for claimed in [node, try omar.identity().node] {
-                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(claimed, [forked])) { response in
+                try await http.execute(uri: "/v1/push", method: .post, headers: auth(rimaToken), body: push(claimed, [forked])) {
+                    response in
                     #expect(response.status == .conflict)
                     #expect(Self.body(response)?["error"]?["code"] == "fork")
                 }
             }
             // The probe shows where the histories part.
-            try await http.execute(uri: "/v1/knowledge?node=\(node.rawValue)&counter=1", method: .get, headers: auth(rimaToken)) { response in
+            try await http.execute(uri: "/v1/knowledge?node=\(node.rawValue)&counter=1", method: .get, headers: auth(rimaToken)) {
+                response in
                 let chain = Self.body(response)?["chain"]
                 #expect(chain?["counter"] == 1)
                 #expect(chain?["hash"]?.stringValue == RevisionChain.hash(ofText: original.json.canonicalText))
@@ -580,7 +673,8 @@ import Testing
                 }
             }
             // Omar relays the copy's revision (from a bundle): kept aside, listed, nothing refused.
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [forked])) { response in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [forked]))
+            { response in
                 #expect(response.status == .ok)
                 #expect(Self.body(response)?["set_aside"] == .array([.string(forked.dot.description)]))
                 #expect(Self.body(response)?["accepted"] == 0)
@@ -588,7 +682,9 @@ import Testing
             // An unsigned alteration relayed the same way is a forgery: refused, and not kept.
             var altered = forked
             altered.operations = [.set(path: "title", value: "Forged")]
-            try await http.execute(uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [altered])) { response in
+            try await http.execute(
+                uri: "/v1/push", method: .post, headers: auth(omarToken), body: push(try omar.identity().node, [altered])
+            ) { response in
                 #expect(response.status == .unprocessableContent)
                 #expect(Self.body(response)?["error"]?["code"] == "bad_signature")
             }

@@ -22,7 +22,11 @@ import Testing
 
     /// One integer decoded into a step, so that shrinking works on plain numbers.
     static let stepGen = Gen.int(in: 0...959).map { n -> Step in
-        let kind = n % 10, replica = (n / 10) % 3, record = (n / 30) % 2, field = (n / 60) % 4, value = (n / 240) % 4
+        let kind = n % 10
+        let replica = (n / 10) % 3
+        let record = (n / 30) % 2
+        let field = (n / 60) % 4
+        let value = (n / 240) % 4
         return kind < 3 ? .sync(replica: replica) : .edit(replica: replica, record: record, field: field, value: value)
     }
 
@@ -42,12 +46,13 @@ import Testing
                 for step in steps {
                     switch step {
                     case .edit(let r, let rec, let field, let value):
-                        let change: FieldChange = switch field {
-                        case 0: .set(path: "casualties.killed", value: .int(Int64(value)))
-                        case 1: .set(path: "narrative", value: .string("account \(value)"))
-                        case 2: .add(path: "tags", element: "tag\(value)")
-                        default: .set(path: "status", value: .string(["draft", "submitted", "verified", "rejected"][value]))
-                        }
+                        let change: FieldChange =
+                            switch field {
+                            case 0: .set(path: "casualties.killed", value: .int(Int64(value)))
+                            case 1: .set(path: "narrative", value: .string("account \(value)"))
+                            case 2: .add(path: "tags", element: "tag\(value)")
+                            default: .set(path: "status", value: .string(["draft", "submitted", "verified", "rejected"][value]))
+                            }
                         try Fixtures.edit(replicas[r], ids[rec], [change])
                     case .sync(let r):
                         _ = try await SyncDriver(store: replicas[r], transport: transport, batchSize: 3, retries: 0).run()

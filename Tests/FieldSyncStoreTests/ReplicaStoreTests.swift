@@ -1,10 +1,11 @@
 import FieldSyncCore
 import FieldSyncProtocol
-@testable import FieldSyncStore
 import FieldSyncTestSupport
 import Foundation
 import GRDB
 import Testing
+
+@testable import FieldSyncStore
 
 /// The SQLite replica: migrations, transactions and the rules of receiving revisions.
 @Suite struct ReplicaStoreTests {
@@ -31,7 +32,9 @@ import Testing
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
         #expect(applied == ["v1", "v2-security", "v3-tls", "v4-backup", "v5-forks", "v6-authority", "v7-certificates"])
-        let tables = try queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") }
+        let tables = try queue.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        }
         #expect(Set(tables).isSuperset(of: ["replica", "revision", "knowledge", "record", "retired_node"]))
     }
 
@@ -232,7 +235,8 @@ import Testing
         let target = try ReplicaStore.create(at: dir.file("v.sqlite"), name: "Omar", now: 1)
         let bad = Revision(
             dot: Dot(node: .random(), counter: 1), record: .generate(millisecondsSince1970: 1),
-            operations: [.set(path: "title", value: "x"), .set(path: "casualties.killed", value: -3)], context: VersionVector(), author: "M", time: 1)
+            operations: [.set(path: "title", value: "x"), .set(path: "casualties.killed", value: -3)], context: VersionVector(),
+            author: "M", time: 1)
         #expect { try target.receive([bad], now: 2) } throws: { ($0 as? ProtocolError)?.code == .invalidField }
         #expect(try target.status().revisions == 0)
     }
@@ -308,7 +312,10 @@ import Testing
 
         let queue = try DatabaseQueue(path: path)
         // A materialized state edited behind FieldSync's back.
-        try queue.write { db in try db.execute(sql: "UPDATE record SET state = replace(state, '\"value\":4', '\"value\":40') WHERE id = ?", arguments: [id.rawValue]) }
+        try queue.write { db in
+            try db.execute(
+                sql: "UPDATE record SET state = replace(state, '\"value\":4', '\"value\":40') WHERE id = ?", arguments: [id.rawValue])
+        }
         #expect(try store.verify().problems.contains { $0.contains("differs from a replay") })
         // A revision's content altered: its signature no longer matches.
         try queue.write { db in try db.execute(sql: "UPDATE revision SET body = replace(body, '\"value\":3', '\"value\":30')") }

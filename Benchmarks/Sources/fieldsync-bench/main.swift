@@ -86,7 +86,8 @@ func fill(_ store: ReplicaStore, count: Int) throws {
     var made = 0
     while made < count {
         let n = min(1000, count - made)
-        let ids = (0..<n).map { i in RecordID.generate(millisecondsSince1970: 1_741_340_000_000 + (randomIDs ? 0 : Int64(made + i) * 1000)) }
+        let ids = (0..<n).map { i in RecordID.generate(millisecondsSince1970: 1_741_340_000_000 + (randomIDs ? 0 : Int64(made + i) * 1000))
+        }
         let start = made
         _ = try store.commitLocal(records: ids, now: 1_741_340_000_000) { index, _ in
             (.put, try LocalEdit.operations(for: incident(start + index), current: nil, newEntryID: { "e" }), nil)
@@ -133,7 +134,9 @@ func childSync(_ path: String) async throws -> (seconds: Double, pulled: Int, by
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     let line = text.split(separator: "\n").last(where: { $0.hasPrefix("RESULT ") }) ?? ""
     let words = line.split(separator: " ")
-    guard process.terminationStatus == 0, words.count == 7, let pulled = Int(words[2]), let bytes = Int(words[4]), let rss = Double(words[6]) else {
+    guard process.terminationStatus == 0, words.count == 7, let pulled = Int(words[2]), let bytes = Int(words[4]),
+        let rss = Double(words[6])
+    else {
         throw StoreError(.invalid, "the pull child failed: \(text)")
     }
     return (elapsed, pulled, bytes, rss)
@@ -181,7 +184,8 @@ do {
     try editAll(edited, path: "title", value: "Raid on the harbour district (edited's reading)")
     let bundle = BundleFile(
         from: key.node, knowledge: try origin.knowledge(),
-        revisions: try origin.missing(from: shared, limit: count).texts.map { try Revision(json: JSONValue(parsing: $0)) }, created: 3, keys: [key]
+        revisions: try origin.missing(from: shared, limit: count).texts.map { try Revision(json: JSONValue(parsing: $0)) }, created: 3,
+        keys: [key]
     ).fileBytes
     func importBundle(into store: ReplicaStore) throws -> ReceiveOutcome {
         let file = try BundleFile(fileBytes: bundle)
@@ -240,14 +244,22 @@ do {
         var counters = [UInt64](repeating: 0, count: 3)
         var all: [Revision] = []
         var state: UInt64 = 42
-        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
         while all.count < count {
             let n = Int(next() % 3)
-            if next() % 3 == 0 { seen[n].merge(seen[Int(next() % 3)]); continue }
+            if next() % 3 == 0 {
+                seen[n].merge(seen[Int(next() % 3)])
+                continue
+            }
             counters[n] += 1
             let dot = Dot(node: nodes[n], counter: counters[n])
-            all.append(Revision(dot: dot, record: record, operations: [.set(path: "title", value: .string("t\(all.count)"))],
-                                context: seen[n], author: "A", time: 1_741_340_000_000 + Int64(next() % 1000)))
+            all.append(
+                Revision(
+                    dot: dot, record: record, operations: [.set(path: "title", value: .string("t\(all.count)"))],
+                    context: seen[n], author: "A", time: 1_741_340_000_000 + Int64(next() % 1000)))
             seen[n].add(dot)
         }
         return all.reversed()
@@ -285,7 +297,10 @@ func measureBaseline(_ name: String) throws -> (seconds: Double, compactBytes: I
     var compactBytes = 0
     let raw = try DatabaseQueue(path: work.file(name))
     try raw.write { db in
-        try db.execute(sql: "CREATE TABLE revision (seq INTEGER PRIMARY KEY, node TEXT, counter INTEGER, record TEXT, body TEXT, UNIQUE (node, counter))")
+        try db.execute(
+            sql:
+                "CREATE TABLE revision (seq INTEGER PRIMARY KEY, node TEXT, counter INTEGER, record TEXT, body TEXT, UNIQUE (node, counter))"
+        )
     }
     var inserting = 0.0
     var verifying = 0.0
@@ -342,12 +357,17 @@ for round in 1...rounds {
     pullRatios.append(pull.seconds / baseline.seconds)
 }
 if rounds > 1 {
-    emit(String(format: "| median of %d rounds: initial push ratio %.2f, initial pull ratio %.2f (target <= 2.5) |",
-        rounds, pushRatios.sorted()[rounds / 2], pullRatios.sorted()[rounds / 2]))
+    emit(
+        String(
+            format: "| median of %d rounds: initial push ratio %.2f, initial pull ratio %.2f (target <= 2.5) |",
+            rounds, pushRatios.sorted()[rounds / 2], pullRatios.sorted()[rounds / 2]))
 }
 let compact = compactBytes + 1
-emit(String(format: "| %@ | %10d B  baseline %10d B  ratio %6.3f | target <= 1.2 |",
-    "wire size of the pull (response bodies)".padding(toLength: 40, withPad: " ", startingAt: 0), pull.bytes, compact, Double(pull.bytes) / Double(compact)))
+emit(
+    String(
+        format: "| %@ | %10d B  baseline %10d B  ratio %6.3f | target <= 1.2 |",
+        "wire size of the pull (response bodies)".padding(toLength: 40, withPad: " ", startingAt: 0), pull.bytes, compact,
+        Double(pull.bytes) / Double(compact)))
 
 // 5. No-op sync at this size against a no-op at a small archive; 6. a small delta against no-op.
 func syncOnce(_ store: ReplicaStore) async throws -> Double {
@@ -437,9 +457,13 @@ do {
         figures[count] = (first.seconds, first.bytes, noOp, batch.seconds, batch.bytes)
         await node.stop()
     }
-    let large = figures[10_000]!, tiny = figures[10]!
+    let large = figures[10_000]!
+    let tiny = figures[10]!
     report("no-op sync, 10,000 registered nodes vs 10", large.noOp, tiny.noOp, target: "<= 1.5")
     report("pulled batch of 10, 10,000 registered nodes vs 10", large.batch, tiny.batch, target: "<= 1.5")
-    note(String(format: "first sync (learns the directory): %.3f s, %d bytes with 10,000 nodes; %.3f s, %d bytes with 10", large.first, large.firstBytes, tiny.first, tiny.firstBytes))
+    note(
+        String(
+            format: "first sync (learns the directory): %.3f s, %d bytes with 10,000 nodes; %.3f s, %d bytes with 10", large.first,
+            large.firstBytes, tiny.first, tiny.firstBytes))
     note("a pulled batch moved \(large.batchBytes) bytes with 10,000 nodes and \(tiny.batchBytes) with 10: the directory is not sent again")
 }
