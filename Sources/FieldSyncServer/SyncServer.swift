@@ -189,19 +189,18 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         // the pushing account is its own.
         let owners = Set(directory.entries.values.filter { $0.user == principal.account }.map(\.node)).union([principal.node])
         let outcome = try await storage.store(
-            push.revisions, from: owners, checked: checked, authenticate: { try directory.verify($0, checked: checked) }
-        ) { revision, current in
-            try Self.admit(revision, current: current, directory: directory, checked: checked)
-        } audit: { outcome in
-            var detail =
-                "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
-            if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
-            if !outcome.setAside.isEmpty { detail += ", set aside \(outcome.setAside.count) (fork evidence)" }
-            return AuditEntry(
-                time: Self.now(), user: principal.account, device: principal.node.rawValue,
-                action: outcome.resolutions > 0 ? "push+resolve" : "push",
-                detail: detail, address: address)
-        }
+            push.revisions, from: owners, checked: checked, authenticate: { try directory.verify($0, checked: checked) },
+            admit: { revision, current in try Self.admit(revision, current: current, directory: directory, checked: checked) },
+            audit: { outcome in
+                var detail =
+                    "received \(push.revisions.count), accepted \(outcome.accepted), duplicates \(outcome.duplicates), new conflicts \(outcome.newConflicts)"
+                if outcome.resolutions > 0 { detail += ", resolutions \(outcome.resolutions)" }
+                if !outcome.setAside.isEmpty { detail += ", set aside \(outcome.setAside.count) (fork evidence)" }
+                return AuditEntry(
+                    time: Self.now(), user: principal.account, device: principal.node.rawValue,
+                    action: outcome.resolutions > 0 ? "push+resolve" : "push",
+                    detail: detail, address: address)
+            })
         logger.info(
             "push",
             metadata: [
