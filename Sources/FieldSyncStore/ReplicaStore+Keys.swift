@@ -162,9 +162,20 @@ extension ReplicaStore {
     /// `certificates`: parse each entry's certificate (for judging who vouches for a key); the
     /// signature checks of a pulled page need only the keys, and with thousands of nodes parsing
     /// them all on every page would cost more than the page.
-    static func keyDirectory(_ db: Database, certificates: Bool = true) throws -> KeyDirectory {
+    static func keyDirectory(_ db: Database, certificates: Bool = true, only nodes: Set<NodeID>? = nil) throws -> KeyDirectory {
         var entries: [KeyEntry] = []
-        for row in try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key") {
+        let rows: [Row]
+        if let nodes {
+            let list = nodes.map(\.rawValue).sorted()
+            rows = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT node, public_key, user, role, revoked, certificate FROM node_key WHERE node IN (\(databaseQuestionMarks(count: list.count)))",
+                arguments: StatementArguments(list))
+        } else {
+            rows = try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key")
+        }
+        for row in rows {
             guard let node = NodeID(row["node"]) else { continue }
             let certificate =
                 certificates
@@ -206,7 +217,9 @@ extension ReplicaStore {
     /// A node whose known key is certified is never given another one.
     static func rememberKeys(_ db: Database, _ entries: [KeyEntry], from source: KeySource) throws -> Set<NodeID> {
         guard !entries.isEmpty else { return [] }
-        let known = try Self.keyDirectory(db)
+        // Only the entries being learned are looked up: with thousands of nodes, reading (and
+        // parsing the certificates of) the whole directory for a page's few authors would dominate.
+        let known = try Self.keyDirectory(db, only: Set(entries.map(\.node)))
         var pinned = known.serverKey
         var replaced = Set<NodeID>()
         func store(_ entry: KeyEntry, authoritative: Bool) throws {
