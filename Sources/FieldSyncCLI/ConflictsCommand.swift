@@ -32,14 +32,19 @@ struct ConflictsCommand: AsyncParsableCommand {
                 conflicts.append(.object(object))
                 text +=
                     "  \(TerminalText.visible(conflict.path))"
-                    + (conflict.path == "deleted" ? "  (delete against edit: resolve with --keep or --delete)" : "") + "\n"
+                    + (conflict.path == "deleted"
+                        ? "  (delete against edit: resolve with --keep or --delete)"
+                        : IncidentSchema.isEntryPath(conflict.path)
+                            ? "  (entry removed against an edit: resolve with --pick \(TerminalText.visible(conflict.path))=N, to keep or remove it)"
+                            : "")
+                    + "\n"
                 if let base {
                     text +=
                         "      base: \(RecordPresenter.valueText(base.value))  — \(TerminalText.visible(base.author)), \(RecordPresenter.isoTime(base.time))\n"
                 }
                 for (i, c) in conflict.candidates.enumerated() {
                     let value =
-                        conflict.path == "deleted" ? (c.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(c.value)
+                        RecordPresenter.candidateText(conflict.path, c.value)
                     text += "    [\(i + 1)] \(value)  — \(TerminalText.visible(c.author)), \(c.dot), \(RecordPresenter.isoTime(c.time))\n"
                 }
                 if let note = RecordPresenter.agreementNote(conflict) { text += "    \(note)\n" }

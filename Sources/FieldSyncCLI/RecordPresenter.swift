@@ -45,6 +45,14 @@ enum RecordPresenter {
         ]
     }
 
+    /// A candidate's value as `conflicts` and `resolve` show it: a delete against an edit reads
+    /// deleted/edited, an entry removed against an edit reads removed/kept.
+    static func candidateText(_ path: String, _ value: JSONValue?) -> String {
+        if path == "deleted" { return value == .bool(true) ? "deleted" : "edited" }
+        if IncidentSchema.isEntryPath(path) { return value == nil ? "removed" : "kept (edited)" }
+        return valueText(value)
+    }
+
     /// A value as a person reads it on a terminal, with control characters shown visibly
     /// (``TerminalText``).
     static func valueText(_ value: JSONValue?) -> String { TerminalText.visible(exactText(value)) }
@@ -60,7 +68,8 @@ enum RecordPresenter {
     static func fieldLines(_ state: RecordState) -> [(String, String)] {
         var lines: [(String, String)] = []
         var sets: [String: [String]] = [:]
-        for key in state.registers.keys.sorted() where key != .deleted {
+        let removed = state.removedEntries
+        for key in state.registers.keys.sorted() where key.element != nil || state.isShownField(key, removed: removed) {
             if key.element != nil {
                 if sets[key.path] == nil { sets[key.path] = state.elements(of: key.path) }
                 continue
@@ -85,7 +94,8 @@ enum RecordPresenter {
         for conflict in state.conflicts {
             out += "\nconflict on \(TerminalText.visible(conflict.path)):\n"
             for (i, c) in conflict.candidates.enumerated() {
-                out += "  [\(i + 1)] \(valueText(c.value))  — \(TerminalText.visible(c.author)), \(c.dot), \(isoTime(c.time))\n"
+                out +=
+                    "  [\(i + 1)] \(candidateText(conflict.path, c.value))  — \(TerminalText.visible(c.author)), \(c.dot), \(isoTime(c.time))\n"
             }
             if let note = agreementNote(conflict) { out += "  \(note)\n" }
         }

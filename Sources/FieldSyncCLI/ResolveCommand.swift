@@ -70,6 +70,13 @@ struct ResolveCommand: AsyncParsableCommand {
             let op = RecordState.resolutionOperation(path: path, value: value)
             try IncidentSchema.validate(op)
             operations.append(op)
+            // Removing an entry clears what is left of it too (the edit that came back).
+            if value == nil, IncidentSchema.isEntryPath(path) {
+                let parts = path.split(separator: ".").map(String.init)
+                for field in state.entryPaths(collection: parts[0], entry: parts[1]) where choices[field] == nil {
+                    operations.append(.unset(path: field))
+                }
+            }
         }
         if deleting, !operations.isEmpty { throw CLIError("--delete cannot be combined with --pick or --set: a delete writes no fields") }
         // The resolution supersedes exactly the candidates shown above: if a sync brought another
@@ -95,12 +102,11 @@ struct ResolveCommand: AsyncParsableCommand {
             print("resolved \(TerminalText.visible(settled)) of \(recordID) as \(revision.dot)")
             for path in choices.keys.sorted() {
                 let chosen =
-                    path == "deleted" ? (choices[path]! == .bool(true) ? "deleted" : "kept") : RecordPresenter.valueText(choices[path]!)
+                    path == "deleted"
+                    ? (choices[path]! == .bool(true) ? "deleted" : "kept") : RecordPresenter.candidateText(path, choices[path]!)
                 print("  \(TerminalText.visible(path)) = \(chosen)")
                 for candidate in state.candidates(at: path) {
-                    let value =
-                        path == "deleted"
-                        ? (candidate.value == .bool(true) ? "deleted" : "edited") : RecordPresenter.valueText(candidate.value)
+                    let value = RecordPresenter.candidateText(path, candidate.value)
                     print("    supersedes \(candidate.dot): \(value)  — \(TerminalText.visible(candidate.author))")
                 }
             }

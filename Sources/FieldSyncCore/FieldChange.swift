@@ -93,6 +93,8 @@ public enum LocalEdit {
                     let present = Set(current?.elements(of: path) ?? [])
                     for e in wanted.subtracting(present).sorted() { operations.append(.add(path: path, element: e)) }
                     for e in present.subtracting(wanted).sorted() { operations.append(.remove(path: path, element: e)) }
+                case .entry:
+                    operations.append(.set(path: path, value: value))
                 case .collection:
                     let entries: [(String?, JSONValue)]
                     if let array = value.arrayValue {
@@ -120,7 +122,9 @@ public enum LocalEdit {
             case .removeEntry(let collection, let entry):
                 let paths = current?.entryPaths(collection: collection, entry: entry) ?? []
                 guard !paths.isEmpty else { throw ValidationError("\(collection).\(entry)", "no such entry") }
-                operations += paths.map { FieldOperation.unset(path: $0) }
+                // The entry's own register says it was removed: a concurrent edit of the entry is
+                // then a conflict on the entry, not a fragment that comes back (spec 6.6).
+                operations += paths.map { FieldOperation.unset(path: $0) } + [.unset(path: "\(collection).\(entry)")]
             }
         }
         var seen = Set<RegisterKey>()

@@ -10,6 +10,23 @@ public enum IncidentSchema {
         case set(FieldType)
         /// A collection of sub-entries (`victims`, ...), addressed as `victims.<id>.<field>`.
         case collection
+        /// One entry of a collection, `victims.<id>`: the register that says whether it is kept
+        /// (`true`, written by every write of one of its fields) or removed (cleared, written by
+        /// its removal), so that a removal concurrent with an edit of the entry is a conflict.
+        case entry
+    }
+
+    /// `collection.entry` when `path` is a field of a collection entry (`victims.<id>.<field>`).
+    public static func entryPath(of path: String) -> String? {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, collections[String(parts[0])] != nil else { return nil }
+        return "\(parts[0]).\(parts[1])"
+    }
+
+    /// Whether `path` is an entry's own register, `collection.entry`.
+    public static func isEntryPath(_ path: String) -> Bool {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && collections[String(parts[0])] != nil && isEntryID(String(parts[1]))
     }
 
     /// The type a scalar value or set element must have.
@@ -93,6 +110,10 @@ public enum IncidentSchema {
             guard path.isNFC else { throw ValidationError(path, "custom keys are written in Unicode NFC (composed form)") }
             return .scalar(.anyJSON)
         }
+        if parts.count == 2, collections[parts[0]] != nil {
+            guard isEntryID(parts[1]) else { throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -") }
+            return .entry
+        }
         if parts.count == 3, let fields = collections[parts[0]] {
             guard isEntryID(parts[1]) else {
                 throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -")
@@ -118,6 +139,14 @@ public enum IncidentSchema {
             guard element.isNFC else { throw ValidationError(path, "set elements are written in Unicode NFC (composed form)") }
         case (.set, _):
             throw ValidationError(path, "is a set of strings: change it with \(path)+=VALUE or \(path)-=VALUE")
+        case (.entry, .set(_, let value)):
+            guard value == .bool(true) else {
+                throw ValidationError(path, "an entry is kept with true, or removed with \(path)-=ID on its collection")
+            }
+        case (.entry, .unset):
+            break
+        case (.entry, _):
+            throw ValidationError(path, "is a collection entry: remove it with \(path.split(separator: ".")[0])-=ID")
         case (.collection, _):
             throw ValidationError(path, "is a collection: add an entry with \(path)+={...} or address \(path).<id>.<field>")
         case (.scalar, _):

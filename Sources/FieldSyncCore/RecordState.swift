@@ -112,12 +112,31 @@ public struct RecordState: Hashable, Sendable {
         }.sorted(by: JSONValue.utf8Less)
     }
 
+    /// Collection entries (`victims.<id>`) that were removed: their own register holds only
+    /// removals and is not in conflict. Their fields are not shown (spec 6.6).
+    public var removedEntries: Set<String> {
+        Set(
+            registers.compactMap { key, candidates in
+                key.element == nil && IncidentSchema.isEntryPath(key.path) && !candidates.isEmpty
+                    && candidates.allSatisfy { $0.value == nil }
+                    && !isConflicted(at: key.path) ? key.path : nil
+            })
+    }
+
+    /// Whether a scalar register is shown among the record's fields: not `deleted`, not an entry's
+    /// own register, and not a field of a removed entry.
+    public func isShownField(_ key: RegisterKey, removed: Set<String>) -> Bool {
+        guard key != .deleted, !IncidentSchema.isEntryPath(key.path) else { return false }
+        return IncidentSchema.entryPath(of: key.path).map { !removed.contains($0) } ?? true
+    }
+
     /// The record as nested JSON: each scalar path's display value placed at its dotted path, set
     /// fields as sorted arrays, collection entries as objects keyed by entry id.
     public var fields: JSONValue {
         var root: [String: JSONValue] = [:]
         var sets: [String: [String]] = [:]
-        for (key, candidates) in registers where key != .deleted {
+        let removed = removedEntries
+        for (key, candidates) in registers where key.element != nil || isShownField(key, removed: removed) {
             if let element = key.element {
                 if candidates.contains(where: { $0.value == .bool(true) }) { sets[key.path, default: []].append(element) }
             } else if let value = candidates.last?.value {

@@ -56,10 +56,24 @@ public struct Revision: Hashable, Sendable {
         self.format = format
     }
 
-    /// Every register this revision writes, with the value written (nil clears the field).
+    /// Every register this revision writes, with the value written (nil clears the field): the
+    /// implicit `deleted`, each operation's, and for each collection entry whose field it sets, the
+    /// entry's own register `collection.entry` = `true` (spec 6.6). An explicit write of an entry
+    /// register (its removal, or a resolution keeping it) takes the place of the implicit one.
     public var writes: [(key: RegisterKey, value: JSONValue?)] {
         var result: [(key: RegisterKey, value: JSONValue?)] = [(RegisterKey.deleted, .bool(kind == .delete))]
-        for op in operations { result.append((op.key, op.registerValue)) }
+        var explicit = Set<String>()
+        for op in operations {
+            result.append((op.key, op.registerValue))
+            if IncidentSchema.isEntryPath(op.path) { explicit.insert(op.path) }
+        }
+        var implied = Set<String>()
+        for case .set(let path, _) in operations {
+            guard let entry = IncidentSchema.entryPath(of: path), !explicit.contains(entry), implied.insert(entry).inserted else {
+                continue
+            }
+            result.append((RegisterKey(path: entry), .bool(true)))
+        }
         return result
     }
 

@@ -46,7 +46,7 @@ import Testing
         ("victims..sex", "victims..sex", "entry ids are 1 to 64 characters"),
         ("victims.v_1.sex", "victims.v_1.sex", "entry ids are 1 to 64 characters"),
         ("victims.v1.height", "victims.v1.height", "unknown field; victims entries have age_range, pseudonym, sex, status"),
-        ("victims.v1", "victims.v1", "unknown field"),
+        ("victims.v1.name.x", "victims.v1.name.x", "unknown field"),
         ("victims.v1.sex.x", "victims.v1.sex.x", "unknown field"),
         ("sources.s1.name", "sources.s1.name", "sources entries have description, kind, reliability"),
     ])

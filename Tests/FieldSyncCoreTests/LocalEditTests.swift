@@ -250,9 +250,9 @@ import Testing
         #expect(current.entryPaths(collection: "victims", entry: "v1") == ["victims.v1.sex", "victims.v1.status"])
         #expect(
             try operations(parsed("victims-=v1"), current: current) == [
-                .unset(path: "victims.v1.sex"), .unset(path: "victims.v1.status"),
+                .unset(path: "victims.v1.sex"), .unset(path: "victims.v1.status"), .unset(path: "victims.v1"),
             ])
-        #expect(try operations(parsed("victims-=v2"), current: current) == [.unset(path: "victims.v2.sex")])
+        #expect(try operations(parsed("victims-=v2"), current: current) == [.unset(path: "victims.v2.sex"), .unset(path: "victims.v2")])
 
         // Once removed, the entry no longer exists.
         let removal = try operations(parsed("victims-=v1"), current: current)
@@ -361,5 +361,60 @@ import Testing
         #expect(throws: Never.self) { try IncidentSchema.validate(.set(path: composed, value: 1)) }
         let error = #expect(throws: ValidationError.self) { try IncidentSchema.validate(.set(path: decomposed, value: 1)) }
         #expect(error?.description.contains("Unicode NFC") == true)
+    }
+}
+
+/// #14: a collection entry removed while someone concurrently sets one of its empty fields is a
+/// conflict on the entry, as a delete against an edit is for a record (spec 6.6).
+@Suite struct EntryRemovalTests {
+    func base() throws -> RecordState {
+        var state = RecordState(id: Fixture.record)
+        state.apply(
+            Fixture.revision(
+                Fixture.nodeA, 1,
+                [
+                    .set(path: "title", value: "T"), .set(path: "victims.v1.pseudonym", value: "V-01"),
+                    .set(path: "victims.v1.status", value: "killed"),
+                ]))
+        return state
+    }
+
+    @Test func aRemovalConcurrentWithAnEditOfTheEntryIsAConflictOnTheEntry() throws {
+        let start = try base()
+        let removal = try LocalEdit.operations(for: [.removeEntry(collection: "victims", entry: "v1")], current: start, newEntryID: { "x" })
+        let remove = Fixture.revision(Fixture.nodeA, 2, removal, context: start.version)
+        let fragment = Fixture.revision(Fixture.nodeB, 1, [.set(path: "victims.v1.age_range", value: "30-40")], context: start.version)
+        for order in [[remove, fragment], [fragment, remove]] {
+            var state = start
+            for revision in order { state.apply(revision) }
+            #expect(state.conflicts.map(\.path) == ["victims.v1"], "the entry, not a silent fragment")
+            #expect(state.fields["victims"]?["v1"]?["age_range"] == "30-40", "shown while in conflict")
+            // The admin removes it: the fragment goes too, and the conflict ends.
+            let resolution = Fixture.revision(
+                Fixture.nodeC, 1, [.unset(path: "victims.v1"), .unset(path: "victims.v1.age_range")], context: state.version)
+            state.apply(resolution)
+            #expect(state.conflicts.isEmpty)
+            #expect(state.fields["victims"] == nil)
+        }
+        // Without the concurrent edit, a removal leaves no entry and no conflict.
+        var alone = start
+        alone.apply(remove)
+        #expect(alone.conflicts.isEmpty)
+        #expect(alone.fields["victims"] == nil)
+        #expect(alone.removedEntries == ["victims.v1"])
+    }
+
+    @Test func entryRegistersAreWrittenByFieldWritesAndValidated() throws {
+        let revision = Fixture.revision(
+            Fixture.nodeA, 1,
+            [
+                .set(path: "title", value: "T"), .set(path: "victims.v1.sex", value: "male"),
+                .set(path: "victims.v1.status", value: "killed"),
+            ])
+        #expect(revision.writes.filter { $0.key.path == "victims.v1" }.map(\.value) == [.bool(true)], "once per entry")
+        #expect(throws: Never.self) { try IncidentSchema.validate(.unset(path: "victims.v1")) }
+        #expect(throws: Never.self) { try IncidentSchema.validate(.set(path: "victims.v1", value: true)) }
+        #expect(throws: ValidationError.self) { try IncidentSchema.validate(.set(path: "victims.v1", value: "x")) }
+        #expect(throws: ValidationError.self) { try IncidentSchema.validate(.unset(path: "victims.V!")) }
     }
 }
