@@ -265,14 +265,17 @@ public final class ReplicaStore: Sendable {
         // Check signatures on all cores before the write transaction, against the keys known now plus
         // those offered. Inside the transaction a revision is only re-verified if its node's key is not
         // the one it was checked with (or it failed here, to report why).
-        let (known, knowledge) = try read { db in (try Self.keyDirectory(db, certificates: false), try Self.knowledge(db)) }
+        // Only the keys of the batch's authors: with thousands of nodes, the whole directory on every
+        // page would cost more than the page.
+        let authors = Set(revisions.map(\.dot.node)).union(keys.map(\.node))
+        let (known, knowledge) = try read { db in (try Self.keyDirectory(db, certificates: false, only: authors), try Self.knowledge(db)) }
         var offered = known
         for key in keys where offered[key.node] == nil { offered.entries[key.node] = key }
         let checked = offered.checkSignatures(revisions, skipping: knowledge)
         return try write { db in
             try Self.rememberKeys(db, keys, from: source)
             if let directoryTag { try db.execute(sql: "UPDATE replica SET keys_tag = ? WHERE id = 1", arguments: [directoryTag]) }
-            let directory = try Self.keyDirectory(db, certificates: holding)
+            let directory = try Self.keyDirectory(db, certificates: holding, only: authors)
             func apply() throws -> ReceiveOutcome {
                 try Self.receive(
                     db, revisions, checked: checked, now: now, authenticate: { try directory.verify($0, checked: checked) },

@@ -194,23 +194,12 @@ extension SQLiteSyncStorage: AccountStorage {
 
     public func keyDirectoryTag() async throws -> String {
         try await certifyMissing()
+        // Triggers raise `directory_version` with every change to a device or an account (schema
+        // v7), so the tag is one row's read however many nodes the directory lists.
         return try await replica.asyncRead { db in
-            var hasher = SHA256()
-            hasher.update(data: Data(try ReplicaStore.deviceKey(db).publicKeyBase64.utf8))
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT d.node, d.public_key, d.account, a.role, COALESCE(d.revoked, a.revoked) AS revoked, d.certificate
-                    FROM device d JOIN account a ON a.name = d.account ORDER BY d.node
-                    """)
-            while let row = try rows.next() {
-                let revoked = (row["revoked"] as Int64?).map(String.init) ?? "-"
-                let fields = [
-                    row["node"] as String, row["public_key"], row["account"], row["role"], revoked, (row["certificate"] as String?) ?? "-",
-                ]
-                hasher.update(data: Data((fields.joined(separator: "\u{1F}") + "\u{1E}").utf8))
-            }
-            return "\"" + hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+            let version = try Int64.fetchOne(db, sql: "SELECT directory_version FROM replica WHERE id = 1") ?? 0
+            let key = CentralNodeKey.fingerprint(ofPublicKey: try ReplicaStore.deviceKey(db).publicKeyBase64)
+            return "\"" + key.dropFirst("sha256:".count).prefix(16) + "-\(version)\""
         }
     }
 

@@ -160,6 +160,11 @@ enum StoreSchema {
                     CREATE TABLE node_nonce (node TEXT PRIMARY KEY, nonce TEXT NOT NULL);
                     CREATE TABLE enrolment_failure (address TEXT NOT NULL, time INTEGER NOT NULL);
                     CREATE INDEX enrolment_failure_address ON enrolment_failure (address, time);
+                    ALTER TABLE replica ADD COLUMN directory_version INTEGER NOT NULL DEFAULT 0;
+                    CREATE TRIGGER directory_device_insert AFTER INSERT ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
+                    CREATE TRIGGER directory_device_update AFTER UPDATE ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
+                    CREATE TRIGGER directory_device_delete AFTER DELETE ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
+                    CREATE TRIGGER directory_account_update AFTER UPDATE ON account BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
                     """)
         }
         return migrator
