@@ -96,16 +96,7 @@ extension ReplicaStore {
                 }
                 try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
             }
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
-                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
-                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
-                ])
-            try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+            try Self.storeEnrolment(db, enrolment, now: now)
             try Self.rememberKeys(db, [KeyEntry(certificate: certificate)], from: .centralNode(serverKey: enrolment.serverKey))
             _ = try Self.authority(db, now: now)
             return reminted
@@ -134,18 +125,22 @@ extension ReplicaStore {
             pinnedCertificatePEM: row["pinned_cert"], caCertificatePEM: row["ca_cert"], serverKey: row["server_key"])
     }
 
+    static func storeEnrolment(_ db: Database, _ enrolment: Enrolment, now: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
+                VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
+                enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
+            ])
+        try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+    }
+
     public func saveEnrolment(_ enrolment: Enrolment, now: Int64) throws {
         try write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
-                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
-                    enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
-                ])
-            try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+            try Self.storeEnrolment(db, enrolment, now: now)
             // Enrolled, only admins end conflicts: the records are recomputed under that rule.
             _ = try Self.authority(db, now: now)
         }
