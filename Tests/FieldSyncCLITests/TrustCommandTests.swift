@@ -122,6 +122,32 @@ import Testing
         _ = await server.stop()
     }
 
+    /// Held revisions are released once the central node vouches for their node: a documenter
+    /// records and hands over a bundle before enrolling; the admin holds it, and the admin's first
+    /// sync after the documenter enrolled merges it.
+    @Test func heldRevisionsAreReleasedWhenTheCentralNodeVouchesForThem() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("nour")
+        let id = try await w.add("nour", "--title", "Looting of the pharmacy")
+        try await w.ok("nour", "bundle", "export", "--out", w.dir.file("nour.bundle"))
+        let imported = try await w.ok("admin", "bundle", "import", w.dir.file("nour.bundle"), "--json").json()
+        #expect(imported["held"] == 1)
+        #expect(try await w.run("admin", "show", id).status == 1, "held, not merged")
+        _ = try await w.ok("admin", "sync")
+        #expect(try await w.ok("admin", "status", "--json").json()["held_revisions"] == 1, "still not vouched for")
+        try await w.enrol("nour", server: server.url, serverStore: serverStore)
+        let synced = try await w.ok("admin", "sync", "--json").json()
+        #expect(synced["released"] == 1)
+        #expect(synced["held"] == 0)
+        #expect(try await w.show("admin", id)["fields"]?["title"] == "Looting of the pharmacy")
+        let history = try #require(try await w.ok("admin", "show", id, "--history", "--json").json()["history"]?.arrayValue)
+        #expect(history.map { $0["signature"] } == ["verified"])
+        // Nour's own sync then finds the server holding it already.
+        #expect(try await w.ok("nour", "sync", "--json").json()["pushed"] == 0)
+        _ = await server.stop()
+    }
+
     /// A device revoked on the central node after a documenter imported its bundle: the importer
     /// merged its revisions and built on them, not knowing. The next sync holds them back, re-mints
     /// the documenter's own work built on them, and completes; nothing of the documenter's is lost.
