@@ -32,7 +32,7 @@ struct EditCommand: AsyncParsableCommand {
         let resolves = try store.resolutionAuthority().mayResolve(try store.identity().node)
         var candidatePaths: [String] = []
         var changes = try assignments.map { try FieldChange.parse(assignment: $0) }
-        for path in unsetPaths {
+        for path in unsetPaths.map(\.nfc) {
             _ = try IncidentSchema.kind(of: path)
             changes.append(.unset(path: path))
         }
@@ -46,9 +46,19 @@ struct EditCommand: AsyncParsableCommand {
             }
             if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
             let operations = try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID)
+            // Setting a field of an entry writes the entry's register too (spec 6.6).
+            let entries = Set(
+                operations.compactMap { op -> String? in
+                    if case .set(let path, _) = op { return IncidentSchema.entryPath(of: path) } else { return nil }
+                })
+            if resolves, let entry = entries.sorted().first(where: { current.isConflicted(at: $0) }) {
+                throw CLIError(
+                    "the entry \(TerminalText.visible(entry)) was removed on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --pick \(TerminalText.visible(entry))=N`"
+                )
+            }
             if !resolves {
                 let conflicted = Set(current.conflicts.map(\.path))
-                candidatePaths = Set(operations.map(\.path)).union(["deleted"]).intersection(conflicted).sorted()
+                candidatePaths = Set(operations.map(\.path)).union(["deleted"]).union(entries).intersection(conflicted).sorted()
             }
             return (.put, operations, nil)
         }

@@ -87,6 +87,15 @@ struct EnrollCommand: AsyncParsableCommand {
             // one wrote re-minted under it.
             candidate = .fresh(key: nil, publicKey: try store.publicKey(), replacing: identity.node, remintAll: true)
         }
+        // An earlier attempt that never heard back: offer the same identity again, so that the
+        // server's repeat path recognises the device (its answer was lost, not refused).
+        if candidate.isFresh {
+            if let pending = try store.pendingEnrolment(server: server), pending.replacing == identity.node {
+                candidate = EnrolmentIdentity(pending, publicKey: try store.publicKey())
+            } else {
+                try store.savePendingEnrolment(server: server, candidate.pending)
+            }
+        }
         let expectedKey =
             serverKey
             ?? (previous.flatMap { Self.sameServer($0.server, server) ? $0.serverKey : nil }).map(CentralNodeKey.fingerprint(ofPublicKey:))
@@ -99,6 +108,7 @@ struct EnrollCommand: AsyncParsableCommand {
             // one, with what was written under the first re-minted, and once more with this code
             // (a refusal leaves it unused).
             candidate = .fresh(key: nil, publicKey: try store.publicKey(), replacing: identity.node, remintAll: true)
+            try store.savePendingEnrolment(server: server, candidate.pending)
             response = try await enrol(store, as: candidate, trusted: trusted, expectedKey: expectedKey)
         }
         // The central node's signing key, which vouches for every node's key from now on (spec 15.9).
@@ -260,6 +270,27 @@ struct EnrolmentIdentity {
     var remintAll = false
 
     var isFresh: Bool { replacing != nil }
+
+    /// As recorded until the central node answers.
+    var pending: PendingEnrolment {
+        PendingEnrolment(key: newKey, node: node, nonce: nonce ?? "", replacing: replacing ?? node, remintAll: remintAll)
+    }
+
+    init(node: NodeID, nonce: String?, publicKey: String, newKey: DeviceKey? = nil, replacing: NodeID? = nil, remintAll: Bool = false) {
+        self.node = node
+        self.nonce = nonce
+        self.publicKey = publicKey
+        self.newKey = newKey
+        self.replacing = replacing
+        self.remintAll = remintAll
+    }
+
+    /// `publicKey`: the replica's current key, when the pending identity keeps it.
+    init(_ pending: PendingEnrolment, publicKey: String) {
+        self.init(
+            node: pending.node, nonce: pending.nonce, publicKey: pending.key?.publicKeyBase64 ?? publicKey, newKey: pending.key,
+            replacing: pending.replacing, remintAll: pending.remintAll)
+    }
 
     static func current(of store: ReplicaStore, identity: ReplicaIdentity) -> EnrolmentIdentity {
         EnrolmentIdentity(

@@ -64,6 +64,15 @@ struct ResolveCommand: AsyncParsableCommand {
         if state.conflicts.contains(where: { $0.path == "deleted" }), choices["deleted"] == nil {
             throw CLIError("record \(recordID) was also deleted on one replica while edited on another: add --keep or --delete")
         }
+        // Setting a field of an entry also writes the entry's register: it must not keep an entry
+        // whose removal is in conflict unless the admin chose on that too.
+        for path in choices.keys {
+            if let entry = IncidentSchema.entryPath(of: path), state.isConflicted(at: entry), choices[entry] == nil, choices[path]! != nil {
+                throw CLIError(
+                    "the entry \(TerminalText.visible(entry)) is also in conflict (removed against an edit): add --pick \(TerminalText.visible(entry))=N to keep or remove it"
+                )
+            }
+        }
         let deleting = choices["deleted"] == .bool(true)
         var operations: [FieldOperation] = []
         for (path, value) in choices.sorted(by: { $0.key < $1.key }) where path != "deleted" {
@@ -81,10 +90,15 @@ struct ResolveCommand: AsyncParsableCommand {
         if deleting, !operations.isEmpty { throw CLIError("--delete cannot be combined with --pick or --set: a delete writes no fields") }
         // The resolution supersedes exactly the candidates shown above: if a sync brought another
         // candidate of a chosen path since they were read, nothing is written and the admin looks again.
-        let shown = Dictionary(state.conflicts.map { ($0.path, $0.candidates.map(\.dot)) }, uniquingKeysWith: { a, _ in a })
+        // The registers the resolution writes: the chosen paths, `deleted`, and the entries whose
+        // fields it sets. If a sync changed any of their candidates since they were read, nothing
+        // is written and the admin looks again.
+        var written = Set(choices.keys).union(["deleted"])
+        for path in choices.keys { if let entry = IncidentSchema.entryPath(of: path) { written.insert(entry) } }
+        let shown = Dictionary(uniqueKeysWithValues: written.map { ($0, state.candidates(at: $0).map(\.dot)) })
         let revision = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
             guard let current else { throw CLIError("no record with id \(id)") }
-            for path in choices.keys {
+            for path in written.sorted() {
                 let now = current.candidates(at: path).map(\.dot)
                 guard now == shown[path] else {
                     throw CLIError(

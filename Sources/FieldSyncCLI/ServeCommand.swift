@@ -68,7 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
         do { _ = try configuration.tlsConfiguration() } catch {
             throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
         }
-        let app = try buildApplication(storage: SQLiteSyncStorage(replica: replica), configuration: configuration, logger: logger) {
+        let storage = SQLiteSyncStorage(replica: replica)
+        try await storage.startDirectoryEpoch()
+        let app = try buildApplication(storage: storage, configuration: configuration, logger: logger) {
             [pinLine] boundPort in
             print("fieldsync serve: listening on \(scheme)://\(host):\(boundPort) (store \(path))\(pinLine)")
             fflush(nil)

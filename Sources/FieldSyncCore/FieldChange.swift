@@ -34,7 +34,9 @@ public enum FieldChange: Hashable, Sendable {
         guard let eq = assignment.firstIndex(of: "=") else {
             throw ValidationError(assignment, "expected PATH=VALUE, PATH+=VALUE or PATH-=VALUE")
         }
-        var path = String(assignment[..<eq])
+        // The key is read in NFC, so a decomposed spelling typed or pasted names the same field;
+        // the value stays exactly as typed (set elements are normalised with the change).
+        var path = String(assignment[..<eq]).nfc
         let text = String(assignment[assignment.index(after: eq)...])
         var mode: Character = "="
         if let last = path.last, last == "+" || last == "-" {

@@ -105,9 +105,6 @@ public enum IncidentSchema {
             guard parts.count == 2, !parts[1].isEmpty else {
                 throw ValidationError(path, "custom paths look like custom.KEY (one level; the value may be any JSON, objects included)")
             }
-            // Canonically equivalent keys (café composed and decomposed) would be one register
-            // spelled two ways: only the composed form (NFC) is a key (spec 4.2).
-            guard path.isNFC else { throw ValidationError(path, "custom keys are written in Unicode NFC (composed form)") }
             return .scalar(.anyJSON)
         }
         if parts.count == 2, collections[parts[0]] != nil {
@@ -126,9 +123,16 @@ public enum IncidentSchema {
         throw ValidationError(path, "unknown field; see `fieldsync help add` or docs/RECORD-MODEL.md (free keys go under custom.)")
     }
 
-    /// Checks one operation's path and value.
-    public static func validate(_ operation: FieldOperation) throws(ValidationError) {
+    /// Checks one operation's path and value. `requireNFC`: keys and set elements must be in
+    /// Unicode NFC (spec 4.2); revisions of format 1, written before that rule, are read as they are.
+    public static func validate(_ operation: FieldOperation, requireNFC: Bool = true) throws(ValidationError) {
         let path = operation.path
+        // Canonically equivalent keys (café composed and decomposed) would be one field spelled
+        // two ways: only the composed form (NFC) is written.
+        if requireNFC, !path.isNFC { throw ValidationError(path, "keys are written in Unicode NFC (composed form)") }
+        if requireNFC, case .add(_, let element) = operation, !element.isNFC {
+            throw ValidationError(path, "set elements are written in Unicode NFC (composed form)")
+        }
         switch (try kind(of: path), operation) {
         case (.scalar(let type), .set(_, let value)):
             try check(value, as: type, at: path)
@@ -136,7 +140,6 @@ public enum IncidentSchema {
             if requiredFields.contains(path) { throw ValidationError(path, "is required and cannot be cleared") }
         case (.set(let type), .add(_, let element)), (.set(let type), .remove(_, let element)):
             try check(.string(element), as: type, at: path)
-            guard element.isNFC else { throw ValidationError(path, "set elements are written in Unicode NFC (composed form)") }
         case (.set, _):
             throw ValidationError(path, "is a set of strings: change it with \(path)+=VALUE or \(path)-=VALUE")
         case (.entry, .set(_, let value)):

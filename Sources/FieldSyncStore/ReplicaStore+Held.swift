@@ -116,9 +116,16 @@ extension ReplicaStore {
                 }
                 candidates.append((seq, revision))
             }
-            let bySeq = Dictionary(uniqueKeysWithValues: candidates.map { ($0.revision.dot, $0.seq) })
+            // Two contents held for one dot (a clone's bundles): the first held is tried; the other
+            // stays held, and is then another content under a dot the log holds.
+            var bySeq: [Dot: Int64] = [:]
+            var distinct: [Revision] = []
+            for candidate in candidates where bySeq[candidate.revision.dot] == nil {
+                bySeq[candidate.revision.dot] = candidate.seq
+                distinct.append(candidate.revision)
+            }
             var released = 0
-            for revision in CausalSort.sorted(candidates.map(\.revision)) {
+            for revision in CausalSort.sorted(distinct) {
                 guard let seq = bySeq[revision.dot] else { continue }
                 var merged = false
                 try db.inSavepoint {
@@ -135,6 +142,13 @@ extension ReplicaStore {
                 }
                 if merged {
                     try db.execute(sql: "DELETE FROM held_revision WHERE seq = ?", arguments: [seq])
+                    // It came by bundle: the central node has not been seen to hold it yet, so
+                    // the next syncs compare its history and judge it as any bundled revision.
+                    try db.execute(
+                        sql: """
+                            INSERT INTO unconfirmed_node (node, counter) VALUES (?, ?)
+                            ON CONFLICT (node) DO UPDATE SET counter = MAX(counter, excluded.counter)
+                            """, arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
                     released += 1
                 }
             }
@@ -214,7 +228,11 @@ extension ReplicaStore {
                 } else {
                     try db.execute(sql: "DELETE FROM knowledge WHERE node = ?", arguments: [node.rawValue])
                 }
-                try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ?", arguments: [node.rawValue])
+                // What stays of the node's bundled history is still to be confirmed.
+                try db.execute(
+                    sql: "UPDATE unconfirmed_node SET counter = MIN(counter, ?) WHERE node = ?",
+                    arguments: [Int64(counter - 1), node.rawValue])
+                try db.execute(sql: "DELETE FROM unconfirmed_node WHERE node = ? AND counter < 1", arguments: [node.rawValue])
             }
             try Self.replay(db, touched.union(ownRecords), stale: ownRecords, now: now)
             return result

@@ -53,6 +53,32 @@ extension ReplicaStore {
         try read { db in try Self.deviceKey(db).sign(revision) }
     }
 
+    /// The node id (and, for a re-enrolment, the device key) that `enroll` offered `server` and has
+    /// not yet heard back about: offered again when the answer was lost, so the repeated request
+    /// is the same device's (spec 15.4). Nil when there is none.
+    public func pendingEnrolment(server: String) throws -> PendingEnrolment? {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM pending_enrolment WHERE id = 1"), (row["server"] as String) == server,
+                let node = NodeID(row["node"]), let replacing = NodeID(row["replacing"])
+            else { return nil }
+            let key = try (row["private_key"] as Data?).map { try DeviceKey(rawRepresentation: Array($0)) }
+            return PendingEnrolment(key: key, node: node, nonce: row["nonce"], replacing: replacing, remintAll: row["remint_all"])
+        }
+    }
+
+    public func savePendingEnrolment(server: String, _ pending: PendingEnrolment) throws {
+        try write { db in
+            try db.execute(
+                sql:
+                    "INSERT OR REPLACE INTO pending_enrolment (id, server, private_key, node, nonce, replacing, remint_all) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    server, pending.key.map { Data($0.rawRepresentation) }, pending.node.rawValue, pending.nonce,
+                    pending.replacing.rawValue,
+                    pending.remintAll,
+                ])
+        }
+    }
+
     /// Signs `bytes` with the device key (base64 Ed25519): the enrolment proof (spec 15.4).
     public func signWithDeviceKey(_ bytes: [UInt8]) throws -> String {
         try read { db in try Self.deviceKey(db).signature(for: bytes) }
@@ -97,6 +123,7 @@ extension ReplicaStore {
                 try db.execute(sql: "UPDATE replica SET backup = NULL WHERE id = 1")
             }
             try Self.storeEnrolment(db, enrolment, now: now)
+            try db.execute(sql: "DELETE FROM pending_enrolment")
             try Self.rememberKeys(db, [KeyEntry(certificate: certificate)], from: .centralNode(serverKey: enrolment.serverKey))
             _ = try Self.authority(db, now: now)
             return reminted
@@ -285,6 +312,23 @@ extension ReplicaStore {
             }
         }
         return replaced
+    }
+}
+
+/// A node id (and maybe a new device key) that `enroll` offered and has not heard back about.
+public struct PendingEnrolment: Sendable {
+    public var key: DeviceKey?
+    public var node: NodeID
+    public var nonce: String
+    public var replacing: NodeID
+    public var remintAll: Bool
+
+    public init(key: DeviceKey?, node: NodeID, nonce: String, replacing: NodeID, remintAll: Bool) {
+        self.key = key
+        self.node = node
+        self.nonce = nonce
+        self.replacing = replacing
+        self.remintAll = remintAll
     }
 }
 

@@ -78,7 +78,7 @@ extension ReplicaStore {
                 // One that needs a held revision is held with it, for the same release.
                 if let blocked = try needed.first(where: { try heldHere.contains($0) || Self.isHeld(db, $0) }) {
                     for op in revision.operations {
-                        do { try IncidentSchema.validate(op) } catch {
+                        do { try IncidentSchema.validate(op, requireNFC: revision.format >= 2) } catch {
                             throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
                         }
                     }
@@ -122,7 +122,7 @@ extension ReplicaStore {
                 let text = checked.canonicalText(of: revision) ?? revision.canonicalForms.text
                 // The schema first: what fails it is refused, never held.
                 for op in revision.operations {
-                    do { try IncidentSchema.validate(op) } catch {
+                    do { try IncidentSchema.validate(op, requireNFC: revision.format >= 2) } catch {
                         throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
                     }
                 }

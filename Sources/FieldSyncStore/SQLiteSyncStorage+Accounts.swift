@@ -192,6 +192,17 @@ extension SQLiteSyncStorage: AccountStorage {
         }
     }
 
+    /// Moves the directory version on by a random amount: a store restored from a backup would
+    /// otherwise count up through versions it already handed out with other contents, and a
+    /// client could take a stale directory for current. `serve` calls it once at start.
+    public func startDirectoryEpoch() async throws {
+        try await replica.asyncWrite { db in
+            try db.execute(
+                sql: "UPDATE replica SET directory_version = directory_version + ? WHERE id = 1",
+                arguments: [Int64.random(in: 1...(1 << 40))])
+        }
+    }
+
     public func keyDirectoryTag() async throws -> String {
         try await certifyMissing()
         // Triggers raise `directory_version` with every change to a device or an account (schema

@@ -161,6 +161,15 @@ enum StoreSchema {
                     CREATE TABLE enrolment_failure (address TEXT NOT NULL, time INTEGER NOT NULL);
                     CREATE INDEX enrolment_failure_address ON enrolment_failure (address, time);
                     ALTER TABLE replica ADD COLUMN directory_version INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE pending_enrolment (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        server TEXT NOT NULL,
+                        private_key BLOB,
+                        node TEXT NOT NULL,
+                        nonce TEXT NOT NULL,
+                        replacing TEXT NOT NULL,
+                        remint_all INTEGER NOT NULL
+                    );
                     CREATE TRIGGER directory_device_insert AFTER INSERT ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
                     CREATE TRIGGER directory_device_update AFTER UPDATE ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
                     CREATE TRIGGER directory_device_delete AFTER DELETE ON device BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
