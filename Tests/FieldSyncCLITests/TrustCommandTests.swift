@@ -148,6 +148,35 @@ import Testing
         _ = await server.stop()
     }
 
+    /// Two contents of one dot held from two bundles (a cloned laptop's, say): once the central
+    /// node vouches for their node, the release merges one, keeps the other held, and never fails.
+    @Test func twoHeldContentsOfOneDotAreReleasedWithoutFailingTheSync() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("admin", server: server.url, serverStore: serverStore, role: "admin")
+        try await w.initReplica("nour")
+        let nour = try ReplicaStore.open(at: w.store("nour"))
+        let node = try nour.identity().node
+        let record = RecordID.generate(millisecondsSince1970: 1_741_340_000_000)
+        for (i, title) in ["First copy", "Second copy"].enumerated() {
+            let revision = try nour.sign(
+                Revision(
+                    dot: Dot(node: node, counter: 1), record: record, operations: [.set(path: "title", value: .string(title))],
+                    context: VersionVector(), author: "nour", time: 1_741_340_000_000 + Int64(i)))
+            let bundle = BundleFile(
+                from: node, knowledge: VersionVector([node: 1]), revisions: [revision], created: 1,
+                keys: [KeyEntry(node: node, publicKey: try nour.publicKey())])
+            try Data(bundle.fileBytes).write(to: URL(fileURLWithPath: w.dir.file("copy\(i).bundle")))
+            try await w.ok("admin", "bundle", "import", w.dir.file("copy\(i).bundle"))
+        }
+        #expect(try await w.ok("admin", "status", "--json").json()["held_revisions"] == 2)
+        try await w.enrol("nour", server: server.url, serverStore: serverStore)
+        let synced = try await w.ok("admin", "sync", "--json").json()
+        #expect(synced["released"] == 1)
+        #expect(synced["held"] == 1)
+        #expect(try await w.ok("admin", "sync").status == 0, "and the next sync completes too")
+        _ = await server.stop()
+    }
+
     /// A device revoked on the central node after a documenter imported its bundle: the importer
     /// merged its revisions and built on them, not knowing. The next sync holds them back, re-mints
     /// the documenter's own work built on them, and completes; nothing of the documenter's is lost.
