@@ -203,3 +203,37 @@ import Testing
         #expect(history.last?["note"] == "the second count is from the hospital")
     }
 }
+
+/// #14: an entry removed on one replica while another sets one of its empty fields is listed as a
+/// conflict on the entry, shown with what is left, and `resolve --pick ENTRY=N` removes it whole.
+@Suite struct EntryConflictCommandTests {
+    let w: CLIWorkspace
+    init() throws { w = try CLIWorkspace("entry") }
+
+    @Test func aRemovedEntryEditedElsewhereIsAConflictTheAdminSettles() async throws {
+        try await w.initReplica("rima")
+        try await w.initReplica("omar")
+        let id = try await w.add(
+            "rima", "--title", "Executions near the dam", "--set", #"victims+={"pseudonym":"V-01","status":"killed"}"#)
+        let entry = try #require(try await w.show("rima", id)["fields"]?["victims"]?.objectValue?.keys.first)
+        try await w.exchange("rima", "omar")
+        try await w.ok("rima", "edit", id, "--set", "victims-=\(entry)")
+        try await w.ok("omar", "edit", id, "--set", "victims.\(entry).age_range=30-40")
+        try await w.exchange("omar", "rima")
+        let shown = try await w.show("rima", id)
+        #expect(shown["conflicts"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == ["victims.\(entry)"])
+        #expect(shown["fields"]?["victims"]?[entry]?["age_range"] == "30-40")
+        let listed = try await w.ok("rima", "conflicts").stdout
+        #expect(listed.contains("entry removed against an edit"))
+        #expect(listed.contains("removed") && listed.contains("kept (edited)"))
+        // Rima is not enrolled: her resolve settles it. Removing takes what is left with it.
+        let conflict = try #require(shown["conflicts"]?.arrayValue?.first)
+        let removal = try #require(conflict["candidates"]?.arrayValue?.first { $0["value"] == .null }?["id"]?.stringValue)
+        try await w.ok("rima", "resolve", id, "--pick", "victims.\(entry)=\(removal)", "--note", "Duplicate of V-02")
+        let after = try await w.show("rima", id)
+        #expect(after["conflicts"] == [])
+        #expect(after["fields"]?["victims"] == nil)
+        try await w.exchange("rima", "omar")
+        #expect(try await w.state("omar") == (try await w.state("rima")))
+    }
+}
