@@ -197,7 +197,9 @@ struct EnrollCommand: AsyncParsableCommand {
                 let announced = try await transport.serverKey().map(CentralNodeKey.fingerprint(ofPublicKey:))
                 guard announced == expectedKey.lowercased() else {
                     await transport.shutdown()
-                    throw CLIError("\(server) signs with key \(announced ?? "(none)"), not the expected \(expectedKey); not enrolling")
+                    throw CLIError(
+                        "\(server) signs with key \(announced ?? "(none)"), not the expected \(expectedKey); not enrolling (if your admin says the central node's key changed, give --server-key)"
+                    )
                 }
             }
             let normalised = Secrets.normaliseCode(code)
