@@ -163,9 +163,6 @@ public struct HoldBack: Sendable, Equatable {
     public var held = 0
     /// Per node, the lowest counter held back: no re-minted context may cover it.
     public var from: [NodeID: UInt64] = [:]
-    /// The lowest counter of this replica's current node whose revision was built on what was held
-    /// back (it must be re-minted, capped by `from`), if any.
-    public var ownDependent: UInt64?
 }
 
 extension ReplicaStore {
@@ -174,8 +171,8 @@ extension ReplicaStore {
     /// what the central node would refuse, which a bundle had brought before this replica could
     /// know (a device revoked since, a node the central node does not know, a key it does not
     /// vouch for). The touched records are replayed; the knowledge of each node drops below what
-    /// was taken. This replica's own revisions are never taken: the lowest one built on what was is
-    /// reported, for the caller to re-mint. One transaction.
+    /// was taken. This replica's own revisions are never taken: the caller re-mints those built on
+    /// what was (``ownRevisionsBuiltOnMissing(above:)`` finds them). One transaction.
     public func holdBack(_ starts: [NodeID: (counter: UInt64, reason: String)], now: Int64) throws -> HoldBack {
         try write { db in
             let identity = try Self.identity(db)
@@ -204,9 +201,6 @@ extension ReplicaStore {
                     // Taken with its node's history from there.
                 } else if let (other, counter) = dependsOn {
                     if own.contains(node) {
-                        if node == identity.node {
-                            result.ownDependent = min(result.ownDependent ?? revision.dot.counter, revision.dot.counter)
-                        }
                         ownRecords.insert(revision.record)
                         continue
                     }
