@@ -3,7 +3,7 @@ import PackageDescription
 
 /// One settings array for every target (see shared STYLE.md, "One settings array").
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -52,6 +52,21 @@ let package = Package(
                 "FieldSyncCore",
                 "FieldSyncProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                // AES as a permutation of record ids (one block, no mode) for the sealed columns.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Keys for encrypted replicas: the key file, passphrases (scrypt), the unlock agent, sealed bundles.
+        // prctl and SO_PEERCRED, which Swift's Glibc module does not reach.
+        .target(name: "CFieldSyncSystem"),
+        .target(
+            name: "FieldSyncVault",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncStore", "CFieldSyncSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -85,8 +100,9 @@ let package = Package(
         .target(
             name: "FieldSyncCLI",
             dependencies: [
-                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient",
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncVault",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -115,6 +131,11 @@ let package = Package(
         .testTarget(
             name: "FieldSyncStoreTests",
             dependencies: ["FieldSyncStore", "FieldSyncTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncVaultTests",
+            dependencies: ["FieldSyncVault", "FieldSyncTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

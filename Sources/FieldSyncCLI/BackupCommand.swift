@@ -1,6 +1,7 @@
 import ArgumentParser
 import FieldSyncCore
 import FieldSyncStore
+import FieldSyncVault
 import Foundation
 
 /// `fieldsync backup`: a consistent copy of a replica or of the central node's store, taken live.
@@ -8,7 +9,8 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup", abstract: "Write a consistent copy of a store (a replica, or the central node's while it runs).",
         discussion: """
-            The copy (mode 0600) holds everything committed when it starts, including what is only in the \
+            The copy (mode 0600) of an encrypted replica stays encrypted, and its key file \
+            (FILE.keys, the same passphrases) is written beside it: keep the two together. It holds everything committed when it starts, including what is only in the \
             write-ahead log, and passes `fieldsync verify`. It is marked as a backup: a replica restored \
             from it takes a new node id before its first change, so nothing it writes can collide with \
             what the original wrote after the copy was made. See docs/RELIABILITY.md for restoring.
@@ -23,9 +25,18 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
-        let store = try storeOptions.open()
+        let key = try storeOptions.keys.dataKey()
+        let store = try ReplicaStore.open(at: storeOptions.path, key: key)
+        if key != nil, FileManager.default.fileExists(atPath: KeyFile.path(forStore: out)) {
+            throw CLIError("a key file already exists at \(KeyFile.path(forStore: out)); refusing to overwrite it")
+        }
         try store.backup(to: out, now: nowMilliseconds())
-        let copy = try ReplicaStore.open(at: out)
+        if key != nil {
+            // The copy is sealed under the same key: its key file goes with it, or it opens never.
+            let keys = try KeyFile.read(at: storeOptions.keys.keyFilePath)
+            try SecureFile.writeAtomically(keys.bytes, to: KeyFile.path(forStore: out))
+        }
+        let copy = try ReplicaStore.open(at: out, key: key)
         let status = try copy.status()
         try copy.close()
         if json {

@@ -2,6 +2,7 @@ import ArgumentParser
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
+import FieldSyncVault
 import Foundation
 
 /// `fieldsync bundle`: moves revisions between replicas on a file (a USB stick), without a network.
@@ -60,6 +61,10 @@ struct BundleExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export", abstract: "Write this replica's revisions to a bundle file.",
         discussion: """
+            From an encrypted replica the bundle is sealed under a bundle passphrase, asked twice on a \
+            terminal (or read from --bundle-passphrase-file); the importer needs it. Tell it by another \
+            channel than the stick. --plaintext-bundle writes a readable bundle on purpose.
+
             Examples:
               fieldsync bundle export --out /media/usb/rima.bundle
               fieldsync bundle export --out to-omar.bundle --lacking from-omar.bundle   # only what Omar lacks
@@ -69,19 +74,38 @@ struct BundleExportCommand: AsyncParsableCommand {
     @Option(help: "The bundle file to write.") var out: String
     @Option(help: ArgumentHelp("A bundle written by the peer: export only the revisions it lacks.", valueName: "BUNDLE"))
     var lacking: String?
+    @Option(help: ArgumentHelp("A file whose first line is the bundle passphrase (seals the bundle).", valueName: "FILE"))
+    var bundlePassphraseFile: String?
+    @Flag(help: "Write a plaintext bundle even from an encrypted replica: anyone who finds the file reads it.")
+    var plaintextBundle = false
+
+    func validate() throws {
+        if plaintextBundle, bundlePassphraseFile != nil {
+            throw ValidationError("--plaintext-bundle and --bundle-passphrase-file contradict each other; give one")
+        }
+    }
 
     func run() async throws {
         let store = try storeOptions.open()
+        let sealing = !plaintextBundle && (store.isEncrypted || bundlePassphraseFile != nil)
+        // Asked before anything is read, so a mistyped passphrase costs nothing.
+        let passphrase = sealing ? try ReplicaKeys.newPassphrase(file: bundlePassphraseFile, what: "Bundle passphrase") : nil
         var peerKnowledge = VersionVector()
-        if let lacking { peerKnowledge = try BundleImportCommand.read(lacking).knowledge }
+        if let lacking { peerKnowledge = try BundleImportCommand.read(lacking, passphraseFile: bundlePassphraseFile).knowledge }
         let identity = try store.identity()
         let revisions = CausalSort.sorted(try store.allRevisions().filter { !peerKnowledge.covers($0.dot) })
         let directory = try store.keyDirectory()
         let keys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }
         let bundle = BundleFile(
             from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
-        try Self.writeAtomically(bundle.fileBytes, to: out)
-        print("wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out)")
+        if let passphrase {
+            try Self.writeAtomically(SealedBundle.seal(bundle.fileBytes, passphrase: passphrase, kdf: .calibrated()), to: out)
+        } else {
+            try Self.writeAtomically(bundle.fileBytes, to: out)
+        }
+        print(
+            "wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out) (\(passphrase == nil ? "plaintext: anyone who finds it can read it" : "sealed under the bundle passphrase"))"
+        )
     }
 
     /// Writes to a temporary file beside `path`, then renames it, so a crash never leaves half a bundle.
@@ -100,15 +124,23 @@ struct BundleExportCommand: AsyncParsableCommand {
 struct BundleImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Apply the revisions of a bundle file that this replica lacks.",
-        discussion: "Example:\n  fieldsync bundle import /media/usb/omar.bundle")
+        discussion: """
+            A sealed bundle asks for its bundle passphrase on a terminal, or reads it from \
+            --bundle-passphrase-file.
+
+            Example:
+              fieldsync bundle import /media/usb/omar.bundle
+            """)
 
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "The bundle file.") var file: String
+    @Option(help: ArgumentHelp("A file whose first line is the bundle's passphrase (for a sealed bundle).", valueName: "FILE"))
+    var bundlePassphraseFile: String?
     @Flag(help: "Print the outcome as JSON.") var json = false
 
     func run() async throws {
         let store = try storeOptions.open()
-        let bundle = try Self.read(file)
+        let bundle = try Self.read(file, passphraseFile: bundlePassphraseFile)
         // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
         let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey, certificate: $0.certificate) }
         let enrolled = try store.enrolment() != nil
@@ -186,9 +218,23 @@ struct BundleImportCommand: AsyncParsableCommand {
         return groups
     }
 
-    static func read(_ path: String) throws -> BundleFile {
+    static func read(_ path: String, passphraseFile: String?) throws -> BundleFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
-        do { return try BundleFile(fileBytes: Array(data)) } catch {
+        var bytes = Array(data)
+        if SealedBundle.isSealed(bytes) {
+            let passphrase: String
+            if let passphraseFile {
+                passphrase = try ReplicaKeys.read(passphraseFile: passphraseFile)
+            } else if let typed = try Terminal.ask("Bundle passphrase for \(path): ") {
+                passphrase = typed
+            } else {
+                throw CLIError("\(path) is a sealed bundle: give its passphrase (--bundle-passphrase-file FILE); nothing was imported")
+            }
+            do { bytes = try SealedBundle.open(bytes, passphrase: passphrase, file: path) } catch let error as VaultError {
+                throw CLIError("\(error.message); nothing was imported")
+            }
+        }
+        do { return try BundleFile(fileBytes: bytes) } catch {
             throw CLIError("\(path): \(error.message); nothing was imported")
         }
     }

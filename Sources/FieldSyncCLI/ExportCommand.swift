@@ -14,6 +14,10 @@ struct ExportCommand: AsyncParsableCommand {
             row per incident; a conflicted field reads `CONFLICT: a | b`. GeoJSON holds the incidents \
             that have coordinates.
 
+            The file is plaintext, on purpose: it is for analysts, and it is not encrypted even when the \
+            replica is. Write it only where it may be read (an encrypted disk at HQ), never on a laptop \
+            that crosses a checkpoint. To carry revisions between replicas, use `fieldsync bundle export`.
+
             Examples:
               fieldsync export --format csv --out incidents.csv
               fieldsync export --format geojson --out incidents.geojson

@@ -2,6 +2,7 @@ import ArgumentParser
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
+import FieldSyncVault
 import Foundation
 
 /// The `fieldsync` command: the front end for documenters and admins.
@@ -23,7 +24,8 @@ public struct FieldSyncCommand: AsyncParsableCommand {
             InitCommand.self, AddCommand.self, EditCommand.self, DeleteCommand.self, ShowCommand.self, ListCommand.self,
             StatusCommand.self, ConflictsCommand.self, ResolveCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
             EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self, ExportCommand.self,
-            ImportCommand.self, VerifyCommand.self, BackupCommand.self,
+            ImportCommand.self, VerifyCommand.self, BackupCommand.self, UnlockCommand.self, LockCommand.self, PassphraseCommand.self,
+            WipeCommand.self, EncryptCommand.self, AgentCommand.self,
         ])
 
     public init() {}
@@ -52,6 +54,8 @@ public struct FieldSyncCommand: AsyncParsableCommand {
         } catch let error as FieldSyncCore.ValidationError {
             return fail(error.description)
         } catch let error as ProtocolError {
+            return fail(error.message)
+        } catch let error as VaultError {
             return fail(error.message)
         } catch let error as ExitCode {
             return error.rawValue
@@ -99,16 +103,17 @@ public struct FieldSyncCommand: AsyncParsableCommand {
         return 1
     }
 
-    /// `--store PATH` is accepted before the subcommand as well as after it: move it after the
-    /// subcommand path, where the parser expects it.
+    /// `--store PATH` and `--passphrase-file FILE` are accepted before the subcommand as well as
+    /// after it: move them after the subcommand path, where the parser expects them.
     static func normalize(_ arguments: [String]) -> [String] {
         var leading: [String] = []
         var rest = arguments[...]
-        while let first = rest.first, first.hasPrefix("--store") {
-            if first == "--store", rest.count >= 2 {
+        let global = ["--store", "--passphrase-file"]
+        while let first = rest.first, let option = global.first(where: { first == $0 || first.hasPrefix($0 + "=") }) {
+            if first == option, rest.count >= 2 {
                 leading += rest.prefix(2)
                 rest = rest.dropFirst(2)
-            } else if first.hasPrefix("--store=") {
+            } else if first.hasPrefix(option + "=") {
                 leading.append(first)
                 rest = rest.dropFirst()
             } else {

@@ -95,6 +95,7 @@ struct StatusCommand: AsyncParsableCommand {
                 "forked_revisions": .int(Int64(status.forkedRevisions)), "held_revisions": .int(Int64(status.heldRevisions)),
             ]
             o["server"] = status.identity.server.map(JSONValue.string) ?? .null
+            o["encryption"] = .string(store.isEncrypted ? "passphrase" : "none")
             print(JSONValue.object(o).prettyText())
             return
         }
@@ -104,6 +105,7 @@ struct StatusCommand: AsyncParsableCommand {
         print("server:     \(status.identity.server ?? "(none; give sync --server URL)")")
         print("records:    \(status.records)\(status.deletedRecords > 0 ? " (+\(status.deletedRecords) deleted)" : "")")
         print("revisions:  \(status.revisions)")
+        print("encryption: \(store.isEncrypted ? "passphrase" : "none")")
         print("conflicts:  \(status.conflicts) open, in \(status.conflictedRecords) record\(status.conflictedRecords == 1 ? "" : "s")")
         if status.forkedRevisions > 0 {
             print(

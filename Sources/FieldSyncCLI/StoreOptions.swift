@@ -10,7 +10,16 @@ struct StoreOptions: ParsableArguments {
     )
     var store: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A file whose first line is the replica's passphrase (default: $FIELDSYNC_PASSPHRASE_FILE, else a running `fieldsync unlock`, else the terminal).",
+            valueName: "FILE"))
+    var passphraseFile: String?
+
     var path: String { Self.resolve(store, defaultFile: "replica.sqlite") }
+
+    var keys: ReplicaKeys { ReplicaKeys(store: path, passphraseFile: passphraseFile) }
 
     /// `store` when given, else `$FIELDSYNC_STORE`, else `defaultFile` in `$XDG_DATA_HOME/fieldsync`
     /// (`~/.local/share/fieldsync` when `XDG_DATA_HOME` is unset or empty). A plain function, so a
@@ -32,7 +41,12 @@ struct StoreOptions: ParsableArguments {
         return NSHomeDirectory()
     }
 
-    func open() throws -> ReplicaStore { try ReplicaStore.open(at: path) }
+    /// Opens the replica, with its data key when it is encrypted.
+    func open() throws -> ReplicaStore {
+        let keys = self.keys
+        guard FileManager.default.fileExists(atPath: path) else { return try ReplicaStore.open(at: path) }
+        return try ReplicaStore.open(at: path, key: try keys.dataKey())
+    }
 }
 
 /// Milliseconds since 1970, the time stamp of local revisions.

@@ -150,6 +150,8 @@ public struct SyncDriver: Sendable {
                 try await pull(&report, &contested, progress)
             }
         }
+        // What the central node holds now: what `wipe` would not lose.
+        try store.rememberCentralKnowledge(serverKnowledge)
         let elapsed = started.duration(to: .now).components
         report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return report

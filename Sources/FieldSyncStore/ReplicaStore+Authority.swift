@@ -18,7 +18,9 @@ extension ReplicaStore {
                 db, sql: "SELECT device.node FROM device JOIN account ON account.name = device.account WHERE account.role = 'admin'")
             return .admins(Set(nodes.compactMap(NodeID.init)))
         }
-        guard let role = try String.fetchOne(db, sql: "SELECT role FROM enrolment WHERE id = 1") else { return .everyone }
+        guard let role = try String.fetchOne(db, sql: "SELECT unseal(role, 'enrolment.role') FROM enrolment WHERE id = 1") else {
+            return .everyone
+        }
         var nodes = Set(try String.fetchAll(db, sql: "SELECT node FROM node_key WHERE role = 'admin'").compactMap(NodeID.init))
         if role == Role.admin.rawValue { nodes.insert(try Self.identity(db).node) }
         return .admins(nodes)
@@ -41,11 +43,11 @@ extension ReplicaStore {
                 changed.isEmpty
                 ? []
                 : try String.fetchAll(
-                    db, sql: "SELECT DISTINCT record FROM revision WHERE node IN (\(databaseQuestionMarks(count: changed.count)))",
+                    db, sql: "SELECT DISTINCT reveal(record) FROM revision WHERE node IN (\(databaseQuestionMarks(count: changed.count)))",
                     arguments: StatementArguments(changed)
                 ).compactMap(RecordID.init)
         default:
-            affected = try String.fetchAll(db, sql: "SELECT id FROM record").compactMap(RecordID.init)
+            affected = try String.fetchAll(db, sql: "SELECT reveal(id) FROM record").compactMap(RecordID.init)
         }
         var states: [RecordID: RecordState] = [:]
         for id in affected { states[id] = try replayRecord(db, id, authority: authority).state }

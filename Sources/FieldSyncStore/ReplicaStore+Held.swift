@@ -24,14 +24,30 @@ extension ReplicaStore {
             try Int.fetchOne(
                 db.cachedStatement(sql: "SELECT COUNT(*) FROM held_revision WHERE node = ? AND counter = ?"),
                 arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)]) ?? 0
+        // The same content held again only gets the new reason. Compared here, not by a unique
+        // index: a sealed body is a fresh ciphertext each time.
+        for row in try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT seq, \(heldBody) AS body FROM held_revision WHERE node = ? AND counter = ?"),
+            arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
+        where (row["body"] as String) == text {
+            try db.execute(
+                sql: "UPDATE held_revision SET reason = \(heldReasonValue) WHERE seq = ?2", arguments: [reason, row["seq"] as Int64])
+            return
+        }
         guard kept < maximumHeldPerDot else { return }
         try db.cachedStatement(
             sql: """
-                INSERT INTO held_revision (node, counter, record, body, reason, stored) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (node, counter, body) DO UPDATE SET reason = excluded.reason
+                INSERT INTO held_revision (node, counter, record, body, reason, stored)
+                VALUES (?1, ?2, lookup(?3), seal(?4, 'held_revision.body/' || ?1 || '/' || ?2),
+                    seal(?5, 'held_revision.reason/' || ?1 || '/' || ?2), ?6)
                 """
         ).execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text, reason, now])
     }
+
+    static let heldBody = "unseal(body, 'held_revision.body/' || node || '/' || counter)"
+    static let heldReason = "unseal(reason, 'held_revision.reason/' || node || '/' || counter)"
+    /// `?1`, sealed as the reason of the row being updated.
+    static let heldReasonValue = "seal(?1, 'held_revision.reason/' || node || '/' || counter)"
 
     static func isHeld(_ db: Database, _ dot: Dot) throws -> Bool {
         try Bool.fetchOne(
@@ -72,8 +88,11 @@ extension ReplicaStore {
     /// Held revisions, oldest first.
     public func heldRevisions() throws -> [HeldRevision] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT node, counter, record, body, reason, stored FROM held_revision ORDER BY seq").compactMap {
-                row in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT node, counter, reveal(record) AS record, \(Self.heldBody) AS body, \(Self.heldReason) AS reason, stored FROM held_revision ORDER BY seq"
+            ).compactMap { row in
                 guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
                 let author = (try? Revision(json: JSONValue(parsing: row["body"] as String)).author) ?? "?"
                 return HeldRevision(
@@ -92,7 +111,8 @@ extension ReplicaStore {
     @discardableResult
     public func releaseHeld(now: Int64) throws -> Int {
         try write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT seq, body, reason FROM held_revision ORDER BY seq")
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT seq, \(Self.heldBody) AS body, \(Self.heldReason) AS reason FROM held_revision ORDER BY seq")
             guard !rows.isEmpty else { return 0 }
             let directory = try Self.keyDirectory(db)
             var candidates: [(seq: Int64, revision: Revision)] = []
@@ -110,7 +130,8 @@ extension ReplicaStore {
                 // still cannot says why as of now (a key learned since, a revocation).
                 if let reason = Self.holdReason(revision, in: directory, checked: .none) {
                     if reason != (row["reason"] as String), !(row["reason"] as String).hasPrefix("it depends on") {
-                        try db.execute(sql: "UPDATE held_revision SET reason = ? WHERE seq = ?", arguments: [reason, seq])
+                        try db.execute(
+                            sql: "UPDATE held_revision SET reason = \(Self.heldReasonValue) WHERE seq = ?2", arguments: [reason, seq])
                     }
                     continue
                 }
@@ -192,7 +213,9 @@ extension ReplicaStore {
             var touched = Set<RecordID>()
             var ownRecords = Set<RecordID>()
             // The log is in a causal order: one pass finds every revision built on what is taken.
-            for row in try Row.fetchAll(db, sql: "SELECT seq, body FROM revision WHERE seq >= ? ORDER BY seq", arguments: [firstSeq]) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT seq, \(Sealed.revisionBody) AS body FROM revision WHERE seq >= ? ORDER BY seq", arguments: [firstSeq])
+            {
                 let text: String = row["body"]
                 let revision = try Revision(json: JSONValue(parsing: text))
                 let node = revision.dot.node
@@ -245,7 +268,7 @@ extension ReplicaStore {
             for row in try Row.fetchAll(db, sql: "SELECT node FROM unconfirmed_node") {
                 guard let node = NodeID(row["node"]), node != own.node, !own.retiredNodes.contains(node) else { continue }
                 let bodies = try String.fetchAll(
-                    db, sql: "SELECT body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                    db, sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
                     arguments: [node.rawValue, Int64(serverKnowledge[node])])
                 for body in bodies {
                     let revision = try Revision(json: JSONValue(parsing: body))
@@ -276,7 +299,7 @@ extension ReplicaStore {
                 var first: UInt64?
                 var caps: [NodeID: UInt64] = [:]
                 for body in try String.fetchAll(
-                    db, sql: "SELECT body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                    db, sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
                     arguments: [node.rawValue, Int64(serverKnowledge[node])])
                 {
                     let revision = try Revision(json: JSONValue(parsing: body))

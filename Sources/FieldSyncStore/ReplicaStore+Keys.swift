@@ -36,10 +36,21 @@ public struct Enrolment: Sendable, Equatable {
 
 extension ReplicaStore {
     static func deviceKey(_ db: Database) throws -> DeviceKey {
-        guard let bytes = try Data.fetchOne(db, sql: "SELECT private_key FROM device_key WHERE id = 1") else {
+        guard
+            let bytes = try Data.fetchOne(db, sql: "SELECT unseal(private_key, 'device_key.private_key') FROM device_key WHERE id = 1")
+        else {
             throw StoreError(.notAStore, "the replica has no device key")
         }
         return try DeviceKey(rawRepresentation: Array(bytes))
+    }
+
+    static func storeDeviceKey(_ db: Database, _ key: DeviceKey, now: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO device_key (id, private_key, public_key, created)
+                VALUES (1, seal(?, 'device_key.private_key'), seal(?, 'device_key.public_key'), ?)
+                """,
+            arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
     }
 
     /// The enrolment proof for `code`: the device key's signature of `EnrolRequest.proofBytes`.
@@ -58,7 +69,15 @@ extension ReplicaStore {
     /// is the same device's (spec 15.4). Nil when there is none.
     public func pendingEnrolment(server: String) throws -> PendingEnrolment? {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM pending_enrolment WHERE id = 1"), (row["server"] as String) == server,
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT unseal(server, 'pending_enrolment.server') AS server,
+                            unseal(private_key, 'pending_enrolment.private_key') AS private_key, node, nonce, replacing, remint_all
+                        FROM pending_enrolment WHERE id = 1
+                        """),
+                (row["server"] as String) == server,
                 let node = NodeID(row["node"]), let replacing = NodeID(row["replacing"])
             else { return nil }
             let key = try (row["private_key"] as Data?).map { try DeviceKey(rawRepresentation: Array($0)) }
@@ -70,7 +89,10 @@ extension ReplicaStore {
         try write { db in
             try db.execute(
                 sql:
-                    "INSERT OR REPLACE INTO pending_enrolment (id, server, private_key, node, nonce, replacing, remint_all) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                    """
+                    INSERT OR REPLACE INTO pending_enrolment (id, server, private_key, node, nonce, replacing, remint_all)
+                    VALUES (1, seal(?, 'pending_enrolment.server'), seal(?, 'pending_enrolment.private_key'), ?, ?, ?, ?)
+                    """,
                 arguments: [
                     server, pending.key.map { Data($0.rawRepresentation) }, pending.node.rawValue, pending.nonce,
                     pending.replacing.rawValue,
@@ -101,12 +123,14 @@ extension ReplicaStore {
                 let old = try Self.deviceKey(db).publicKeyBase64
                 for own in [identity.node] + identity.retiredNodes {
                     try db.execute(
-                        sql: "INSERT INTO node_key (node, public_key, user) VALUES (?, ?, ?) ON CONFLICT (node) DO NOTHING",
+                        sql: """
+                            INSERT INTO node_key (node, public_key, user) VALUES (?1, seal(?2, 'node_key.public_key/' || ?1),
+                                seal(?3, 'node_key.user/' || ?1))
+                            ON CONFLICT (node) DO NOTHING
+                            """,
                         arguments: [own.rawValue, old, identity.name])
                 }
-                try db.execute(
-                    sql: "UPDATE device_key SET private_key = ?, public_key = ?, created = ? WHERE id = 1",
-                    arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
+                try Self.storeDeviceKey(db, key, now: now)
             }
             var reminted = 0
             if let node, node.id != identity.node {
@@ -144,7 +168,14 @@ extension ReplicaStore {
     static func enrolment(_ db: Database) throws -> Enrolment? {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT server, token, user, role, pin, pinned_cert, ca_cert, server_key FROM enrolment WHERE id = 1"),
+                db,
+                sql: """
+                    SELECT unseal(server, 'enrolment.server') AS server, unseal(token, 'enrolment.token') AS token,
+                        unseal(user, 'enrolment.user') AS user, unseal(role, 'enrolment.role') AS role, unseal(pin, 'enrolment.pin') AS pin,
+                        unseal(pinned_cert, 'enrolment.pinned_cert') AS pinned_cert, unseal(ca_cert, 'enrolment.ca_cert') AS ca_cert,
+                        unseal(server_key, 'enrolment.server_key') AS server_key
+                    FROM enrolment WHERE id = 1
+                    """),
             let role = Role(rawValue: row["role"])
         else { return nil }
         return Enrolment(
@@ -156,13 +187,14 @@ extension ReplicaStore {
         try db.execute(
             sql: """
                 INSERT OR REPLACE INTO enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)
-                VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (1, seal(?, 'enrolment.server'), seal(?, 'enrolment.token'), seal(?, 'enrolment.user'), seal(?, 'enrolment.role'), ?,
+                    seal(?, 'enrolment.pin'), seal(?, 'enrolment.pinned_cert'), seal(?, 'enrolment.ca_cert'), seal(?, 'enrolment.server_key'))
                 """,
             arguments: [
                 enrolment.server, enrolment.token, enrolment.user, enrolment.role.rawValue, now, enrolment.pin,
                 enrolment.pinnedCertificatePEM, enrolment.caCertificatePEM, enrolment.serverKey,
             ])
-        try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [enrolment.server])
+        try db.execute(sql: "UPDATE replica SET server = seal(?, 'replica.server') WHERE id = 1", arguments: [enrolment.server])
     }
 
     public func saveEnrolment(_ enrolment: Enrolment, now: Int64) throws {
@@ -187,15 +219,17 @@ extension ReplicaStore {
     static func keyDirectory(_ db: Database, certificates: Bool = true, only nodes: Set<NodeID>? = nil) throws -> KeyDirectory {
         var entries: [KeyEntry] = []
         let rows: [Row]
+        let columns = """
+            node, unseal(public_key, 'node_key.public_key/' || node) AS public_key, unseal(user, 'node_key.user/' || node) AS user,
+                role, revoked\(certificates ? ", unseal(certificate, 'node_key.certificate/' || node) AS certificate" : "")
+            """
         if let nodes {
             let list = nodes.map(\.rawValue).sorted()
             rows = try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT node, public_key, user, role, revoked, certificate FROM node_key WHERE node IN (\(databaseQuestionMarks(count: list.count)))",
+                db, sql: "SELECT \(columns) FROM node_key WHERE node IN (\(databaseQuestionMarks(count: list.count)))",
                 arguments: StatementArguments(list))
         } else {
-            rows = try Row.fetchAll(db, sql: "SELECT node, public_key, user, role, revoked, certificate FROM node_key")
+            rows = try Row.fetchAll(db, sql: "SELECT \(columns) FROM node_key")
         }
         for row in rows {
             guard let node = NodeID(row["node"]) else { continue }
@@ -237,6 +271,14 @@ extension ReplicaStore {
     ///   revisions signed by them are held (spec 12.4). On an unenrolled replica, a key for a node it
     ///   does not know is trusted on first use; its claims about user and role are not.
     /// A node whose known key is certified is never given another one.
+    /// A `node_key` row's values: `?1` node, `?2` public key, `?3` user, `?4` role, `?5` revoked, `?6` certificate.
+    /// The role stays in clear: who may resolve is computed from it in every transaction, and the
+    /// replica's `authority` lists the admins' node ids anyway (docs/SECURITY.md).
+    static let nodeKeyValues = """
+        (?1, seal(?2, 'node_key.public_key/' || ?1), seal(?3, 'node_key.user/' || ?1), ?4, ?5,
+            seal(?6, 'node_key.certificate/' || ?1))
+        """
+
     static func rememberKeys(_ db: Database, _ entries: [KeyEntry], from source: KeySource) throws -> Set<NodeID> {
         guard !entries.isEmpty else { return [] }
         // Only the entries being learned are looked up: with thousands of nodes, reading (and
@@ -248,12 +290,12 @@ extension ReplicaStore {
             try db.execute(
                 sql: authoritative
                     ? """
-                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES \(Self.nodeKeyValues)
                     ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key, user = excluded.user, role = excluded.role,
                         revoked = COALESCE(excluded.revoked, revoked), certificate = excluded.certificate
                     """
                     : """
-                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO node_key (node, public_key, user, role, revoked, certificate) VALUES \(Self.nodeKeyValues)
                     ON CONFLICT (node) DO NOTHING
                     """,
                 arguments: [
@@ -271,7 +313,8 @@ extension ReplicaStore {
                     )
                 }
                 if pinned == nil, try Self.enrolment(db) != nil {
-                    try db.execute(sql: "UPDATE enrolment SET server_key = ? WHERE id = 1", arguments: [serverKey])
+                    try db.execute(
+                        sql: "UPDATE enrolment SET server_key = seal(?, 'enrolment.server_key') WHERE id = 1", arguments: [serverKey])
                     pinned = serverKey
                 }
             }

@@ -35,7 +35,7 @@ extension ReplicaStore {
         var heldHere = Set<Dot>()
         let own = try Self.identity(db).node
         // Records whose log is not causally closed after a fork was repaired (usually none).
-        let stale = Set(try String.fetchAll(db, sql: "SELECT id FROM stale_record").compactMap(RecordID.init))
+        let stale = Set(try String.fetchAll(db, sql: "SELECT reveal(id) FROM stale_record").compactMap(RecordID.init))
         var replayAfter = Set<RecordID>()
         let authority = try Self.authority(db, now: now)
 
@@ -166,7 +166,7 @@ extension ReplicaStore {
             let replay = try Self.replayRecord(db, id, authority: authority)
             cache[id] = replay.state
             if replay.revisions.allSatisfy({ outcome.knowledge.covers($0.context) }) {
-                try db.execute(sql: "DELETE FROM stale_record WHERE id = ?", arguments: [id.rawValue])
+                try db.execute(sql: "DELETE FROM stale_record WHERE id = lookup(?)", arguments: [id.rawValue])
             }
         }
         try Self.saveStates(db, cache, now: now)
@@ -186,7 +186,7 @@ extension ReplicaStore {
 
     static func revisionText(_ db: Database, _ dot: Dot) throws -> String? {
         try String.fetchOne(
-            db.cachedStatement(sql: "SELECT body FROM revision WHERE node = ? AND counter = ?"),
+            db.cachedStatement(sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE node = ? AND counter = ?"),
             arguments: [dot.node.rawValue, Int64(dot.counter)])
     }
 
@@ -205,7 +205,9 @@ extension ReplicaStore {
     static func keepAside(_ db: Database, _ revision: Revision, text: String, reason: String, detail: String, now: Int64) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO forked_revision (node, counter, record, body, hash, reason, detail, stored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO forked_revision (node, counter, record, body, hash, reason, detail, stored)
+                VALUES (?1, ?2, lookup(?3), seal(?4, 'forked_revision.body/' || keyed(?5)), keyed(?5), ?6,
+                    seal(?7, 'forked_revision.detail/' || keyed(?5)), ?8)
                 ON CONFLICT (hash) DO NOTHING
                 """
         ).execute(arguments: [

@@ -35,7 +35,7 @@ extension ReplicaStore {
         }
         let key = try Self.deviceKey(db)
         let rows = try Row.fetchAll(
-            db, sql: "SELECT seq, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
+            db, sql: "SELECT seq, \(Sealed.revisionBody) AS body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
             arguments: [old.rawValue, Int64(fork)])
         var previous: String?
         var touched = Set<RecordID>()
@@ -60,7 +60,11 @@ extension ReplicaStore {
             try Self.keepAside(db, original, text: text, reason: "reminted", detail: "re-minted as \(fresh):\(counter)", now: now)
             // Same log position: the log stays in a causal order.
             try db.execute(
-                sql: "UPDATE revision SET node = ?, counter = ?, body = ? WHERE seq = ?",
+                sql: """
+                    UPDATE revision SET node = ?1, counter = ?2, body = seal(?3, 'revision.body/' || ?1 || '/' || ?2),
+                        received = seal(\(Sealed.revisionReceived), 'revision.received/' || ?1 || '/' || ?2)
+                    WHERE seq = ?4
+                    """,
                 arguments: [fresh.rawValue, Int64(counter), mintedText, row["seq"] as Int64])
             previous = RevisionChain.hash(ofText: mintedText)
             touched.insert(original.record)
@@ -75,7 +79,8 @@ extension ReplicaStore {
         }
         if old != identity.node {
             try db.execute(
-                sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+                sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?1, ?2, seal(?3, 'retired_node.reason/' || ?1))",
+                arguments: [old.rawValue, now, reason])
         }
         // `fresh` may already be the current id (a re-enrolment re-mints a retired id's unpushed
         // branch into the id it just enrolled, before anything was written under it).
@@ -97,7 +102,7 @@ extension ReplicaStore {
         try read { db in
             let own = try Self.identity(db).node
             for row in try Row.fetchAll(
-                db, sql: "SELECT counter, body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                db, sql: "SELECT counter, \(Sealed.revisionBody) AS body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
                 arguments: [own.rawValue, Int64(pushed)])
             {
                 if try Revision(json: JSONValue(parsing: row["body"] as String)).context[node] >= counter {
@@ -120,7 +125,7 @@ extension ReplicaStore {
                 throw StoreError(.invalid, "this replica's own history is re-minted, not replaced")
             }
             let rows = try Row.fetchAll(
-                db, sql: "SELECT seq, record, body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
+                db, sql: "SELECT seq, \(Sealed.revisionBody) AS body FROM revision WHERE node = ? AND counter >= ? ORDER BY counter",
                 arguments: [node.rawValue, Int64(fork)])
             guard !rows.isEmpty else { return }
             var touched = Set<RecordID>()
@@ -154,7 +159,7 @@ extension ReplicaStore {
     > {
         var found = Set<RecordID>()
         let cursor = try String.fetchCursor(
-            db, sql: "SELECT body FROM revision WHERE seq > ? AND node != ?", arguments: [seq, skipping?.rawValue ?? ""])
+            db, sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE seq > ? AND node != ?", arguments: [seq, skipping?.rawValue ?? ""])
         while let body = try cursor.next() {
             let revision = try Revision(json: JSONValue(parsing: body))
             if revision.context[node] >= counter { found.insert(revision.record) }
@@ -170,7 +175,7 @@ extension ReplicaStore {
         var states: [RecordID: RecordState] = [:]
         let authority = try Self.authority(db, now: now)
         for id in ids { states[id] = try replayRecord(db, id, authority: authority).state }
-        for id in stale { try db.execute(sql: "INSERT OR IGNORE INTO stale_record (id) VALUES (?)", arguments: [id.rawValue]) }
+        for id in stale { try db.execute(sql: "INSERT OR IGNORE INTO stale_record (id) VALUES (lookup(?))", arguments: [id.rawValue]) }
         try saveStates(db, states, now: now)
     }
 
@@ -178,8 +183,10 @@ extension ReplicaStore {
     static func replayRecord(_ db: Database, _ id: RecordID, authority: ResolutionAuthority) throws -> (
         state: RecordState, revisions: [Revision]
     ) {
-        let revisions = try String.fetchAll(db, sql: "SELECT body FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
-            .map { try Revision(json: JSONValue(parsing: $0)) }
+        let revisions = try String.fetchAll(
+            db, sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE record = lookup(?) ORDER BY seq", arguments: [id.rawValue]
+        )
+        .map { try Revision(json: JSONValue(parsing: $0)) }
         var state = RecordState(id: id)
         for revision in HistoryStep.canonicalOrder(revisions) { state.apply(revision, authority: authority) }
         return (state, revisions)
@@ -192,12 +199,20 @@ extension ReplicaStore {
     }
 
     static func forkedRevisions(_ db: Database) throws -> [ForkedRevision] {
-        try Row.fetchAll(db, sql: "SELECT node, counter, record, hash, reason, detail, stored FROM forked_revision ORDER BY seq").compactMap
-        { row in
+        // The hash column is keyed in a sealed replica: the chain hash is taken again from the body.
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT node, counter, reveal(record) AS record, unseal(body, 'forked_revision.body/' || hash) AS body, reason,
+                    unseal(detail, 'forked_revision.detail/' || hash) AS detail, stored
+                FROM forked_revision ORDER BY seq
+                """
+        ).compactMap { row in
             guard let node = NodeID(row["node"]), let record = RecordID(row["record"]) else { return nil }
             return ForkedRevision(
-                dot: Dot(node: node, counter: UInt64(row["counter"] as Int64)), record: record, hash: row["hash"], reason: row["reason"],
-                detail: row["detail"], stored: row["stored"])
+                dot: Dot(node: node, counter: UInt64(row["counter"] as Int64)), record: record,
+                hash: RevisionChain.hash(ofText: row["body"] as String), reason: row["reason"], detail: row["detail"], stored: row["stored"]
+            )
         }
     }
 }

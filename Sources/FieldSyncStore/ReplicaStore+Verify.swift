@@ -39,7 +39,8 @@ extension ReplicaStore {
             var count = 0
             // Within a node, counters rise in log order, so the previous revision's hash is the last seen.
             var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, node, counter, record, body FROM revision ORDER BY seq")
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT seq, node, counter, reveal(record) AS record, \(Sealed.revisionBody) AS body FROM revision ORDER BY seq")
             while let row = try cursor.next() {
                 count += 1
                 let seq: Int64 = row["seq"]
@@ -93,7 +94,11 @@ extension ReplicaStore {
                 }
             }
 
-            let stored = try Row.fetchAll(db, sql: "SELECT id, state, title, deleted, conflicts FROM record")
+            let stored = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT reveal(id) AS id, \(Sealed.recordState) AS state, \(Sealed.recordTitle) AS title, deleted, conflicts FROM record"
+            )
             let authority = try Self.computedAuthority(db)
             if stored.count != byRecord.count {
                 problems.append("\(stored.count) materialized records for \(byRecord.count) records in the log")

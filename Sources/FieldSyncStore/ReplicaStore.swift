@@ -10,10 +10,13 @@ import GRDB
 public final class ReplicaStore: Sendable {
     let writer: any DatabaseWriter
     public let path: String
+    /// Whether the file's sensitive columns are sealed under a ``StoreKey`` (an encrypted replica).
+    public let isEncrypted: Bool
 
-    private init(writer: any DatabaseWriter, path: String) {
+    private init(writer: any DatabaseWriter, path: String, isEncrypted: Bool) {
         self.writer = writer
         self.path = path
+        self.isEncrypted = isEncrypted
     }
 
     /// How the file is opened: a `DatabaseQueue` for one CLI process, a `DatabasePool` for the server.
@@ -21,10 +24,11 @@ public final class ReplicaStore: Sendable {
 
     /// Creates a new replica file; refuses to touch an existing one.
     /// `node`: nil (the default) takes a node id bound to the new device key (spec 2.1); tests may
-    /// name one.
-    public static func create(at path: String, name: String, node: NodeID? = nil, now: Int64, access: Access = .single) throws
-        -> ReplicaStore
-    {
+    /// name one. `key`: seal the replica under this data key (an encrypted replica); nil makes a
+    /// plaintext one.
+    public static func create(
+        at path: String, name: String, node: NodeID? = nil, now: Int64, access: Access = .single, key: StoreKey? = nil
+    ) throws -> ReplicaStore {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= Revision.maximumAuthorLength else {
             throw StoreError(.invalid, "the name must be 1 to \(Revision.maximumAuthorLength) characters")
@@ -43,20 +47,23 @@ public final class ReplicaStore: Sendable {
             throw StoreError(.io, "cannot create \(path): check that the folder exists and is writable")
         }
         do {
-            let store = try open(existingAt: path, access: access, requireReplica: false)
+            let store = try open(existingAt: path, access: access, key: key, requireReplica: false)
             try store.writer.write { db in
-                let key = DeviceKey.generate()
-                let bound = NodeBinding.fresh(publicKey: key.publicKeyBase64)
+                if key != nil {
+                    try db.execute(
+                        sql: "INSERT INTO sealing (id, scheme, probe) VALUES (1, ?, seal(?, ?))",
+                        arguments: [Int(ColumnSealer.scheme), ColumnSealer.probeText, ColumnSealer.probePlace])
+                }
+                let deviceKey = DeviceKey.generate()
+                let bound = NodeBinding.fresh(publicKey: deviceKey.publicKeyBase64)
                 try db.execute(
-                    sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, ?, NULL, ?)",
+                    sql: "INSERT INTO replica (id, node, name, server, created) VALUES (1, ?, seal(?, 'replica.name'), NULL, ?)",
                     arguments: [(node ?? bound.node).rawValue, trimmed, now])
                 if node == nil {
                     try db.execute(
                         sql: "INSERT INTO node_nonce (node, nonce) VALUES (?, ?)", arguments: [bound.node.rawValue, bound.nonce])
                 }
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
-                    arguments: [Data(key.rawRepresentation), key.publicKeyBase64, now])
+                try Self.storeDeviceKey(db, deviceKey, now: now)
             }
             return store
         } catch {
@@ -65,18 +72,32 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Opens an existing replica, migrating an older schema forward.
-    public static func open(at path: String, access: Access = .single) throws -> ReplicaStore {
+    /// Opens an existing replica, migrating an older schema forward. An encrypted replica needs
+    /// its data key; a plaintext one refuses a key (so that a replica is never half sealed).
+    public static func open(at path: String, access: Access = .single, key: StoreKey? = nil) throws -> ReplicaStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.noReplica, "no replica at \(path): run `fieldsync init --name NAME` first, or pass --store")
         }
-        return try open(existingAt: path, access: access, requireReplica: true)
+        return try open(existingAt: path, access: access, key: key, requireReplica: true)
     }
 
-    private static func open(existingAt path: String, access: Access, requireReplica: Bool) throws -> ReplicaStore {
+    /// Whether the replica at `path` is sealed; readable without its key.
+    public static func isEncrypted(at path: String) throws -> Bool {
+        try open(existingAt: path, access: .single, key: nil, requireReplica: false, checkKey: false).sealingProbe() != nil
+    }
+
+    static func open(
+        existingAt path: String, access: Access, key: StoreKey?, requireReplica: Bool, checkKey: Bool = true
+    ) throws -> ReplicaStore {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
+        let sealer = ColumnSealer(key: key)
+        config.prepareDatabase { db in
+            sealer.register(in: db)
+            // No plaintext in temporary files, and freed pages zeroed (spec: docs/SECURITY.md).
+            try db.execute(sql: "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY")
+        }
         let writer: any DatabaseWriter
         do {
             switch access {
@@ -89,6 +110,7 @@ public final class ReplicaStore: Sendable {
                 throw StoreError(.newerSchema, "\(path) was written by a newer version of fieldsync; upgrade fieldsync to open it")
             }
             try migrator.migrate(writer)
+            if checkKey { try checkSealing(writer, key: key, path: path, created: !requireReplica) }
             if requireReplica {
                 let hasReplica = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM replica)") ?? false }
                 guard hasReplica else {
@@ -100,10 +122,7 @@ public final class ReplicaStore: Sendable {
                 // Record states computed under another authority, or by an older version, are replayed.
                 if requireReplica { _ = try Self.authority(db, now: Int64(Date().timeIntervalSince1970 * 1000)) }
                 if try Row.fetchOne(db, sql: "SELECT 1 FROM device_key") == nil {
-                    let key = DeviceKey.generate()
-                    try db.execute(
-                        sql: "INSERT INTO device_key (id, private_key, public_key, created) VALUES (1, ?, ?, ?)",
-                        arguments: [Data(key.rawRepresentation), key.publicKeyBase64, Int64(Date().timeIntervalSince1970 * 1000)])
+                    try Self.storeDeviceKey(db, DeviceKey.generate(), now: Int64(Date().timeIntervalSince1970 * 1000))
                 }
             }
         } catch let error as StoreError {
@@ -111,7 +130,35 @@ public final class ReplicaStore: Sendable {
         } catch let error as DatabaseError {
             throw StoreError.from(error, path: path)
         }
-        return ReplicaStore(writer: writer, path: path)
+        return ReplicaStore(writer: writer, path: path, isEncrypted: sealer.isEncrypted)
+    }
+
+    /// The sealing probe of an encrypted replica (nil for a plaintext one), unopened.
+    private func sealingProbe() throws -> Data? {
+        try read { db in try Data.fetchOne(db, sql: "SELECT probe FROM sealing WHERE id = 1") }
+    }
+
+    /// Refuses a key for a plaintext replica, no key for an encrypted one, and a key that does not
+    /// open the probe, before anything else is read.
+    private static func checkSealing(_ writer: any DatabaseWriter, key: StoreKey?, path: String, created: Bool) throws {
+        let sealed = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sealing)") ?? false }
+        switch (sealed, key) {
+        case (false, nil): return
+        case (false, _?):
+            if created { return }
+            throw StoreError(.invalid, "\(path) is a plaintext replica, not an encrypted one; `fieldsync encrypt` converts it")
+        case (true, nil):
+            throw StoreError(
+                .encrypted, "\(path) is an encrypted replica: give its passphrase (a terminal, --passphrase-file) or run `fieldsync unlock`"
+            )
+        case (true, _?):
+            let opened = try? writer.read { db in
+                try String.fetchOne(db, sql: "SELECT unseal(probe, ?) FROM sealing WHERE id = 1", arguments: [ColumnSealer.probePlace])
+            }
+            guard opened == ColumnSealer.probeText else {
+                throw StoreError(.wrongKey, "the key does not open \(path): it belongs to another replica, or the file was altered")
+            }
+        }
     }
 
     // MARK: Identity
@@ -121,7 +168,12 @@ public final class ReplicaStore: Sendable {
     }
 
     static func identity(_ db: Database) throws -> ReplicaIdentity {
-        guard let row = try Row.fetchOne(db, sql: "SELECT node, name, server FROM replica WHERE id = 1"),
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT node, unseal(name, 'replica.name') AS name, unseal(server, 'replica.server') AS server FROM replica WHERE id = 1"
+            ),
             let node = NodeID(row["node"])
         else { throw StoreError(.notAStore, "the replica has no identity") }
         let retired = try String.fetchAll(db, sql: "SELECT node FROM retired_node ORDER BY retired").compactMap(NodeID.init)
@@ -129,7 +181,7 @@ public final class ReplicaStore: Sendable {
     }
 
     public func setServer(_ url: String?) throws {
-        try write { db in try db.execute(sql: "UPDATE replica SET server = ? WHERE id = 1", arguments: [url]) }
+        try write { db in try db.execute(sql: "UPDATE replica SET server = seal(?, 'replica.server') WHERE id = 1", arguments: [url]) }
     }
 
     /// Takes a fresh node id, retiring the current one, so that no dot is ever reused
@@ -164,7 +216,8 @@ public final class ReplicaStore: Sendable {
     static func retireNodeID(_ db: Database, reason: String, now: Int64, replacement fresh: NodeID) throws {
         let old = try Self.identity(db).node
         try db.execute(
-            sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?, ?, ?)", arguments: [old.rawValue, now, reason])
+            sql: "INSERT OR IGNORE INTO retired_node (node, retired, reason) VALUES (?1, ?2, seal(?3, 'retired_node.reason/' || ?1))",
+            arguments: [old.rawValue, now, reason])
         try db.execute(sql: "UPDATE replica SET node = ? WHERE id = 1", arguments: [fresh.rawValue])
     }
 
@@ -353,7 +406,7 @@ public final class ReplicaStore: Sendable {
         cache[revision.record] = state
         // Cached statements: a batch inserts up to a thousand rows, and compiling SQL per row showed
         // up in profiles.
-        try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, ?, ?, ?)")
+        try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES \(Sealed.revisionValues)")
             .execute(arguments: [
                 revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text,
                 now,
@@ -371,7 +424,9 @@ public final class ReplicaStore: Sendable {
     }
 
     static func loadState(_ db: Database, _ id: RecordID) throws -> RecordState? {
-        guard let text = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM record WHERE id = ?"), arguments: [id.rawValue])
+        guard
+            let text = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Sealed.recordState) FROM record WHERE id = lookup(?)"), arguments: [id.rawValue])
         else { return nil }
         return try RecordState(json: JSONValue(parsing: text))
     }
@@ -383,7 +438,9 @@ public final class ReplicaStore: Sendable {
         for (state, text) in zip(ordered, texts) {
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO record (id, state, title, deleted, conflicts, updated)
+                    VALUES (lookup(?1), seal(?2, 'record.state/' || lookup(?1)), seal(?3, 'record.title/' || lookup(?1)), ?4, ?5,
+                        seal(?6, 'record.updated/' || lookup(?1)))
                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
                         deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
                     """
@@ -410,7 +467,8 @@ public final class ReplicaStore: Sendable {
         if lagging.isEmpty { return MissingRevisions(texts: [], more: false) }
         if peer.isEmpty || lagging.allSatisfy({ peer[$0] == 0 }) && lagging.count == mine.nodes.count {
             let rows = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT node, body FROM revision ORDER BY seq LIMIT ?"), arguments: [limit + 1])
+                db.cachedStatement(sql: "SELECT node, \(Sealed.revisionBody) AS body FROM revision ORDER BY seq LIMIT ?"),
+                arguments: [limit + 1])
             let page = rows.prefix(limit)
             return MissingRevisions(
                 texts: page.map { $0["body"] }, more: rows.count > limit, nodes: Set(page.compactMap { NodeID($0["node"] as String) }))
@@ -430,7 +488,7 @@ public final class ReplicaStore: Sendable {
         }
         var heap = MinHeap<Next>()
         for node in lagging { if let first = try next(node, peer[node] + 1) { heap.push(first) } }
-        let body = try db.cachedStatement(sql: "SELECT body FROM revision WHERE seq = ?")
+        let body = try db.cachedStatement(sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE seq = ?")
         var texts: [String] = []
         var nodes = Set<NodeID>()
         texts.reserveCapacity(min(limit, 1024))
@@ -447,7 +505,9 @@ public final class ReplicaStore: Sendable {
     /// Every revision in log order, for bundle export.
     public func allRevisions() throws -> [Revision] {
         try read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM revision ORDER BY seq").map { try Revision(json: JSONValue(parsing: $0)) }
+            try String.fetchAll(db, sql: "SELECT \(Sealed.revisionBody) FROM revision ORDER BY seq").map {
+                try Revision(json: JSONValue(parsing: $0))
+            }
         }
     }
 
@@ -460,8 +520,11 @@ public final class ReplicaStore: Sendable {
             throw StoreError(.invalid, "\"\(prefix)\" is not a record id: give at least 4 characters of an id shown by `fieldsync list`")
         }
         let ids = try read { db in
-            try String.fetchAll(
-                db, sql: "SELECT id FROM record WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", arguments: [lower, lower + "\u{FFFF}"])
+            // Sealed ids are tokens: the prefix is matched against each revealed id.
+            isEncrypted
+                ? Array(try String.fetchAll(db, sql: "SELECT reveal(id) FROM record").filter { $0.hasPrefix(lower) }.sorted().prefix(2))
+                : try String.fetchAll(
+                    db, sql: "SELECT id FROM record WHERE id >= ? AND id < ? ORDER BY id LIMIT 2", arguments: [lower, lower + "\u{FFFF}"])
         }
         switch ids.count {
         case 0: throw StoreError(.notFound, "no record with id \(prefix)")
@@ -476,21 +539,27 @@ public final class ReplicaStore: Sendable {
 
     /// Records ordered by id; optionally only those with open conflicts, or including deleted ones.
     public func records(conflictedOnly: Bool = false, includeDeleted: Bool = false) throws -> [RecordState] {
-        var sql = "SELECT state FROM record WHERE 1 = 1"
+        var sql = "SELECT \(Sealed.recordState) FROM record WHERE 1 = 1"
         if conflictedOnly { sql += " AND conflicts > 0" }
         if !includeDeleted && !conflictedOnly { sql += " AND deleted = 0" }
-        sql += " ORDER BY id"
+        // Ordered here, not by SQL: a sealed replica's id column holds tokens.
         return try read { db in try String.fetchAll(db, sql: sql).map { try RecordState(json: JSONValue(parsing: $0)) } }
+            .sorted { $0.id < $1.id }
     }
 
     /// A record's revisions in the order this replica received them.
     public func history(of id: RecordID) throws -> [StoredRevision] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, body, received FROM revision WHERE record = ? ORDER BY seq", arguments: [id.rawValue])
-                .map { row in
-                    StoredRevision(
-                        seq: row["seq"], revision: try Revision(json: JSONValue(parsing: row["body"] as String)), received: row["received"])
-                }
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT seq, \(Sealed.revisionBody) AS body, \(Sealed.revisionReceived) AS received FROM revision WHERE record = lookup(?) ORDER BY seq",
+                arguments: [id.rawValue]
+            )
+            .map { row in
+                StoredRevision(
+                    seq: row["seq"], revision: try Revision(json: JSONValue(parsing: row["body"] as String)), received: row["received"])
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 /// A store that cannot be opened or a request it cannot carry out. Messages say what is wrong and what to do.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        case noReplica, alreadyExists, notAStore, newerSchema, locked, notFound, ambiguous, invalid, io
+        case noReplica, alreadyExists, notAStore, newerSchema, locked, notFound, ambiguous, invalid, io, encrypted, wrongKey
     }
 
     public var kind: Kind

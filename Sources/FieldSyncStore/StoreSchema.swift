@@ -176,6 +176,16 @@ enum StoreSchema {
                     CREATE TRIGGER directory_account_update AFTER UPDATE ON account BEGIN UPDATE replica SET directory_version = directory_version + 1; END;
                     """)
         }
+        migrator.registerMigration("v8-sealing") { db in
+            // Present with a row on an encrypted replica: the probe is `seal` of a known text, so a
+            // wrong key is told at open, before any other value fails to open.
+            // What the central node held of each node at the last sync: what `wipe` would lose.
+            try db.execute(
+                sql: """
+                    CREATE TABLE sealing (id INTEGER PRIMARY KEY CHECK (id = 1), scheme INTEGER NOT NULL, probe BLOB NOT NULL);
+                    CREATE TABLE central_knowledge (node TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+                    """)
+        }
         return migrator
     }
 }
