@@ -13,12 +13,23 @@ FIELDSYNC="${FIELDSYNC:-$here/../.build/debug/fieldsync}"
 WORK="${WORKDIR:-$(mktemp -d)}"
 mkdir -p "$WORK"
 SERVER_PID=""
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; [ -z "${WORKDIR:-}" ] && rm -rf "$WORK"; return 0; }
+# Each replica is encrypted and unlocked for the walkthrough (its agent socket under $WORK/run); a
+# script gives the passphrase in a file, never on the command line.
+export XDG_RUNTIME_DIR="$WORK/run"; mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+cleanup() {
+  for who in amira rima omar lina; do [ -f "$WORK/$who.fieldsync.keys" ] && fs "$who" lock > /dev/null 2>&1; done
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; [ -z "${WORKDIR:-}" ] && rm -rf "$WORK"; return 0
+}
 trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "walkthrough: FAILED: $*" >&2; exit 1; }
 fs() { local who="$1"; shift; "$FIELDSYNC" "$@" --store "$WORK/$who.fieldsync"; }
+newreplica() {
+  printf '%s passphrase\n' "$1" > "$WORK/$1.pass"
+  fs "$1" init --name "$1" --passphrase-file "$WORK/$1.pass" > /dev/null
+  fs "$1" unlock --for 10m --passphrase-file "$WORK/$1.pass" > /dev/null
+}
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {'d': d}))" "$1"; }
 
 step "Start the central node on 127.0.0.1 (a free port)"
@@ -31,11 +42,11 @@ echo "central node at $URL"
 
 step "Enrol one admin (on the server's store) and three documenters (by the admin)"
 code=$("$FIELDSYNC" server add-user amira --role admin --store "$WORK/central.sqlite" --json | json 'd["code"]')
-fs amira init --name amira > /dev/null
+newreplica amira
 fs amira enroll --server "$URL" --code "$code"
 for who in rima omar lina; do
   code=$(fs amira users add "$who" --role documenter --json | json 'd["code"]')
-  fs "$who" init --name "$who" > /dev/null
+  newreplica "$who"
   fs "$who" enroll --server "$URL" --code "$code"
 done
 

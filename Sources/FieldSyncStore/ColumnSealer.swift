@@ -73,15 +73,15 @@ struct ColumnSealer: @unchecked Sendable {
 
     func unseal(_ value: DatabaseValue, place: DatabaseValue) throws -> DatabaseValue {
         guard let key = sealing else { return value }
-        let where_ = String.fromDatabaseValue(place) ?? "?"
+        let location = String.fromDatabaseValue(place) ?? "?"
         let bytes: Data
         switch value.storage {
         case .null: return .null
         case .blob(let data): bytes = data
-        default: throw SealingError("\(where_) holds a plaintext value in an encrypted replica: the file was altered")
+        default: throw SealingError("\(location) holds a plaintext value in an encrypted replica: the file was altered")
         }
         guard bytes.count >= 1 + 12 + 16 + 1, bytes.first == Self.scheme else {
-            throw SealingError("\(where_) is not a sealed value of this version: the file was altered or damaged")
+            throw SealingError("\(location) is not a sealed value of this version: the file was altered or damaged")
         }
         let plaintext: [UInt8]
         do {
@@ -90,16 +90,16 @@ struct ColumnSealer: @unchecked Sendable {
                     ChaChaPoly.SealedBox(combined: bytes.dropFirst()), using: key, authenticating: Self.associatedData(place)))
         } catch {
             throw SealingError(
-                "the sealed value at \(where_) does not open: the file was altered, or values were moved between rows")
+                "the sealed value at \(location) does not open: the file was altered, or values were moved between rows")
         }
         guard let end = plaintext.lastIndex(where: { $0 != 0 }), plaintext[end] == 0x80, end >= 1, let kind = Kind(rawValue: plaintext[0])
-        else { throw SealingError("the sealed value at \(where_) has bad padding") }
+        else { throw SealingError("the sealed value at \(location) has bad padding") }
         let payload = plaintext[1..<end]
         switch kind {
         case .text: return String(decoding: payload, as: UTF8.self).databaseValue
         case .blob: return Data(payload).databaseValue
         case .integer:
-            guard let number = Int64(String(decoding: payload, as: UTF8.self)) else { throw SealingError("\(where_): not an integer") }
+            guard let number = Int64(String(decoding: payload, as: UTF8.self)) else { throw SealingError("\(location): not an integer") }
             return number.databaseValue
         }
     }

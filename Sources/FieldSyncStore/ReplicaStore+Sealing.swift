@@ -78,7 +78,7 @@ extension ReplicaStore {
     }
 
     /// Every table of a replica, copied from `plain` with each sensitive column sealed as the
-    /// store's own statements seal it.
+    /// store's own statements seal it. (Opening the new file gave it a device key: replaced.)
     private static let sealedCopySQL = """
         INSERT INTO main.replica (id, node, name, server, created, backup, keys_tag, authority, directory_version)
             SELECT id, node, seal(name, 'replica.name'), seal(server, 'replica.server'), created, backup, keys_tag, authority,
@@ -93,7 +93,7 @@ extension ReplicaStore {
         INSERT INTO main.record (id, state, title, deleted, conflicts, updated)
             SELECT lookup(id), seal(state, 'record.state/' || lookup(id)), seal(title, 'record.title/' || lookup(id)), deleted, conflicts,
                 seal(updated, 'record.updated/' || lookup(id)) FROM plain.record;
-        INSERT INTO main.device_key (id, private_key, public_key, created)
+        INSERT OR REPLACE INTO main.device_key (id, private_key, public_key, created)
             SELECT id, seal(private_key, 'device_key.private_key'), seal(public_key, 'device_key.public_key'), created
             FROM plain.device_key;
         INSERT INTO main.enrolment (id, server, token, user, role, enrolled, pin, pinned_cert, ca_cert, server_key)

@@ -42,7 +42,7 @@ struct CLIWorkspace {
     }
 
     func initReplica(_ name: String) async throws {
-        try await ok(name, "init", "--name", name)
+        try await ok(name, "init", "--name", name, "--plaintext")
     }
 
     /// Creates a replica and enrols it with a central node, as a person would: an account made with

@@ -9,10 +9,10 @@ import Testing
     init() throws { w = try CLIWorkspace("cli") }
 
     @Test func initPrintsTheNodeIDAndRefusesToOverwrite() async throws {
-        let result = try await w.ok("rima", "init", "--name", "Rima", "--json")
+        let result = try await w.ok("rima", "init", "--name", "Rima", "--json", "--plaintext")
         let node = try result.json()["node"]?.stringValue
         #expect(node.flatMap(NodeID.init) != nil)
-        let again = try await w.run("rima", "init", "--name", "Rima")
+        let again = try await w.run("rima", "init", "--name", "Rima", "--plaintext")
         #expect(again.status == 1)
         #expect(again.stderr.contains("refusing to overwrite"))
         #expect(again.stderr.split(separator: "\n").count == 1)
@@ -21,7 +21,7 @@ import Testing
 
     @Test func storeIsAcceptedBeforeTheSubcommandAndFromTheEnvironment() async throws {
         let path = w.store("env")
-        let before = try await w.binary.run(["--store", path, "init", "--name", "Lina"])
+        let before = try await w.binary.run(["--store", path, "init", "--name", "Lina", "--plaintext"])
         #expect(before.status == 0, "\(before)")
         let viaEnv = try await w.binary.run(["status", "--json"], environment: ["FIELDSYNC_STORE": path])
         #expect(try viaEnv.json()["name"] == "Lina")
@@ -193,7 +193,7 @@ import Testing
         #expect(result.stderr.contains("cannot write"))
         #expect(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-        let nowhere = try await w.binary.run(["init", "--name", "x", "--store", "/proc/fieldsync-test.sqlite"])
+        let nowhere = try await w.binary.run(["init", "--name", "x", "--plaintext", "--store", "/proc/fieldsync-test.sqlite"])
         #expect(nowhere.status == 1)
         #expect(nowhere.stderr.contains("cannot create"))
     }
@@ -218,7 +218,7 @@ import Testing
             DispatchQueue.global().async {
                 let process = Process()
                 process.executableURL = binary.url
-                process.arguments = ["init", "--name", "x", "--store", path]
+                process.arguments = ["init", "--name", "x", "--plaintext", "--store", path]
                 process.currentDirectoryURL = URL(fileURLWithPath: w.dir.path)
                 let err = Pipe()
                 process.standardError = err

@@ -17,11 +17,13 @@ import Testing
         "fieldsync server add-user amira --role admin",
         "fieldsync server add-user rima --role documenter",
         "fieldsync init --name \"rima\"",
+        "fieldsync unlock --for 1h",
         "fieldsync add --title \"Summary executions near the bakery\" --occurred 2025-03-07~ --place \"Al-Mukhtariya\" --governorate Latakia --set casualties.killed=12 --set violations+=summary-execution --set location.country=SY",
         "fieldsync list",
         "fieldsync show 0193a2 --history",
         "fieldsync enroll --server http://127.0.0.1:8080 --code CODE",
         "fieldsync sync",
+        "fieldsync lock",
     ]
 
     @Test func theReadmeQuickstartIsTheOneThisTestRuns() throws {
@@ -39,7 +41,14 @@ import Testing
             home.remove()
             dataHome.remove()
         }
-        let environment = ["HOME": home.path, "XDG_DATA_HOME": dataHome.path]
+        let runtime = try TemporaryDirectory("quickstart-runtime")
+        defer { runtime.remove() }
+        // The passphrase a newcomer types at `init` and `unlock`: the test has no terminal, so it
+        // comes from a file for those two lines only; every later line must get the key from the agent.
+        let passphraseFile = runtime.file("passphrase")
+        try "a long passphrase only rima knows\n".write(toFile: passphraseFile, atomically: true, encoding: .utf8)
+        let environment = ["HOME": home.path, "XDG_DATA_HOME": dataHome.path, "XDG_RUNTIME_DIR": runtime.path]
+        let typing = environment.merging(["FIELDSYNC_PASSPHRASE_FILE": passphraseFile]) { $1 }
         let folder = dataHome.file("fieldsync")
         let serverStore = (folder as NSString).appendingPathComponent("server.sqlite")
         let replicaStore = (folder as NSString).appendingPathComponent("replica.sqlite")
@@ -49,9 +58,11 @@ import Testing
             #expect(all.first == "fieldsync", "\(line)")
             return Array(all.dropFirst())
         }
-        func run(_ line: String, substituting substitutions: [String: String] = [:]) async throws -> CommandResult {
+        func run(_ line: String, substituting substitutions: [String: String] = [:], typing passphrase: Bool = false) async throws
+            -> CommandResult
+        {
             let arguments = words(line).map { substitutions[$0] ?? $0 }
-            let result = try await binary.run(arguments, environment: environment)
+            let result = try await binary.run(arguments, environment: passphrase ? typing : environment)
             #expect(result.status == 0, "\(line): \(result)")
             return result
         }
@@ -76,8 +87,11 @@ import Testing
         let code = try #require(documenter.stdout.split(separator: "\n").last.map(String.init))
         #expect(!FileManager.default.fileExists(atPath: replicaStore), "add-user must not create the replica")
 
-        let created = try await run(step.next()!)
+        let created = try await run(step.next()!, typing: true)
         #expect(created.stdout.contains("Created replica \(replicaStore) for rima"), "\(created)")
+        #expect(created.stdout.contains("encryption: passphrase"), "\(created)")
+        let unlocked = try await run(step.next()!, typing: true)
+        #expect(unlocked.stdout.contains("unlocked \(replicaStore) for 1h"), "\(unlocked)")
 
         let added = try await run(step.next()!)
         let id = added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -96,7 +110,11 @@ import Testing
 
         let synced = try await run(step.next()!)
         #expect(synced.stdout.contains("pushed 1, pulled 0"), "\(synced)")
+        let locked = try await run(step.next()!)
+        #expect(locked.stdout.contains("the agent forgot its key"), "\(locked)")
         #expect(step.next() == nil)
+        let afterLock = try await binary.run(["list"], environment: environment)
+        #expect(afterLock.status == 1 && afterLock.stderr.contains("encrypted and locked"), "\(afterLock)")
 
         #expect(await server.stop() == 0)
         let central = try await binary.run(["status", "--json", "--store", serverStore])
@@ -116,7 +134,7 @@ import Testing
         #expect(added.stderr.contains("created the central node's store \(folder)/server.sqlite"), "\(added)")
         let again = try await binary.run(["server", "add-user", "omar", "--role", "documenter"], environment: environment)
         #expect(again.status == 0 && again.stderr.isEmpty, "a second add-user opens the same store: \(again)")
-        let created = try await binary.run(["init", "--name", "rima"], environment: environment)
+        let created = try await binary.run(["init", "--name", "rima", "--plaintext"], environment: environment)
         #expect(created.stdout.contains("Created replica \(folder)/replica.sqlite"), "\(created)")
         let status = try await binary.run(["status", "--json"], environment: environment)
         #expect(try status.json()["revisions"] == 0, "\(status)")
