@@ -161,8 +161,10 @@ public enum KeyAgent {
         while true {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { return }
+            // A socket removed (its folder deleted, a wipe) ends the agent too: checked every second.
+            guard access(path, F_OK) == 0 else { return }
             var poll = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            let waited = Glibc.poll(&poll, 1, Int32(min(UInt64(Int32.max), (deadline - now) / 1_000_000 + 1)))
+            let waited = Glibc.poll(&poll, 1, Int32(min(1000, (deadline - now) / 1_000_000 + 1)))
             if waited <= 0 { continue }
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }

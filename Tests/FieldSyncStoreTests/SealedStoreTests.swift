@@ -132,7 +132,8 @@ import Testing
         let id = try addMarkedIncident(plain)
         let (store, _, _) = try sealedStore("r.sqlite")
         let revisions = try plain.allRevisions()
-        let outcome = try store.receiveVerified(revisions, learning: [KeyEntry(node: try plain.identity().node, publicKey: try plain.publicKey())], now: 2)
+        let outcome = try store.receiveVerified(
+            revisions, learning: [KeyEntry(node: try plain.identity().node, publicKey: try plain.publicKey())], now: 2)
         #expect(outcome.accepted == 1)
         let again = try store.receiveVerified(revisions, now: 3)
         #expect(again.duplicates == 1 && again.accepted == 0)
@@ -151,18 +152,5 @@ import Testing
             #expect(padded >= length && Double(padded) <= Double(length) * 1.12)
         }
         #expect(ColumnSealer.paddedLength(1000) == ColumnSealer.paddedLength(1010))
-    }
-}
-
-extension Array where Element == UInt8 {
-    func contains(subsequence: [UInt8]) -> Bool {
-        guard !subsequence.isEmpty, count >= subsequence.count else { return false }
-        let first = subsequence[0]
-        var index = 0
-        while index <= count - subsequence.count {
-            if self[index] == first, Array(self[index..<index + subsequence.count]) == subsequence { return true }
-            index += 1
-        }
-        return false
     }
 }

@@ -114,10 +114,3 @@ import Testing
         #expect(throws: VaultError.self) { try SealedBundle.open(altered, passphrase: "bundle pass", file: "b") }
     }
 }
-
-extension Array where Element == UInt8 {
-    func contains(subsequence: [UInt8]) -> Bool {
-        guard !subsequence.isEmpty, count >= subsequence.count else { return false }
-        return (0...(count - subsequence.count)).contains { Array(self[$0..<$0 + subsequence.count]) == subsequence }
-    }
-}
