@@ -73,7 +73,8 @@ import Testing
         try await w.initReplica("b")
         _ = try await w.add("a", "--title", "Executions at the farm", "--set", "casualties.killed=4")
         let file = w.dir.file("a.bundle")
-        try await w.ok("a", "bundle", "export", "--out", file)
+        // Plaintext on purpose, also from an encrypted replica: the test edits the JSON.
+        try await w.ok("a", "bundle", "export", "--out", file, "--plaintext-bundle")
         let original = try String(contentsOfFile: file, encoding: .utf8)
         let before = try await w.state("b")
 

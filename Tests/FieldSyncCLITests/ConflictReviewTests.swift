@@ -162,7 +162,7 @@ import Testing
             (["resolve", id, "--set", "casualties.missing=-1", "--note", "n"], "casualties.missing"),
         ]
         for (arguments, message) in cases {
-            let result = try await w.binary.run(arguments, store: w.store("b"))
+            let result = try await w.run("b", arguments)
             #expect(result.status == 1, "\(arguments)")
             #expect(result.stderr.contains(message), "\(result.stderr)")
             #expect(try await w.state("b") == before)
@@ -178,7 +178,8 @@ import Testing
         try await w.ok("a", "edit", id, "--set", "casualties.injured=2")
         try await w.ok("b", "edit", id, "--set", "casualties.injured=3")
         try await w.exchange("b", "a")
-        let command = "\(w.binary.url.path) resolve \(id) --store \(w.store("a"))"
+        // The workspace's agent socket folder: an encrypted replica is unlocked there.
+        let command = "XDG_RUNTIME_DIR=\(w.environment["XDG_RUNTIME_DIR"] ?? "") \(w.binary.url.path) resolve \(id) --store \(w.store("a"))"
         let result: Int32 = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
