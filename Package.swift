@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "FieldSyncProtocol", targets: ["FieldSyncProtocol"]),
         .library(name: "FieldSyncServer", targets: ["FieldSyncServer"]),
         .library(name: "FieldSyncClient", targets: ["FieldSyncClient"]),
+        .library(name: "FieldSyncVault", targets: ["FieldSyncVault"]),
         .library(name: "FieldSyncTestSupport", targets: ["FieldSyncTestSupport"]),
     ],
     dependencies: [

@@ -3,13 +3,15 @@
 //
 //   fieldsync-bench [--scale N]          the whole suite at an archive of N revisions
 //   fieldsync-bench --pull-into PATH     (internal) one sync of the enrolled replica at PATH, in a
-//                                        child process so that its peak memory is the client's alone
+//                                        child process so that its peak memory is the client's alone;
+//                                        with --sealed, an encrypted one whose key comes on stdin
 import Crypto
 import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
 import FieldSyncTestSupport
+import FieldSyncVault
 import Foundation
 import GRDB
 
@@ -43,7 +45,15 @@ func peakRSSMegabytes() -> Double {
 
 // The child: sync the replica at PATH once and report the client's own figures.
 if let index = arguments.firstIndex(of: "--pull-into") {
-    let store = try ReplicaStore.open(at: arguments[index + 1])
+    var key: StoreKey?
+    if arguments.contains("--sealed"), let line = readLine() {
+        key = try StoreKey(
+            rawBytes: stride(from: 0, to: line.count, by: 2).map { offset in
+                let start = line.index(line.startIndex, offsetBy: offset)
+                return UInt8(line[start..<line.index(start, offsetBy: 2)], radix: 16)!
+            })
+    }
+    let store = try ReplicaStore.open(at: arguments[index + 1], key: key)
     let transport = try Enrolling.transport(for: store)
     let report = try await SyncDriver(store: store, transport: transport, batchSize: 1000, retries: 0).run()
     await transport.shutdown()
@@ -121,14 +131,18 @@ func forEachPage(of source: ReplicaStore, _ body: ([String], [Revision]) throws 
 }
 
 /// Runs `--pull-into` in a child process; returns its wall time and what it printed.
-func childSync(_ path: String) async throws -> (seconds: Double, pulled: Int, bytes: Int, rssMegabytes: Double) {
+func childSync(_ path: String, key: StoreKey? = nil) async throws -> (seconds: Double, pulled: Int, bytes: Int, rssMegabytes: Double) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    process.arguments = ["--pull-into", path]
+    process.arguments = ["--pull-into", path] + (key == nil ? [] : ["--sealed"])
     let output = Pipe()
+    let input = Pipe()
     process.standardOutput = output
+    process.standardInput = input
     let elapsed = try time {
         try process.run()
+        if let key { input.fileHandleForWriting.write(Data((key.rawBytes.map { String(format: "%02x", $0) }.joined() + "\n").utf8)) }
+        try? input.fileHandleForWriting.close()
         process.waitUntilExit()
     }
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -466,4 +480,81 @@ do {
             format: "first sync (learns the directory): %.3f s, %d bytes with 10,000 nodes; %.3f s, %d bytes with 10", large.first,
             large.firstBytes, tiny.first, tiny.firstBytes))
     note("a pulled batch moved \(large.batchBytes) bytes with 10,000 nodes and \(tiny.batchBytes) with 10: the directory is not sent again")
+}
+
+// 8. Encryption at rest (issue 15): unlocking, and the same work on an encrypted replica against a
+// plaintext one in this run. Then a wipe of the encrypted replica that pulled everything.
+do {
+    let kdf = PassphraseKDF.calibrated()
+    let keyFile = try KeyFile.make(at: work.file("unlock.keys"), passphrase: "bench passphrase", dataKey: .random(), kdf: kdf)
+    var unlocks: [Double] = []
+    for _ in 0..<3 { unlocks.append(try time { _ = try keyFile.open(passphrase: "bench passphrase") }) }
+    let minimum = try time {
+        _ = try PassphraseKDF(log2N: PassphraseKDF.minimumLog2N).deriveKey(from: "x", salt: Array(repeating: 0, count: 32))
+    }
+    report("unlock (calibrated N=2^\(kdf.log2N)) vs N=2^17", unlocks.sorted()[1], minimum, target: "0.5-1 s")
+
+    // Local write: 300 durable adds on each.
+    let n = 300
+    func adds(_ store: ReplicaStore) throws -> Double {
+        try time {
+            for i in 0..<n {
+                _ = try store.commitLocal(record: RecordID.generate(millisecondsSince1970: 1), now: 1) { _ in
+                    (.put, try LocalEdit.operations(for: incident(i), current: nil, newEntryID: { "e" }), nil)
+                }
+            }
+        }
+    }
+    let plainWrites = try ReplicaStore.create(at: work.file("write-plain.sqlite"), name: "w", now: 1)
+    let sealedWrites = try ReplicaStore.create(at: work.file("write-sealed.sqlite"), name: "w", now: 1, key: .random())
+    let plainWrite = try adds(plainWrites)
+    let sealedWrite = try adds(sealedWrites)
+    report("local write, encrypted vs plaintext", sealedWrite / Double(n), plainWrite / Double(n), target: "<= 1.25")
+
+    // Bundle import of the whole source (`scale` revisions): parse and apply, as `bundle import` does.
+    let bundle = BundleFile(
+        from: try source.identity().node, knowledge: try source.knowledge(), revisions: try source.allRevisions(), created: 1,
+        keys: [KeyEntry(node: try source.identity().node, publicKey: sourceKey)]
+    ).fileBytes
+    func importAll(_ store: ReplicaStore) throws -> Double {
+        try time {
+            let file = try BundleFile(fileBytes: bundle)
+            let accepted = try store.receiveVerified(file.revisions, learning: file.keys, now: 2).accepted
+            precondition(accepted == scale)
+        }
+    }
+    let plainImport = try importAll(try ReplicaStore.create(at: work.file("import-plain.sqlite"), name: "i", now: 1))
+    let sealedImport = try importAll(try ReplicaStore.create(at: work.file("import-sealed.sqlite"), name: "i", now: 1, key: .random()))
+    report("bundle import (\(scale)), encrypted vs plaintext", sealedImport, plainImport, target: "<= 1.25")
+
+    // Initial pull over HTTP from the central node of section 3, by a child process each.
+    let central = try await LiveServer.start(storePath: work.file("server-\(rounds).sqlite"))
+    let plainPath = work.file("pull-plain.sqlite")
+    let plainReplica = try ReplicaStore.create(at: plainPath, name: "p", now: 1)
+    try await central.enrol(plainReplica, as: "pull-plain")
+    try plainReplica.close()
+    let sealedKey = StoreKey.random()
+    let sealedPath = work.file("pull-sealed.sqlite")
+    let sealedReplica = try ReplicaStore.create(at: sealedPath, name: "s", now: 1, key: sealedKey)
+    try await central.enrol(sealedReplica, as: "pull-sealed")
+    try sealedReplica.close()
+    let plainPull = try await childSync(plainPath)
+    let sealedPull = try await childSync(sealedPath, key: sealedKey)
+    precondition(sealedPull.pulled == plainPull.pulled && plainPull.pulled >= scale)
+    report("initial pull (\(plainPull.pulled)), encrypted vs plaintext", sealedPull.seconds, plainPull.seconds, target: "<= 1.25")
+    note(
+        String(
+            format: "peak RSS of the pulling client: %.0f MB encrypted, %.0f MB plaintext", sealedPull.rssMegabytes, plainPull.rssMegabytes)
+    )
+    await central.stop()
+
+    // Wipe, as `fieldsync wipe --yes` does it: the key file overwritten and flushed, then the files removed.
+    let sealedFile = try KeyFile.make(at: KeyFile.path(forStore: sealedPath), passphrase: "p", dataKey: sealedKey, kdf: .init(log2N: 17))
+    try sealedFile.create()
+    let replicaBytes = (try FileManager.default.attributesOfItem(atPath: sealedPath)[.size] as? Int) ?? 0
+    let wipe = try time {
+        try KeyFile.destroy(at: sealedFile.path)
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(sealedPath + suffix) }
+    }
+    report("wipe of \(plainPull.pulled) revisions (\(replicaBytes / 1_000_000) MB) vs unlock", wipe, unlocks.sorted()[1], target: "< 1 s")
 }
