@@ -16,6 +16,9 @@ struct ServeCommand: AsyncParsableCommand {
             The store is created on first start. SIGINT or SIGTERM shut the node down cleanly: a batch \
             being stored either commits or rolls back.
 
+            The central node's store is plaintext (it must read what it checks): keep it on an \
+            encrypted disk, as docs/DEPLOYMENT.md shows (LUKS, unlocked by a person or the TPM).
+
             Example:
               fieldsync serve --store /srv/fieldsync/central.sqlite --host 0.0.0.0 --port 8080
             """)

@@ -28,6 +28,9 @@ struct ColumnSealer: @unchecked Sendable {
     private let sealing: SymmetricKey?
     private let recordIDs: SymmetricKey?
     private let hashing: SymmetricKey?
+    /// Tokens already computed: one statement names a record id several times (its row key and
+    /// the places of its columns), and a batch touches each record more than once.
+    private let tokens = TokenCache()
 
     init(key: StoreKey?) {
         sealing = key?.subkey("column seal v1")
@@ -115,9 +118,11 @@ struct ColumnSealer: @unchecked Sendable {
         return (length + mask) & ~mask
     }
 
+    private static let associatedDataPrefix = Array("fieldsync sealed column v\(scheme)\u{0}".utf8)
+
     private static func associatedData(_ place: DatabaseValue) throws -> [UInt8] {
         guard let text = String.fromDatabaseValue(place), !text.isEmpty else { throw SealingError("seal: a place is required") }
-        return Array("fieldsync sealed column v\(scheme)\u{0}".utf8) + Array(text.utf8)
+        return associatedDataPrefix + Array(text.utf8)
     }
 
     // MARK: Record ids
@@ -125,10 +130,12 @@ struct ColumnSealer: @unchecked Sendable {
     func lookup(_ value: DatabaseValue) throws -> DatabaseValue {
         guard let key = recordIDs else { return value }
         if value.isNull { return .null }
-        guard let text = String.fromDatabaseValue(value), let uuid = Self.uuidBytes(text) else {
-            throw SealingError("lookup: not a record id")
-        }
-        return Self.hex(try AES._CBC.encrypt(uuid, using: key, iv: Self.zeroIV, noPadding: true)).databaseValue
+        guard let text = String.fromDatabaseValue(value) else { throw SealingError("lookup: not a record id") }
+        if let token = tokens.token(of: text) { return token.databaseValue }
+        guard let uuid = Self.uuidBytes(text) else { throw SealingError("lookup: not a record id") }
+        let token = Self.hex(try AES._CBC.encrypt(uuid, using: key, iv: Self.zeroIV, noPadding: true))
+        tokens.remember(token, of: text)
+        return token.databaseValue
     }
 
     func reveal(_ value: DatabaseValue) throws -> DatabaseValue {
@@ -211,4 +218,24 @@ enum Sealed {
     /// The values of a new revision row: `?1` node, `?2` counter, `?3` record id, `?4` body, `?5` received.
     static let revisionValues =
         "(?1, ?2, lookup(?3), seal(?4, 'revision.body/' || ?1 || '/' || ?2), seal(?5, 'revision.received/' || ?1 || '/' || ?2))"
+}
+
+/// Record-id tokens by id, bounded; shared by the connections of one store.
+final class TokenCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byID: [String: String] = [:]
+    static let capacity = 50_000
+
+    func token(of id: String) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return byID[id]
+    }
+
+    func remember(_ token: String, of id: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        if byID.count >= Self.capacity { byID.removeAll(keepingCapacity: true) }
+        byID[id] = token
+    }
 }

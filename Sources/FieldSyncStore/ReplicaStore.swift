@@ -81,13 +81,8 @@ public final class ReplicaStore: Sendable {
         return try open(existingAt: path, access: access, key: key, requireReplica: true)
     }
 
-    /// Whether the replica at `path` is sealed; readable without its key.
-    public static func isEncrypted(at path: String) throws -> Bool {
-        try open(existingAt: path, access: .single, key: nil, requireReplica: false, checkKey: false).sealingProbe() != nil
-    }
-
     static func open(
-        existingAt path: String, access: Access, key: StoreKey?, requireReplica: Bool, checkKey: Bool = true
+        existingAt path: String, access: Access, key: StoreKey?, requireReplica: Bool
     ) throws -> ReplicaStore {
         var config = Configuration()
         config.busyMode = .timeout(10)
@@ -110,7 +105,7 @@ public final class ReplicaStore: Sendable {
                 throw StoreError(.newerSchema, "\(path) was written by a newer version of fieldsync; upgrade fieldsync to open it")
             }
             try migrator.migrate(writer)
-            if checkKey { try checkSealing(writer, key: key, path: path, created: !requireReplica) }
+            try checkSealing(writer, key: key, path: path, created: !requireReplica)
             if requireReplica {
                 let hasReplica = try writer.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM replica)") ?? false }
                 guard hasReplica else {
@@ -131,11 +126,6 @@ public final class ReplicaStore: Sendable {
             throw StoreError.from(error, path: path)
         }
         return ReplicaStore(writer: writer, path: path, isEncrypted: sealer.isEncrypted)
-    }
-
-    /// The sealing probe of an encrypted replica (nil for a plaintext one), unopened.
-    private func sealingProbe() throws -> Data? {
-        try read { db in try Data.fetchOne(db, sql: "SELECT probe FROM sealing WHERE id = 1") }
     }
 
     /// Refuses a key for a plaintext replica, no key for an encrypted one, and a key that does not

@@ -74,6 +74,8 @@ import Testing
         try await w.ok("omar", "bundle", "export", "--out", bundle)
         try await w.ok(amira, "bundle", "import", bundle)
         try await w.ok(amira, "sync")
+        // A backup of an encrypted replica stays encrypted, beside it in the same folder.
+        try await w.ok(amira, "backup", "--out", w.dir.file("vault/amira-backup.fieldsync"))
         let status = try await w.ok(amira, "status", "--json").json()
         #expect(status["conflicts"] == 0 && status["records"] == 2 && status["encryption"] == "passphrase", "\(status)")
         #expect(try await w.ok(amira, "list", "--all").stdout.contains("TITLEMARKER"), "the replica itself reads its records")
@@ -81,6 +83,8 @@ import Testing
         _ = try await w.binary.run(["lock"], store: w.store(amira), environment: w.environment)
         await server.stop()
         let url = server.url.replacingOccurrences(of: "http://", with: "")
+        let vault = try FileManager.default.contentsOfDirectory(atPath: w.dir.file("vault")).sorted()
+        #expect(vault.contains("amira-backup.fieldsync.keys") && vault.contains("amira.fieldsync.keys"), "\(vault)")
         #expect(try Self.hits(under: w.dir.file("vault"), markers: Self.markers + [url]) == [])
         // The same search finds the markers where they are in clear: the search can fail.
         #expect(try Self.hits(under: w.dir.path, markers: ["NOTEMARKER"]).contains { $0.contains("server.sqlite") })
