@@ -157,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "FieldSyncCLITests",
             dependencies: [
-                "FieldSyncCLI", "FieldSyncClient", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom",
+                "FieldSyncCLI", "FieldSyncClient", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom", "FieldSyncVault",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings

@@ -66,10 +66,10 @@ struct PassphraseAddCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A file whose first line is the new passphrase.", valueName: "FILE")) var newPassphraseFile: String?
 
     func run() async throws {
+        // The current passphrase itself, not the agent: whoever sits at an unlocked session must not
+        // be able to add a passphrase of their own (as `cryptsetup luksAddKey` asks for one).
         let change = PassphraseChange(keys: storeOptions.keys)
-        var file = try change.keyFile()
-        guard let key = try change.keys.dataKey() else { throw CLIError("\(change.keys.store) is not encrypted") }
-        file = try KeyFile.read(at: change.keys.keyFilePath)
+        var (key, _, file) = try change.unlockWithPassphrase()
         let name = duress ? try ReplicaStore.open(at: change.keys.store, key: key).identity().name : ""
         let new = try ReplicaKeys.newPassphrase(file: newPassphraseFile, what: duress ? "Duress passphrase" : "New passphrase")
         try file.add(kind: duress ? .duress : .passphrase, kek: file.keyEncryptionKey(new), dataKey: key, decoyName: name)
@@ -91,13 +91,12 @@ struct PassphraseRemoveCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var storeOptions: StoreOptions
-    @Flag(help: "Remove the duress passphrase (it need not be given).") var duress = false
+    @Flag(help: "Remove the duress passphrase (give a real one, not the duress one).") var duress = false
 
     func run() async throws {
         let change = PassphraseChange(keys: storeOptions.keys)
         if duress {
-            guard let key = try change.keys.dataKey() else { throw CLIError("\(change.keys.store) is not encrypted") }
-            var file = try KeyFile.read(at: change.keys.keyFilePath)
+            var (key, _, file) = try change.unlockWithPassphrase()
             try file.remove(slot: nil, dataKey: key)
             try file.save()
             print("removed the duress passphrase of \(change.keys.store)")

@@ -30,6 +30,7 @@ struct ReplicaKeys {
     /// here, silently, and the decoy's key is returned.
     func dataKey() throws -> StoreKey? {
         guard isEncrypted else { return nil }
+        Self.hardenProcess()
         let file = try KeyFile.read(at: keyFilePath)
         if explicitPassphraseFile == nil, let key = KeyAgent.fetchKey(for: file) { return key }
         return try open(file, passphrase: try passphrase(prompt: "Passphrase for \(store): "))

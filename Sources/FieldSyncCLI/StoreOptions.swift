@@ -43,8 +43,10 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the replica, with its data key when it is encrypted.
     func open() throws -> ReplicaStore {
+        // With a key file the key is asked for even when the replica file is missing: the duress
+        // passphrase then finishes a switch that a crash cut short.
         let keys = self.keys
-        guard FileManager.default.fileExists(atPath: path) else { return try ReplicaStore.open(at: path) }
+        guard keys.isEncrypted || FileManager.default.fileExists(atPath: path) else { return try ReplicaStore.open(at: path) }
         return try ReplicaStore.open(at: path, key: try keys.dataKey())
     }
 }

@@ -104,16 +104,7 @@ struct AgentCommand: ParsableCommand {
         signal(SIGHUP, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         for fd in Int32(3)..<Int32(1024) { close(fd) }
-        guard let line = readLine(), line.count == 64 else { throw CLIError("agent: expected the key on standard input") }
-        var bytes: [UInt8] = []
-        var index = line.startIndex
-        while index < line.endIndex {
-            let next = line.index(index, offsetBy: 2)
-            guard let byte = UInt8(line[index..<next], radix: 16) else { throw CLIError("agent: the key is not hexadecimal") }
-            bytes.append(byte)
-            index = next
-        }
-        try KeyAgent.serve(key: StoreKey(rawBytes: bytes), socketPath: socket, seconds: seconds) {
+        try KeyAgent.serve(readingKeyFrom: STDIN_FILENO, socketPath: socket, seconds: seconds) {
             FileHandle.standardOutput.write(Data("ready\n".utf8))
             let null = open("/dev/null", O_RDWR)
             dup2(null, STDOUT_FILENO)

@@ -29,23 +29,32 @@ struct WipeCommand: AsyncParsableCommand {
         let encrypted = FileManager.default.fileExists(atPath: keyFilePath)
         guard encrypted || FileManager.default.fileExists(atPath: path) else { throw CLIError("no replica at \(path): nothing to wipe") }
         if !yes {
-            let unsynced = FileManager.default.fileExists(atPath: path) ? try ReplicaStore.unsyncedRevisions(at: path) : 0
+            // A count that cannot be read (a damaged or locked file) never stands in the way of a wipe.
+            let unsynced =
+                (try? ReplicaStore.unsyncedRevisions(at: path)).map { "\($0) revision\($0 == 1 ? "" : "s")" }
+                ?? "an unknown number of revisions"
             FileHandle.standardError.write(
-                Data(
-                    "\(path): \(unsynced) revision\(unsynced == 1 ? "" : "s") and 0 attachments have not reached the central node and will be lost.\n"
-                        .utf8))
+                Data("\(path): \(unsynced) and 0 attachments have not reached the central node and will be lost.\n".utf8))
             guard try Terminal.confirm("Type wipe to destroy the replica: ", expecting: "wipe") else {
                 throw CLIError("not wiped: confirm on a terminal, or give --yes")
             }
         }
-        if encrypted {
-            if let file = try? KeyFile.read(at: keyFilePath) { KeyAgent.lock(file) }
-            try KeyFile.destroy(at: keyFilePath)
-            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
-            print("wiped \(path): every key slot destroyed, the replica's files removed")
-        } else {
-            for suffix in ["", "-wal", "-shm", "-journal"] { SecureFile.shredAndRemove(path + suffix) }
-            print("wiped \(path): a plaintext replica, overwritten with zeros and removed (an SSD may keep copies)")
+        // Keys first, in one small write each: after that nothing left opens.
+        if let file = try? KeyFile.read(at: keyFilePath) { KeyAgent.lock(file) }
+        for keys in [keyFilePath, keyFilePath + ".new"] where FileManager.default.fileExists(atPath: keys) {
+            try KeyFile.destroy(at: keys)
         }
+        // A sealed file is only unlinked (it is ciphertext); one that is not, or cannot be told,
+        // is overwritten first. A conversion's leftovers go too.
+        let sealed = ReplicaStore.isSealed(at: path) == true
+        var files = ["", "-wal", "-shm", "-journal"].map { path + $0 }
+        files += ["", "-journal"].map { path + ".encrypting" + $0 }
+        for file in files where FileManager.default.fileExists(atPath: file) {
+            if sealed || file.contains(".encrypting") { unlink(file) } else { SecureFile.shredAndRemove(file) }
+        }
+        print(
+            encrypted && sealed
+                ? "wiped \(path): every key slot destroyed, the replica's files removed"
+                : "wiped \(path): overwritten with zeros and removed (a plaintext replica has no keys to destroy; an SSD may keep copies)")
     }
 }

@@ -38,10 +38,35 @@ extension ReplicaStore {
         } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
     }
 
+    /// Whether the replica at `path` is sealed (it has a `sealing` row); nil when the file cannot be
+    /// read as a replica. Needs no key.
+    public static func isSealed(at path: String) -> Bool? {
+        guard FileManager.default.fileExists(atPath: path), let queue = try? DatabaseQueue(path: path) else { return nil }
+        defer { try? queue.close() }
+        return try? queue.read { db in
+            try db.tableExists("sealing") ? (try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sealing)") ?? false) : false
+        }
+    }
+
+    /// The plaintext file as the sealed copy saw it, under the copy's exclusive lock: a later
+    /// change of its size or modification time means someone wrote to it after the copy.
+    public struct PlainSnapshot: Sendable, Equatable {
+        public var revisions: Int
+        public var size: Int64
+        public var modified: Int64
+
+        public init(revisions: Int, size: Int64, modified: Int64) {
+            self.revisions = revisions
+            self.size = size
+            self.modified = modified
+        }
+    }
+
     /// Writes a sealed copy of the plaintext replica at `source` to `destination` (which must not
-    /// exist), under `key`, in one transaction; the source is left as it was. Refuses the central
-    /// node's store, whose accounts stay plaintext.
-    public static func writeSealedCopy(of source: String, to destination: String, key: StoreKey) throws {
+    /// exist), under `key`, in one transaction that holds an exclusive lock on both files; the
+    /// source is left as it was. Refuses the central node's store, whose accounts stay plaintext.
+    @discardableResult
+    public static func writeSealedCopy(of source: String, to destination: String, key: StoreKey) throws -> PlainSnapshot {
         let plain = try open(at: source)
         guard !plain.isEncrypted else { throw StoreError(.invalid, "\(source) is already encrypted") }
         let hasAccounts = try plain.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account)") ?? false }
@@ -57,20 +82,29 @@ extension ReplicaStore {
         }
         do {
             let sealed = try open(existingAt: destination, access: .single, key: key, requireReplica: false)
+            var snapshot = PlainSnapshot(revisions: 0, size: 0, modified: 0)
             do {
                 try sealed.writer.writeWithoutTransaction { db in
                     try db.execute(sql: "ATTACH DATABASE ? AS plain", arguments: [source])
-                    try db.inTransaction {
+                    // Exclusive: no other process writes the plaintext file while it is copied.
+                    try db.inTransaction(.exclusive) {
                         try db.execute(
                             sql: "INSERT INTO sealing (id, scheme, probe) VALUES (1, ?, seal(?, ?))",
                             arguments: [Int(ColumnSealer.scheme), ColumnSealer.probeText, ColumnSealer.probePlace])
                         try db.execute(sql: sealedCopySQL)
+                        snapshot.revisions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM plain.revision") ?? 0
+                        var info = stat()
+                        guard stat(source, &info) == 0 else { throw StoreError(.io, "cannot read \(source)") }
+                        snapshot = PlainSnapshot(
+                            revisions: snapshot.revisions, size: Int64(info.st_size),
+                            modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
                         return .commit
                     }
                     try db.execute(sql: "DETACH DATABASE plain")
                 }
             } catch let error as DatabaseError { throw StoreError.from(error, path: destination) }
             try sealed.close()
+            return snapshot
         } catch {
             try? FileManager.default.removeItem(atPath: destination)
             throw error

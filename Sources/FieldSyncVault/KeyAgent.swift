@@ -127,24 +127,54 @@ public enum KeyAgent {
 
     // MARK: Server
 
-    /// Serves `key` on `socketPath` until `seconds` have passed or a `lock` arrives; then wipes the
-    /// key and removes the socket. `ready` runs once the socket listens. Blocks the calling thread.
-    public static func serve(key: StoreKey, socketPath path: String, seconds: Int, ready: () -> Void) throws {
+    /// Reads the data key (64 hex digits and a line feed) from `input` straight into a locked page,
+    /// then serves it on `socketPath` until `seconds` have passed (boot time, so a suspended laptop
+    /// does not stretch the time), a `lock` arrives, or the socket is removed or replaced; then it
+    /// zeroes the key and removes the socket. `ready` runs once the socket listens. Blocks.
+    public static func serve(readingKeyFrom input: Int32, socketPath path: String, seconds: Int, ready: () -> Void) throws {
         // Not dumpable: no core file, and no ptrace attach by other processes of the same user.
         fieldsync_set_nondumpable()
-        let secret = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
-        mlock(secret.baseAddress, secret.count)
-        for (index, byte) in key.rawBytes.enumerated() { secret[index] = byte }
+        // One page, locked out of swap: the key at 0..<32, the hex read or written at 64..<129.
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        mlock(page.baseAddress, page.count)
+        memset(page.baseAddress!, 0, page.count)
         defer {
-            memset(secret.baseAddress!, 0, secret.count)
-            munlock(secret.baseAddress, secret.count)
-            secret.deallocate()
+            memset(page.baseAddress!, 0, page.count)
+            munlock(page.baseAddress, page.count)
+            page.deallocate()
         }
+        let hex = page.baseAddress! + 64
+        var got = 0
+        while got < 65 {
+            let count = read(input, hex + got, 65 - got)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            got += count
+        }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: c - 0x30
+            case 0x61...0x66: c - 0x61 + 10
+            default: nil
+            }
+        }
+        guard got == 65, page[64 + 64] == 0x0A else { throw VaultError(.agent, "agent: expected the key on standard input") }
+        for index in 0..<StoreKey.byteCount {
+            guard let high = nibble(page[64 + 2 * index]), let low = nibble(page[64 + 2 * index + 1]) else {
+                throw VaultError(.agent, "agent: the key is not hexadecimal")
+            }
+            page[index] = high << 4 | low
+        }
+        memset(hex, 0, 65)
+
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw VaultError(.agent, "socket: \(String(cString: strerror(errno)))") }
+        var boundInode: ino_t = 0
         defer {
             close(listener)
-            unlink(path)
+            // Only its own socket: another agent may have replaced it.
+            var info = stat()
+            if stat(path, &info) == 0, info.st_ino == boundInode { unlink(path) }
         }
         unlink(path)
         var address = try unixAddress(path)
@@ -153,16 +183,19 @@ public enum KeyAgent {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         umask(previous)
-        guard bound == 0, chmod(path, 0o600) == 0, listen(listener, 8) == 0 else {
+        var info = stat()
+        guard bound == 0, chmod(path, 0o600) == 0, listen(listener, 8) == 0, stat(path, &info) == 0 else {
             throw VaultError(.agent, "cannot listen on \(path): \(String(cString: strerror(errno)))")
         }
+        boundInode = info.st_ino
         ready()
-        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds) * 1_000_000_000
+        let deadline = bootNanoseconds() + UInt64(seconds) * 1_000_000_000
         while true {
-            let now = DispatchTime.now().uptimeNanoseconds
+            let now = bootNanoseconds()
             guard now < deadline else { return }
-            // A socket removed (its folder deleted, a wipe) ends the agent too: checked every second.
-            guard access(path, F_OK) == 0 else { return }
+            // A socket removed (its folder deleted, a wipe) or replaced (a newer agent) ends this one.
+            var current = stat()
+            guard stat(path, &current) == 0, current.st_ino == boundInode else { return }
             var poll = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             let waited = Glibc.poll(&poll, 1, Int32(min(1000, (deadline - now) / 1_000_000 + 1)))
             if waited <= 0 { continue }
@@ -178,17 +211,39 @@ public enum KeyAgent {
             guard let line = try? readLine(client) else { continue }
             switch line {
             case "key":
-                let hex = (0..<StoreKey.byteCount).map { String(format: "%02x", secret[$0]) }.joined()
-                _ = try? SecureFile.writeAll(client, Array("key \(hex)\n".utf8), path: path)
+                // Written from the locked page, never through a Swift string.
+                let digits = Array("0123456789abcdef".utf8)
+                let reply = hex
+                memcpy(reply, "key ", 4)
+                for index in 0..<StoreKey.byteCount {
+                    page[64 + 4 + 2 * index] = digits[Int(page[index] >> 4)]
+                    page[64 + 4 + 2 * index + 1] = digits[Int(page[index] & 0xF)]
+                }
+                page[64 + 4 + 64] = 0x0A
+                var sent = 0
+                while sent < 69 {
+                    let count = write(client, reply + sent, 69 - sent)
+                    if count < 0, errno == EINTR { continue }
+                    guard count > 0 else { break }
+                    sent += count
+                }
+                memset(reply, 0, 69)
             case "lock":
                 _ = try? SecureFile.writeAll(client, Array("locked\n".utf8), path: path)
                 return
             case "status":
-                let left = (deadline - min(deadline, DispatchTime.now().uptimeNanoseconds)) / 1_000_000_000
+                let left = (deadline - min(deadline, bootNanoseconds())) / 1_000_000_000
                 _ = try? SecureFile.writeAll(client, Array("ok \(left)\n".utf8), path: path)
             default:
                 _ = try? SecureFile.writeAll(client, Array("error unknown request\n".utf8), path: path)
             }
         }
+    }
+
+    /// Time since boot, suspend included (CLOCK_BOOTTIME).
+    static func bootNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

@@ -61,7 +61,7 @@ public struct KeyFile: Sendable {
         guard bytes.count == fileSize else {
             throw VaultError(.truncated, "the key file \(path) is truncated or damaged (\(bytes.count) bytes, not \(fileSize))")
         }
-        guard bytes[12] == UInt8(slotCount), bytes[8] == 1 else {
+        guard bytes[12] == UInt8(slotCount), bytes[8] == 1, bytes[13] == 0, bytes[14] == 0, bytes[15] == 0 else {
             throw VaultError(.tampered, "the key file \(path) has a header this version never writes: it was tampered with")
         }
         let kdf = try PassphraseKDF(checking: bytes[9], r: bytes[10], p: bytes[11], in: path)
@@ -194,8 +194,12 @@ public struct KeyFile: Sendable {
 
     /// Replaces the passphrase of `slot` (the one the current passphrase opened).
     public mutating func replace(slot index: Int, kek: SymmetricKey, dataKey: StoreKey) throws {
-        if let other = open(with: kek), case .replica(_, let slot) = other, slot != index {
-            throw VaultError(.invalid, "the new passphrase is already another of this replica's passphrases")
+        // A new passphrase equal to another slot's (the duress one above all) would make two slots
+        // open with it, and which one wins would depend on their order.
+        switch open(with: kek) {
+        case nil: break
+        case .replica(_, let slot) where slot == index: break
+        default: throw VaultError(.invalid, "the new passphrase is already another of this replica's passphrases")
         }
         try seal(slot: index, kind: .passphrase, key: dataKey, with: kek)
     }

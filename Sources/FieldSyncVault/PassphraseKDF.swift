@@ -7,8 +7,9 @@ import _CryptoExtras
 /// file or a sealed bundle, and never below 2^17.
 public struct PassphraseKDF: Sendable, Equatable {
     public static let minimumLog2N: UInt8 = 17
-    /// 2^22 needs 4 GiB: a header asking for more is refused rather than run.
-    public static let maximumLog2N: UInt8 = 22
+    /// The most any writer calibrates to (1 GiB); a header asking for more is refused rather than
+    /// run, so a hostile sealed bundle cannot make the reader run out of memory.
+    public static let maximumLog2N: UInt8 = 20
     public static let r: UInt8 = 8
     public static let p: UInt8 = 1
 

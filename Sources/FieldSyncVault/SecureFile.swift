@@ -54,20 +54,27 @@ public enum SecureFile {
     public static func shredAndRemove(_ path: String) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         if fd >= 0 {
-            var size = stat()
-            if fstat(fd, &size) == 0 {
-                let chunk = [UInt8](repeating: 0, count: 1 << 20)
-                var offset = 0
-                while offset < Int(size.st_size) {
-                    let count = min(chunk.count, Int(size.st_size) - offset)
-                    guard (try? writeAll(fd, Array(chunk[0..<count]), path: path, offset: offset)) != nil else { break }
-                    offset += count
-                }
-                fsync(fd)
-            }
+            shred(descriptor: fd, path: path)
             close(fd)
         }
         unlink(path)
+    }
+
+    /// Overwrites the file open as `fd` with zeros from its start to its end, and flushes it.
+    public static func shred(descriptor fd: Int32, path: String) {
+        let writable = fcntl(fd, F_GETFL) & O_ACCMODE == O_RDONLY ? open("/proc/self/fd/\(fd)", O_WRONLY | O_CLOEXEC) : dup(fd)
+        guard writable >= 0 else { return }
+        defer { close(writable) }
+        var size = stat()
+        guard fstat(writable, &size) == 0 else { return }
+        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var offset = 0
+        while offset < Int(size.st_size) {
+            let count = min(chunk.count, Int(size.st_size) - offset)
+            guard (try? writeAll(writable, Array(chunk[0..<count]), path: path, offset: offset)) != nil else { break }
+            offset += count
+        }
+        fsync(writable)
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String, offset: Int? = nil) throws {
@@ -85,7 +92,7 @@ public enum SecureFile {
         }
     }
 
-    static func syncFolder(of path: String) {
+    public static func syncFolder(of path: String) {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 {

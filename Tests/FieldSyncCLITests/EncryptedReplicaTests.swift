@@ -1,5 +1,7 @@
 import FieldSyncCore
+import FieldSyncStore
 import FieldSyncTestSupport
+import FieldSyncVault
 import Foundation
 import Testing
 
@@ -234,7 +236,10 @@ import Testing
         let size = try FileManager.default.attributesOfItem(atPath: keys)[.size] as? Int
         let duress = w.dir.file("duress.pass")
         try "the checkpoint phrase\n".write(toFile: duress, atomically: true, encoding: .utf8)
-        try await w.ok("rima", "passphrase", "add", "--duress", "--new-passphrase-file", duress)
+        try await w.ok(
+            "rima", "passphrase", "add", "--duress", "--new-passphrase-file", duress, "--passphrase-file", w.passphraseFile("rima"))
+        let viaAgent = try await w.run("rima", ["passphrase", "add", "--new-passphrase-file", duress])
+        #expect(viaAgent.status == 1 && viaAgent.stderr.contains("no terminal"), "the agent alone adds no passphrase: \(viaAgent)")
         #expect(try FileManager.default.attributesOfItem(atPath: keys)[.size] as? Int == size, "a duress slot shows in no size")
         try await w.ok("rima", "lock")
 
@@ -292,6 +297,39 @@ import Testing
         let again = try await w.run("plain", ["encrypt", "--passphrase-file", pass])
         #expect(again.status == 1 && again.stderr.contains("already encrypted"), "\(again)")
         await w.lockAll()
+    }
+
+    /// A conversion cut short after its key file was written (the sealed copy beside the plaintext)
+    /// is finished by running `encrypt` again with that passphrase; nothing is lost.
+    @Test func anInterruptedEncryptIsFinishedByRunningItAgain() async throws {
+        try await w.ok("plain", "init", "--name", "AUTHORMARKER", "--plaintext")
+        _ = try await w.add("plain", "--title", "TITLEMARKER")
+        let before = try await w.ok("plain", "list", "--all", "--json").stdout
+        let path = w.store("plain")
+        let key = StoreKey.random()
+        try ReplicaStore.writeSealedCopy(of: path, to: path + ".encrypting", key: key)
+        try KeyFile.make(
+            at: KeyFile.path(forStore: path), passphrase: "plain passphrase", dataKey: key,
+            kdf: PassphraseKDF(log2N: PassphraseKDF.minimumLog2N)
+        ).create()
+        try "plain passphrase\n".write(toFile: w.passphraseFile("plain"), atomically: true, encoding: .utf8)
+        let stuck = try await w.run("plain", ["list", "--passphrase-file", w.passphraseFile("plain")])
+        #expect(stuck.status == 1 && stuck.stderr.contains("encrypt"), "\(stuck)")
+        let finished = try await w.ok("plain", "encrypt", "--passphrase-file", w.passphraseFile("plain"))
+        #expect(finished.stdout.contains("finished encrypting"), "\(finished)")
+        #expect(try await w.ok("plain", "list", "--all", "--json", "--passphrase-file", w.passphraseFile("plain")).stdout == before)
+        #expect(!FileManager.default.fileExists(atPath: path + ".encrypting"))
+        #expect(try Self.hits(under: w.dir.path, markers: ["TITLEMARKER", "AUTHORMARKER"]) == [])
+    }
+
+    @Test func wipingAPlaintextReplicaOverwritesIt() async throws {
+        try await w.ok("plain", "init", "--name", "p", "--plaintext")
+        _ = try await w.add("plain", "--title", "TITLEMARKER")
+        try FileManager.default.linkItem(atPath: w.store("plain"), toPath: w.dir.file("kept.db"))
+        let wiped = try await w.ok("plain", "wipe", "--yes")
+        #expect(wiped.stdout.contains("overwritten with zeros"), "\(wiped)")
+        #expect(!FileManager.default.fileExists(atPath: w.store("plain")))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: w.dir.file("kept.db"))).allSatisfy { $0 == 0 }, "the blocks were zeroed")
     }
 
     @Test func bundlesFromAnEncryptedReplicaAreSealedUnlessAskedOtherwise() async throws {

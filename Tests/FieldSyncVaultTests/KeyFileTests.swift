@@ -102,6 +102,30 @@ import Testing
         #expect(file.slotKinds(dataKey: decoy)?.filter { $0 != .free }.count == 1)
     }
 
+    @Test func aNewPassphraseEqualToTheDuressOneIsRefused() throws {
+        let dir = try TemporaryDirectory("keyfile")
+        defer { dir.remove() }
+        let key = StoreKey.random()
+        var file = try KeyFile.make(at: dir.file("r.keys"), passphrase: "real", dataKey: key, kdf: kdf)
+        try file.add(kind: .duress, kek: file.keyEncryptionKey("duress"), dataKey: key, decoyName: "Rima")
+        guard case .replica(_, let slot) = try file.open(passphrase: "real") else {
+            Issue.record("the real passphrase did not open")
+            return
+        }
+        #expect(throws: VaultError.self) { try file.replace(slot: slot, kek: file.keyEncryptionKey("duress"), dataKey: key) }
+        #expect(throws: VaultError.self) { try file.add(kind: .passphrase, kek: file.keyEncryptionKey("duress"), dataKey: key) }
+        guard case .replica = try file.open(passphrase: "real"), case .duress = try file.open(passphrase: "duress") else {
+            Issue.record("a refused change altered the slots")
+            return
+        }
+        // The reserved header bytes are checked: they are not covered otherwise.
+        try file.create()
+        var bytes = file.bytes
+        bytes[14] = 1
+        try Data(bytes).write(to: URL(fileURLWithPath: file.path))
+        #expect { try KeyFile.read(at: file.path) } throws: { ($0 as? VaultError)?.code == .tampered }
+    }
+
     @Test func aSealedBundleOpensOnlyWithItsPassphraseAndUnaltered() throws {
         let plain = Array("{\"format\":\"fieldsync-bundle\"}\n".utf8)
         let sealed = try SealedBundle.seal(plain, passphrase: "bundle pass", kdf: kdf)
