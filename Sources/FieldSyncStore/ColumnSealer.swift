@@ -1,4 +1,5 @@
 import Crypto
+import FieldSyncCore
 import Foundation
 import GRDB
 import _CryptoExtras
@@ -42,12 +43,28 @@ struct ColumnSealer: @unchecked Sendable {
 
     func register(in db: Database) {
         let sealer = self
+        SealerRegistry.set(self, for: db)
         db.add(function: DatabaseFunction("seal", argumentCount: 2, pure: false) { try sealer.seal($0[0], place: $0[1]) })
         db.add(function: DatabaseFunction("unseal", argumentCount: 2, pure: true) { try sealer.unseal($0[0], place: $0[1]) })
         db.add(function: DatabaseFunction("lookup", argumentCount: 1, pure: true) { try sealer.lookup($0[0]) })
         db.add(function: DatabaseFunction("reveal", argumentCount: 1, pure: true) { try sealer.reveal($0[0]) })
         db.add(function: DatabaseFunction("keyed", argumentCount: 1, pure: true) { try sealer.keyed($0[0]) })
     }
+
+    // MARK: From Swift
+    //
+    // The batch paths seal in Swift, on all cores, before the rows are written; the places are
+    // spelled exactly as the SQL of the reads spells them (the round-trip tests hold them together).
+
+    /// The sealer of the connection `db` (registered when it was opened).
+    static func of(_ db: Database) -> ColumnSealer { SealerRegistry.sealer(for: db) ?? ColumnSealer(key: nil) }
+
+    func seal(text: String, place: String) throws -> DatabaseValue { try seal(text.databaseValue, place: place.databaseValue) }
+
+    func seal(integer: Int64, place: String) throws -> DatabaseValue { try seal(integer.databaseValue, place: place.databaseValue) }
+
+    /// The token of a record id (the id itself in a plaintext replica).
+    func token(_ id: RecordID) throws -> String { String.fromDatabaseValue(try lookup(id.rawValue.databaseValue)) ?? id.rawValue }
 
     // MARK: Sealing
 
@@ -237,5 +254,24 @@ final class TokenCache: @unchecked Sendable {
         defer { lock.unlock() }
         if byID.count >= Self.capacity { byID.removeAll(keepingCapacity: true) }
         byID[id] = token
+    }
+}
+
+/// Which sealer each open connection uses, so that Swift code holding a `Database` can seal as its
+/// SQL functions do. An entry is replaced when its address is reused by a new connection.
+enum SealerRegistry {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var sealers: [ObjectIdentifier: ColumnSealer] = [:]
+
+    static func set(_ sealer: ColumnSealer, for db: Database) {
+        lock.lock()
+        defer { lock.unlock() }
+        sealers[ObjectIdentifier(db)] = sealer
+    }
+
+    static func sealer(for db: Database) -> ColumnSealer? {
+        lock.lock()
+        defer { lock.unlock() }
+        return sealers[ObjectIdentifier(db)]
     }
 }

@@ -38,6 +38,11 @@ extension ReplicaStore {
         let stale = Set(try String.fetchAll(db, sql: "SELECT reveal(id) FROM stale_record").compactMap(RecordID.init))
         var replayAfter = Set<RecordID>()
         let authority = try Self.authority(db, now: now)
+        // The rows of the revisions not held yet, sealed on all cores first (an encrypted replica).
+        let sealedRows = try Self.sealRows(
+            db,
+            revisions.filter { !outcome.knowledge.covers($0.dot) }.map { ($0.dot, checked.canonicalText(of: $0) ?? $0.canonicalForms.text) },
+            now: now)
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {
             if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
@@ -152,7 +157,8 @@ extension ReplicaStore {
                 if conflictsBefore[revision.record] == nil {
                     conflictsBefore[revision.record] = current?.conflicts.count ?? 0
                 }
-                _ = try Self.apply(db, revision, to: current, authority: authority, text: text, cache: &cache, now: now)
+                _ = try Self.apply(
+                    db, revision, to: current, authority: authority, text: text, sealed: sealedRows[dot], cache: &cache, now: now)
                 if stale.contains(revision.record) { replayAfter.insert(revision.record) }
                 heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
                 outcome.knowledge.add(dot)

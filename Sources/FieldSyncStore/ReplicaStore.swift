@@ -92,6 +92,10 @@ public final class ReplicaStore: Sendable {
             sealer.register(in: db)
             // No plaintext in temporary files, and freed pages zeroed (spec: docs/SECURITY.md).
             try db.execute(sql: "PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY")
+            // Record tokens are random, so an encrypted replica inserts into its id indexes in
+            // random order: a larger page cache (64 MiB at most, used only as the file grows)
+            // keeps those pages in memory.
+            if sealer.isEncrypted { try db.execute(sql: "PRAGMA cache_size = -65536") }
         }
         let writer: any DatabaseWriter
         do {
@@ -387,25 +391,51 @@ public final class ReplicaStore: Sendable {
 
     /// Appends a ready revision to the log and folds it into the cached record state.
     /// `current` is the record's state as just loaded (nil for a new record), so it is read once.
+    /// `sealed`: the row's body and received values as sealed ahead (on all cores) by ``sealRows(_:_:now:)``.
     static func apply(
         _ db: Database, _ revision: Revision, to current: RecordState?, authority: ResolutionAuthority, text: String? = nil,
-        cache: inout [RecordID: RecordState], now: Int64
+        sealed: SealedRevisionRow? = nil, cache: inout [RecordID: RecordState], now: Int64
     ) throws -> Bool {
         var state = current ?? RecordState(id: revision.record)
         guard state.apply(revision, authority: authority) else { return false }
         cache[revision.record] = state
         // Cached statements: a batch inserts up to a thousand rows, and compiling SQL per row showed
         // up in profiles.
-        try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES \(Sealed.revisionValues)")
-            .execute(arguments: [
-                revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text,
-                now,
-            ])
+        if let sealed {
+            try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, lookup(?), ?, ?)")
+                .execute(arguments: [
+                    revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, sealed.body, sealed.received,
+                ])
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO revision (node, counter, record, body, received) VALUES \(Sealed.revisionValues)")
+                .execute(arguments: [
+                    revision.dot.node.rawValue, Int64(revision.dot.counter), revision.record.rawValue, text ?? revision.canonicalForms.text,
+                    now,
+                ])
+        }
         try db.cachedStatement(
             sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter"
         )
         .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
         return true
+    }
+
+    /// The body and received values of new revision rows, sealed on all cores before the batch is
+    /// written; empty for a plaintext replica (its SQL takes the text as it is).
+    static func sealRows(_ db: Database, _ texts: [(dot: Dot, text: String)], now: Int64) throws -> [Dot: SealedRevisionRow] {
+        let sealer = ColumnSealer.of(db)
+        guard sealer.isEncrypted, texts.count > 1 else { return [:] }
+        let rows = texts.parallelMap { item -> Result<SealedRevisionRow, any Error> in
+            Result {
+                let key = "\(item.dot.node.rawValue)/\(item.dot.counter)"
+                return SealedRevisionRow(
+                    body: try sealer.seal(text: item.text, place: "revision.body/\(key)"),
+                    received: try sealer.seal(integer: now, place: "revision.received/\(key)"))
+            }
+        }
+        var byDot: [Dot: SealedRevisionRow] = [:]
+        for (item, row) in zip(texts, rows) { byDot[item.dot] = try row.get() }
+        return byDot
     }
 
     static func loadState(_ db: Database, _ id: RecordID, cache: inout [RecordID: RecordState]) throws -> RecordState? {
@@ -424,6 +454,31 @@ public final class ReplicaStore: Sendable {
     static func saveStates(_ db: Database, _ states: [RecordID: RecordState], now: Int64) throws {
         // Encoding the states is the costly part of a large batch: do it on all cores, then write.
         let ordered = states.values.sorted { $0.id < $1.id }
+        let sealer = ColumnSealer.of(db)
+        if sealer.isEncrypted {
+            // Sealing too: each row's token and its three sealed values, made on all cores.
+            let rows = ordered.parallelMap { state -> Result<[DatabaseValue], any Error> in
+                Result {
+                    let token = try sealer.token(state.id)
+                    return [
+                        token.databaseValue, try sealer.seal(text: state.json.canonicalText, place: "record.state/\(token)"),
+                        try state.value(at: "title")?.stringValue.map { try sealer.seal(text: $0, place: "record.title/\(token)") } ?? .null,
+                        state.isDeleted.databaseValue, state.conflicts.count.databaseValue,
+                        try sealer.seal(integer: now, place: "record.updated/\(token)"),
+                    ]
+                }
+            }
+            for row in rows {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
+                            deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
+                        """
+                ).execute(arguments: StatementArguments(try row.get()))
+            }
+            return
+        }
         let texts = ordered.parallelMap { $0.json.canonicalText }
         for (state, text) in zip(ordered, texts) {
             try db.cachedStatement(
@@ -651,4 +706,10 @@ extension ReplicaStore {
     func asyncRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await writer.read(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
     }
+}
+
+/// A revision row's sealed values, made ahead of the write.
+struct SealedRevisionRow: @unchecked Sendable {
+    var body: DatabaseValue
+    var received: DatabaseValue
 }
