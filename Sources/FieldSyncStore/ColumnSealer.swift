@@ -13,8 +13,9 @@ import _CryptoExtras
 ///   random nonce, padded to a size bucket, with `place` ("table.column/row key") as associated
 ///   data: a ciphertext moved to another row or column no longer opens.
 /// - `unseal(value, place)` reverses it, or fails the statement.
-/// - `lookup(id)` turns a record id into its token (AES-256 of the UUID's 16 bytes): equal ids give
-///   equal tokens, so indexes and joins work, and the UUIDv7's creation time is hidden.
+/// - `lookup(id)` turns a record id into its token (AES-256 of the UUID's 16 bytes, stored as a
+///   16-byte blob): equal ids give equal tokens, so indexes and joins work, and the UUIDv7's
+///   creation time is hidden. Tokens fall in random order, so their indexes are kept small.
 /// - `reveal(token)` turns a token back into the record id.
 /// - `keyed(text)`: HMAC-SHA256 of `text`, for a unique column that is only compared.
 ///
@@ -63,8 +64,15 @@ struct ColumnSealer: @unchecked Sendable {
 
     func seal(integer: Int64, place: String) throws -> DatabaseValue { try seal(integer.databaseValue, place: place.databaseValue) }
 
-    /// The token of a record id (the id itself in a plaintext replica).
-    func token(_ id: RecordID) throws -> String { String.fromDatabaseValue(try lookup(id.rawValue.databaseValue)) ?? id.rawValue }
+    /// The token of a record id (the id itself in a plaintext replica), and its text in a place.
+    func token(_ id: RecordID) throws -> (value: DatabaseValue, text: String) {
+        let value = try lookup(id.rawValue.databaseValue)
+        switch value.storage {
+        // As SQLite's hex() spells it in the places the SQL names.
+        case .blob(let data): return (value, Self.hex(data).uppercased())
+        default: return (value, String.fromDatabaseValue(value) ?? id.rawValue)
+        }
+    }
 
     // MARK: Sealing
 
@@ -150,7 +158,7 @@ struct ColumnSealer: @unchecked Sendable {
         guard let text = String.fromDatabaseValue(value) else { throw SealingError("lookup: not a record id") }
         if let token = tokens.token(of: text) { return token.databaseValue }
         guard let uuid = Self.uuidBytes(text) else { throw SealingError("lookup: not a record id") }
-        let token = Self.hex(try AES._CBC.encrypt(uuid, using: key, iv: Self.zeroIV, noPadding: true))
+        let token = Data(try AES._CBC.encrypt(uuid, using: key, iv: Self.zeroIV, noPadding: true))
         tokens.remember(token, of: text)
         return token.databaseValue
     }
@@ -158,9 +166,10 @@ struct ColumnSealer: @unchecked Sendable {
     func reveal(_ value: DatabaseValue) throws -> DatabaseValue {
         guard let key = recordIDs else { return value }
         if value.isNull { return .null }
-        guard let text = String.fromDatabaseValue(value), let token = Self.hexBytes(text), token.count == 16 else {
+        guard case .blob(let data) = value.storage, data.count == 16 else {
             throw SealingError("a record token in the replica is malformed: the file was altered")
         }
+        let token = Array(data)
         let uuid = Array(try AES._CBC.decrypt(token, using: key, iv: Self.zeroIV, noPadding: true))
         let h = Self.hex(uuid)
         let i = h.startIndex
@@ -230,8 +239,8 @@ struct SealingError: Error, CustomStringConvertible {
 enum Sealed {
     static let revisionBody = "unseal(body, 'revision.body/' || node || '/' || counter)"
     static let revisionReceived = "unseal(received, 'revision.received/' || node || '/' || counter)"
-    static let recordState = "unseal(state, 'record.state/' || id)"
-    static let recordTitle = "unseal(title, 'record.title/' || id)"
+    static let recordState = "unseal(state, 'record.state/' || hex(id))"
+    static let recordTitle = "unseal(title, 'record.title/' || hex(id))"
     /// The values of a new revision row: `?1` node, `?2` counter, `?3` record id, `?4` body, `?5` received.
     static let revisionValues =
         "(?1, ?2, lookup(?3), seal(?4, 'revision.body/' || ?1 || '/' || ?2), seal(?5, 'revision.received/' || ?1 || '/' || ?2))"
@@ -240,16 +249,16 @@ enum Sealed {
 /// Record-id tokens by id, bounded; shared by the connections of one store.
 final class TokenCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var byID: [String: String] = [:]
+    private var byID: [String: Data] = [:]
     static let capacity = 50_000
 
-    func token(of id: String) -> String? {
+    func token(of id: String) -> Data? {
         lock.lock()
         defer { lock.unlock() }
         return byID[id]
     }
 
-    func remember(_ token: String, of id: String) {
+    func remember(_ token: Data, of id: String) {
         lock.lock()
         defer { lock.unlock() }
         if byID.count >= Self.capacity { byID.removeAll(keepingCapacity: true) }

@@ -41,7 +41,9 @@ extension ReplicaStore {
         // The rows of the revisions not held yet, sealed on all cores first (an encrypted replica).
         let sealedRows = try Self.sealRows(
             db,
-            revisions.filter { !outcome.knowledge.covers($0.dot) }.map { ($0.dot, checked.canonicalText(of: $0) ?? $0.canonicalForms.text) },
+            revisions.filter { !outcome.knowledge.covers($0.dot) }.map {
+                ($0.dot, checked.canonicalText(of: $0) ?? $0.canonicalForms.text)
+            },
             now: now)
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {

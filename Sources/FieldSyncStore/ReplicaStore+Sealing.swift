@@ -125,8 +125,8 @@ extension ReplicaStore {
         INSERT INTO main.knowledge (node, counter) SELECT node, counter FROM plain.knowledge;
         INSERT INTO main.central_knowledge (node, counter) SELECT node, counter FROM plain.central_knowledge;
         INSERT INTO main.record (id, state, title, deleted, conflicts, updated)
-            SELECT lookup(id), seal(state, 'record.state/' || lookup(id)), seal(title, 'record.title/' || lookup(id)), deleted, conflicts,
-                seal(updated, 'record.updated/' || lookup(id)) FROM plain.record;
+            SELECT lookup(id), seal(state, 'record.state/' || hex(lookup(id))), seal(title, 'record.title/' || hex(lookup(id))), deleted, conflicts,
+                seal(updated, 'record.updated/' || hex(lookup(id))) FROM plain.record;
         INSERT OR REPLACE INTO main.device_key (id, private_key, public_key, created)
             SELECT id, seal(private_key, 'device_key.private_key'), seal(public_key, 'device_key.public_key'), created
             FROM plain.device_key;

@@ -461,10 +461,11 @@ public final class ReplicaStore: Sendable {
                 Result {
                     let token = try sealer.token(state.id)
                     return [
-                        token.databaseValue, try sealer.seal(text: state.json.canonicalText, place: "record.state/\(token)"),
-                        try state.value(at: "title")?.stringValue.map { try sealer.seal(text: $0, place: "record.title/\(token)") } ?? .null,
+                        token.value, try sealer.seal(text: state.json.canonicalText, place: "record.state/\(token.text)"),
+                        try state.value(at: "title")?.stringValue.map { try sealer.seal(text: $0, place: "record.title/\(token.text)") }
+                            ?? .null,
                         state.isDeleted.databaseValue, state.conflicts.count.databaseValue,
-                        try sealer.seal(integer: now, place: "record.updated/\(token)"),
+                        try sealer.seal(integer: now, place: "record.updated/\(token.text)"),
                     ]
                 }
             }
@@ -484,8 +485,8 @@ public final class ReplicaStore: Sendable {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO record (id, state, title, deleted, conflicts, updated)
-                    VALUES (lookup(?1), seal(?2, 'record.state/' || lookup(?1)), seal(?3, 'record.title/' || lookup(?1)), ?4, ?5,
-                        seal(?6, 'record.updated/' || lookup(?1)))
+                    VALUES (lookup(?1), seal(?2, 'record.state/' || hex(lookup(?1))), seal(?3, 'record.title/' || hex(lookup(?1))), ?4, ?5,
+                        seal(?6, 'record.updated/' || hex(lookup(?1))))
                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
                         deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
                     """

@@ -69,8 +69,9 @@ import Testing
                     """)
         }
         #expect(Set(kinds) == ["blobblob", "blobblobblob", "blob"])
-        let token = try queue.read { db in try String.fetchOne(db, sql: "SELECT id FROM record") }
-        #expect(token != nil && token != id.rawValue && token?.count == 32)
+        let token = try queue.read { db in try Data.fetchOne(db, sql: "SELECT id FROM record") }
+        #expect(token?.count == 16, "a 16-byte token, not the id")
+        #expect(try queue.read { db in try String.fetchOne(db, sql: "SELECT typeof(id) FROM record") } == "blob")
         try queue.close()
     }
 
