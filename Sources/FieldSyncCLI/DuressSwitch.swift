@@ -17,11 +17,14 @@ struct DuressSwitch {
     func engage(decoyKey: StoreKey, decoyName: String, slot: Int, kek: SymmetricKey) throws -> KeyFile {
         var file = keyFile
         KeyAgent.lock(file)
+        // The decoy carries the real replica's creation time (a clear column), not the moment of
+        // the switch, which would give it away.
+        let created = ReplicaStore.creationTime(at: store) ?? nowMilliseconds()
         file.destroyAllSlots(except: slot)
         try file.overwriteInPlace()
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(store + suffix) }
         let name = decoyName.isEmpty ? "replica" : decoyName
-        let decoy = try ReplicaStore.create(at: store, name: name, now: nowMilliseconds(), key: decoyKey)
+        let decoy = try ReplicaStore.create(at: store, name: name, now: created, key: decoyKey)
         try decoy.close()
         try file.keepOnly(duressSlot: slot, kek: kek, decoyKey: decoyKey)
         try file.overwriteInPlace()

@@ -48,6 +48,13 @@ extension ReplicaStore {
         }
     }
 
+    /// When the replica at `path` was made (a clear column; no key needed), or nil.
+    public static func creationTime(at path: String) -> Int64? {
+        guard FileManager.default.fileExists(atPath: path), let queue = try? DatabaseQueue(path: path) else { return nil }
+        defer { try? queue.close() }
+        return try? queue.read { db in try Int64.fetchOne(db, sql: "SELECT created FROM replica WHERE id = 1") }
+    }
+
     /// The plaintext file as the sealed copy saw it, under the copy's exclusive lock: a later
     /// change of its size or modification time means someone wrote to it after the copy.
     public struct PlainSnapshot: Sendable, Equatable {

@@ -242,8 +242,10 @@ import Testing
         #expect(viaAgent.status == 1 && viaAgent.stderr.contains("no terminal"), "the agent alone adds no passphrase: \(viaAgent)")
         #expect(try FileManager.default.attributesOfItem(atPath: keys)[.size] as? Int == size, "a duress slot shows in no size")
         try await w.ok("rima", "lock")
+        let created = ReplicaStore.creationTime(at: w.store("rima"))
 
         let opened = try await w.ok("rima", "status", "--json", "--passphrase-file", duress).json()
+        #expect(created != nil && ReplicaStore.creationTime(at: w.store("rima")) == created, "the decoy keeps the creation time")
         #expect(opened["records"] == 0 && opened["revisions"] == 0 && opened["name"] == "rima", "\(opened)")
         #expect(opened["encryption"] == "passphrase")
         let real = try await w.run("rima", ["list", "--passphrase-file", w.passphraseFile("rima")])
