@@ -32,10 +32,11 @@ struct InitCommand: AsyncParsableCommand {
         }
         var keyFile: KeyFile?
         var key: StoreKey?
+        // A key file left beside the path would make every command take the replica for an encrypted one.
+        if FileManager.default.fileExists(atPath: keyFilePath) {
+            throw CLIError("a key file already exists at \(keyFilePath); refusing to overwrite it (it may open another copy)")
+        }
         if !plaintext {
-            if FileManager.default.fileExists(atPath: keyFilePath) {
-                throw CLIError("a key file already exists at \(keyFilePath); refusing to overwrite it (it may open another copy)")
-            }
             let passphrase = try ReplicaKeys.newPassphrase(
                 file: storeOptions.keys.explicitPassphraseFile, what: "Passphrase for the new replica")
             let dataKey = StoreKey.random()
