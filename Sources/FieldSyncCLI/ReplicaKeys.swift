@@ -33,11 +33,8 @@ struct ReplicaKeys {
         Self.hardenProcess()
         let file = try KeyFile.read(at: keyFilePath)
         if explicitPassphraseFile == nil, let key = KeyAgent.fetchKey(for: file) { return key }
-        return try open(file, passphrase: try passphrase(prompt: "Passphrase for \(store): "))
+        return try unlock(file, passphrase: try passphrase(prompt: "Passphrase for \(store): ")).key
     }
-
-    /// What `passphrase` opens in `file`, the duress switch included.
-    func open(_ file: KeyFile, passphrase: String) throws -> StoreKey { try unlock(file, passphrase: passphrase).key }
 
     /// The data key `passphrase` opens, the slot it opened, and the key file as it is afterwards
     /// (the duress passphrase rewrites it).

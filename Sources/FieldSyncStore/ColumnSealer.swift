@@ -136,11 +136,7 @@ struct ColumnSealer: @unchecked Sendable {
     /// name or a title is not told apart from another by its length), then Padmé, which leaks at
     /// most O(log log n) bits of a length and pads by at most 12 %.
     static func paddedLength(_ length: Int) -> Int {
-        if length <= 256 { return max(64, (length + 63) / 64 * 64) }
-        let exponent = Int.bitWidth - 1 - length.leadingZeroBitCount
-        let bits = Int.bitWidth - exponent.leadingZeroBitCount
-        let mask = (1 << (exponent - bits)) - 1
-        return (length + mask) & ~mask
+        length <= 256 ? max(64, (length + 63) / 64 * 64) : Padme.paddedLength(length)
     }
 
     private static let associatedDataPrefix = Array("fieldsync sealed column v\(scheme)\u{0}".utf8)

@@ -15,8 +15,7 @@ import Foundation
 /// - Its memory is not dumpable, and the key's page is locked out of swap.
 /// - It forgets the key and exits on its deadline, on `lock`, and on wipe.
 ///
-/// The protocol is one line each way: `key` → `key HEX`; `lock` → `locked`; `status` →
-/// `ok SECONDS-LEFT`.
+/// The protocol is one line each way: `key` → `key HEX`; `lock` → `locked`.
 public enum KeyAgent {
     /// The folder of agent sockets for this user; made (0700) when missing, refused when it is not
     /// this user's own or others may enter it.
@@ -71,14 +70,6 @@ public enum KeyAgent {
     public static func lock(_ keyFile: KeyFile) -> Bool {
         guard let path = try? socketPath(for: keyFile) else { return false }
         return (try? request("lock", socket: path)) == "locked"
-    }
-
-    /// Seconds left before the agent of `keyFile` forgets the key; nil when none runs.
-    public static func secondsLeft(_ keyFile: KeyFile) -> Int? {
-        guard let path = try? socketPath(for: keyFile), let reply = try? request("status", socket: path), reply.hasPrefix("ok ") else {
-            return nil
-        }
-        return Int(reply.dropFirst(3))
     }
 
     static func request(_ line: String, socket path: String) throws -> String {
@@ -231,9 +222,6 @@ public enum KeyAgent {
             case "lock":
                 _ = try? SecureFile.writeAll(client, Array("locked\n".utf8), path: path)
                 return
-            case "status":
-                let left = (deadline - min(deadline, bootNanoseconds())) / 1_000_000_000
-                _ = try? SecureFile.writeAll(client, Array("ok \(left)\n".utf8), path: path)
             default:
                 _ = try? SecureFile.writeAll(client, Array("error unknown request\n".utf8), path: path)
             }

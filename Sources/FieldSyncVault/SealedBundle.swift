@@ -1,4 +1,5 @@
 import Crypto
+import FieldSyncCore
 import Foundation
 
 /// A bundle file sealed under a bundle passphrase (Protocol/sync-protocol.md, "Sealed bundles").
@@ -19,7 +20,7 @@ public enum SealedBundle {
         let header = [1, kdf.log2N, PassphraseKDF.r, PassphraseKDF.p] + salt + Array(nonce)
         var length = UInt64(plain.count).bigEndian
         var padded = withUnsafeBytes(of: &length) { Array($0) } + plain
-        padded += [UInt8](repeating: 0, count: padme(padded.count) - padded.count)
+        padded += [UInt8](repeating: 0, count: Padme.paddedLength(padded.count) - padded.count)
         let key = try kdf.deriveKey(from: passphrase, salt: salt)
         let box = try ChaChaPoly.seal(padded, using: key, nonce: nonce, authenticating: magic + header)
         return magic + header + Array(box.ciphertext) + Array(box.tag)
@@ -45,14 +46,5 @@ public enum SealedBundle {
         let length = plain[0..<8].reduce(0) { $0 << 8 | Int($1) }
         guard length <= plain.count - 8 else { throw VaultError(.tampered, "\(file): the sealed bundle's length is wrong") }
         return Array(plain[8..<8 + length])
-    }
-
-    /// Padmé: the padded length leaks at most O(log log n) bits of `length`, for at most 12 % more.
-    static func padme(_ length: Int) -> Int {
-        guard length > 2 else { return length }
-        let exponent = Int.bitWidth - 1 - length.leadingZeroBitCount
-        let bits = Int.bitWidth - exponent.leadingZeroBitCount
-        let mask = (1 << (exponent - bits)) - 1
-        return (length + mask) & ~mask
     }
 }
