@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "FieldSyncServer", targets: ["FieldSyncServer"]),
         .library(name: "FieldSyncClient", targets: ["FieldSyncClient"]),
         .library(name: "FieldSyncVault", targets: ["FieldSyncVault"]),
+        .library(name: "FieldSyncBlobs", targets: ["FieldSyncBlobs"]),
         .library(name: "FieldSyncTestSupport", targets: ["FieldSyncTestSupport"]),
     ],
     dependencies: [
@@ -46,12 +47,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Attachments: manifests, chunking, hashing, the BlobStorage protocol and its filesystem implementation.
+        .target(
+            name: "FieldSyncBlobs",
+            dependencies: ["FieldSyncCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The replica in SQLite: schema, migrations, applying revisions, queries.
         .target(
             name: "FieldSyncStore",
             dependencies: [
                 "FieldSyncCore",
                 "FieldSyncProtocol",
+                "FieldSyncBlobs",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 // AES as a permutation of record ids (one block, no mode) for the sealed columns.
@@ -75,7 +83,7 @@ let package = Package(
         .target(
             name: "FieldSyncServer",
             dependencies: [
-                "FieldSyncCore", "FieldSyncProtocol",
+                "FieldSyncCore", "FieldSyncProtocol", "FieldSyncBlobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -89,7 +97,7 @@ let package = Package(
         .target(
             name: "FieldSyncClient",
             dependencies: [
-                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol",
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncBlobs",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -102,6 +110,7 @@ let package = Package(
             name: "FieldSyncCLI",
             dependencies: [
                 "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncVault",
+                "FieldSyncBlobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,7 +122,8 @@ let package = Package(
         .target(
             name: "FieldSyncTestSupport",
             dependencies: [
-                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient",
+                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncBlobs",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -132,6 +142,11 @@ let package = Package(
         .testTarget(
             name: "FieldSyncStoreTests",
             dependencies: ["FieldSyncStore", "FieldSyncTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncBlobsTests",
+            dependencies: ["FieldSyncBlobs", "FieldSyncTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -33,6 +33,10 @@ public enum IncidentSchema {
     public enum FieldType: Equatable, Sendable {
         case text, nonEmptyText, edtfDate, country, latitude, longitude, count, anyJSON, ageRange
         case oneOf([String])
+        /// An attachment's `content`: `{"size", "chunk_size", "manifest"}` (``AttachmentContent``).
+        case attachmentContent
+        /// A media type such as `image/jpeg` (RFC 6838: type/subtype, no parameters).
+        case mediaType
 
         public var expectation: String {
             switch self {
@@ -46,6 +50,9 @@ public enum IncidentSchema {
             case .anyJSON: "any JSON value but null"
             case .ageRange: "an age range such as 18-30, 60+, child, adult, elderly or unknown"
             case .oneOf(let values): "one of " + values.joined(separator: ", ")
+            case .attachmentContent:
+                "an attachment's content {\"size\": BYTES, \"chunk_size\": BYTES, \"manifest\": SHA256} (written by `fieldsync attach`)"
+            case .mediaType: "a media type such as image/jpeg"
             }
         }
     }
@@ -86,7 +93,15 @@ public enum IncidentSchema {
             "kind": .oneOf(Vocabulary.sourceKinds), "reliability": .oneOf(Vocabulary.reliability),
             "description": .text,
         ],
+        // Entries keyed by the hex SHA-256 of the original bytes (`fieldsync attach`, spec 19).
+        "attachments": [
+            "content": .attachmentContent, "name": .nonEmptyText, "media_type": .mediaType, "caption": .text,
+            "captured": .edtfDate,
+        ],
     ]
+
+    /// The collection whose entry ids are the SHA-256 of an attachment's bytes.
+    public static let attachmentCollection = "attachments"
 
     /// Paths that can never be cleared.
     public static let requiredFields: Set<String> = ["title"]
@@ -108,13 +123,11 @@ public enum IncidentSchema {
             return .scalar(.anyJSON)
         }
         if parts.count == 2, collections[parts[0]] != nil {
-            guard isEntryID(parts[1]) else { throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -") }
+            try checkEntryID(parts[1], in: parts[0], at: path)
             return .entry
         }
         if parts.count == 3, let fields = collections[parts[0]] {
-            guard isEntryID(parts[1]) else {
-                throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -")
-            }
+            try checkEntryID(parts[1], in: parts[0], at: path)
             guard let type = fields[parts[2]] else {
                 throw ValidationError(path, "unknown field; \(parts[0]) entries have " + fields.keys.sorted().joined(separator: ", "))
             }
@@ -187,6 +200,20 @@ public enum IncidentSchema {
             guard let s = value.stringValue, isAgeRange(s) else { throw fail() }
         case .oneOf(let values):
             guard let s = value.stringValue, values.contains(s) else { throw fail() }
+        case .attachmentContent:
+            guard AttachmentContent(json: value) != nil else { throw fail() }
+        case .mediaType:
+            guard let s = value.stringValue, isMediaType(s) else { throw fail() }
+        }
+    }
+
+    static func checkEntryID(_ id: String, in collection: String, at path: String) throws(ValidationError) {
+        if collection == attachmentCollection {
+            guard Revision.isHash(id) else {
+                throw ValidationError(path, "attachment entries are named by the SHA-256 of their bytes (64 lowercase hex digits)")
+            }
+        } else if !isEntryID(id) {
+            throw ValidationError(path, "entry ids are 1 to 64 characters of a-z, 0-9 and -")
         }
     }
 
@@ -202,6 +229,19 @@ public enum IncidentSchema {
         let bounds = s.split(separator: "-", omittingEmptySubsequences: false)
         guard bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]) else { return false }
         return 0 <= low && low <= high && high <= 130
+    }
+
+    /// `type/subtype` in the token characters of RFC 6838, at most 127 bytes each.
+    static func isMediaType(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        func isToken(_ part: Substring) -> Bool {
+            !part.isEmpty && part.utf8.count <= 127
+                && part.utf8.allSatisfy { c in
+                    (0x61...0x7A).contains(c) || (0x41...0x5A).contains(c) || (0x30...0x39).contains(c)
+                        || "!#$&^_.+-".utf8.contains(c)
+                }
+        }
+        return parts.count == 2 && isToken(parts[0]) && isToken(parts[1])
     }
 
     static func describe(_ value: JSONValue) -> String {

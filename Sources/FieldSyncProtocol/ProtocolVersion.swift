@@ -78,6 +78,15 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         /// A pushed revision of the pushing node conflicts with the node's chain on the server: the
         /// replica has forked (restored or cloned) and must re-mint (spec 4.5, 13).
         case fork = "fork"
+        /// The account's attachment quota would be exceeded (spec 19.6).
+        case quotaExceeded = "quota_exceeded"
+        /// An uploaded chunk's bytes do not hash to what its manifest lists (spec 19.4).
+        case chunkMismatch = "chunk_mismatch"
+        /// No stored revision references these attachment bytes: the central node is no file host.
+        case unreferenced = "unreferenced"
+        /// An upload's offset is not what the central node received of the chunk, or another
+        /// request is writing it: ask `attachments/status` again and resume from there.
+        case uploadConflict = "upload_conflict"
     }
 
     public var code: Code

@@ -75,9 +75,9 @@ enum JSONResponse {
     static func status(for code: ProtocolError.Code) -> HTTPResponse.Status {
         switch code {
         case .malformed, .invalidJSON, .unsupportedVersion, .checksumMismatch: .badRequest
-        case .tooLarge: .contentTooLarge
-        case .causalGap, .conflictingDuplicate, .fork: .conflict
-        case .invalidField, .badSignature, .unknownNode: .unprocessableContent
+        case .tooLarge, .quotaExceeded: .contentTooLarge
+        case .causalGap, .conflictingDuplicate, .fork, .uploadConflict: .conflict
+        case .invalidField, .badSignature, .unknownNode, .chunkMismatch, .unreferenced: .unprocessableContent
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
         case .notFound: .notFound

@@ -19,11 +19,14 @@ public struct ServerConfiguration: Sendable {
     /// Whether audit entries record the client's address (`serve --log-addresses`). Off by default:
     /// a seized server must not show who synced from where (docs/SECURITY.md).
     public var logAddresses: Bool
+    /// Where attachment bytes go and their limits; nil: the node refuses attachments (404).
+    public var attachments: AttachmentConfiguration?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, tlsCertificatePath: String? = nil, tlsKeyPath: String? = nil,
-        logAddresses: Bool = false
+        logAddresses: Bool = false, attachments: AttachmentConfiguration? = nil
     ) {
+        self.attachments = attachments
         self.host = host
         self.port = port
         self.tlsCertificatePath = tlsCertificatePath
@@ -52,9 +55,9 @@ public struct TLSSetupError: Error, CustomStringConvertible {
 ///
 /// `logAddresses`: whether audit entries record client addresses (off by default; the enrolment rate
 /// limit keeps failing addresses in the storage for its window either way).
-public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage, logger: Logger, logAddresses: Bool = false) -> Router<
-    SyncRequestContext
-> {
+public func buildRouter<Storage: SyncStorage & AccountStorage & AttachmentStorage>(
+    storage: Storage, attachments: AttachmentConfiguration? = nil, logger: Logger, logAddresses: Bool = false
+) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses)
@@ -85,17 +88,20 @@ public func buildRouter<Storage: SyncStorage & AccountStorage>(storage: Storage,
     }
     authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }
     AdminRoutes(storage: storage, logAddresses: logAddresses).add(to: authenticated)
+    if let attachments { AttachmentRoutes(storage: storage, configuration: attachments).add(to: authenticated) }
     return router
 }
 
 /// Builds the central node. `onServerRunning` receives the bound port (useful with port 0).
-public func buildApplication<Storage: SyncStorage & AccountStorage>(
+public func buildApplication<Storage: SyncStorage & AccountStorage & AttachmentStorage>(
     storage: Storage, configuration: ServerConfiguration, logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let server: HTTPServerBuilder = try configuration.tlsConfiguration().map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1()
     return Application(
-        router: buildRouter(storage: storage, logger: logger, logAddresses: configuration.logAddresses), server: server,
+        router: buildRouter(
+            storage: storage, attachments: configuration.attachments, logger: logger, logAddresses: configuration.logAddresses),
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "fieldsync"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)

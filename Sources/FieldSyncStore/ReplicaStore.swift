@@ -13,10 +13,14 @@ public final class ReplicaStore: Sendable {
     /// Whether the file's sensitive columns are sealed under a ``StoreKey`` (an encrypted replica).
     public let isEncrypted: Bool
 
-    private init(writer: any DatabaseWriter, path: String, isEncrypted: Bool) {
+    /// The replica's attachment chunks, in the folder beside its file (sealed when it is encrypted).
+    public let blobs: ReplicaBlobStore
+
+    private init(writer: any DatabaseWriter, path: String, isEncrypted: Bool, key: StoreKey?) {
         self.writer = writer
         self.path = path
         self.isEncrypted = isEncrypted
+        blobs = ReplicaBlobStore(root: path + ".blobs", key: key)
     }
 
     /// How the file is opened: a `DatabaseQueue` for one CLI process, a `DatabasePool` for the server.
@@ -129,7 +133,7 @@ public final class ReplicaStore: Sendable {
         } catch let error as DatabaseError {
             throw StoreError.from(error, path: path)
         }
-        return ReplicaStore(writer: writer, path: path, isEncrypted: sealer.isEncrypted)
+        return ReplicaStore(writer: writer, path: path, isEncrypted: sealer.isEncrypted, key: key)
     }
 
     /// Refuses a key for a plaintext replica, no key for an encrypted one, and a key that does not
@@ -240,7 +244,13 @@ public final class ReplicaStore: Sendable {
 
     /// Records one revision per record id, all in one transaction: either every one is stored or none.
     public func commitLocal(records ids: [RecordID], now: Int64, build: (Int, RecordState?) throws -> LocalChange) throws -> [Revision] {
-        try write { db in
+        try write { db in try Self.commitLocal(db, records: ids, now: now, build: build) }
+    }
+
+    static func commitLocal(_ db: Database, records ids: [RecordID], now: Int64, build: (Int, RecordState?) throws -> LocalChange) throws
+        -> [Revision]
+    {
+        do {
             try Self.leaveBackupState(db, now: now)
             let identity = try Self.identity(db)
             let key = try Self.deviceKey(db)
@@ -417,6 +427,7 @@ public final class ReplicaStore: Sendable {
             sql: "INSERT INTO knowledge (node, counter) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET counter = excluded.counter"
         )
         .execute(arguments: [revision.dot.node.rawValue, Int64(revision.dot.counter)])
+        try rememberAttachmentReferences(db, of: revision)
         return true
     }
 

@@ -186,6 +186,28 @@ enum StoreSchema {
                     CREATE TABLE central_knowledge (node TEXT PRIMARY KEY, counter INTEGER NOT NULL);
                     """)
         }
+        migrator.registerMigration("v9-attachments") { db in
+            // Attachments (spec 19). In an encrypted replica the hash columns hold keyed(hash) and
+            // the bodies are sealed; on the central node (plaintext) they hold the hex hashes.
+            // attachment_reference: every (sha256, manifest) any stored revision ever wrote to an
+            //   `attachments.<sha256>.content` register, with that content; never deleted.
+            // attachment_local: the attachments whose chunks this replica keeps in its blob folder.
+            // attachment_receipt: the central node's receipts (account and size are the central
+            //   node's own accounting; NULL on replicas).
+            // attachment_upload: on the central node, uploads under way, for quotas and expiry.
+            try db.execute(
+                sql: """
+                    CREATE TABLE attachment_reference (
+                        sha TEXT NOT NULL, manifest TEXT NOT NULL, content BLOB NOT NULL, PRIMARY KEY (sha, manifest)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE attachment_manifest (hash TEXT PRIMARY KEY, body BLOB NOT NULL);
+                    CREATE TABLE attachment_local (sha TEXT PRIMARY KEY, manifest TEXT NOT NULL, added INTEGER NOT NULL);
+                    CREATE TABLE attachment_receipt (sha TEXT PRIMARY KEY, body BLOB NOT NULL, account TEXT, size INTEGER);
+                    CREATE TABLE attachment_upload (
+                        sha TEXT PRIMARY KEY, account TEXT NOT NULL, size INTEGER NOT NULL, started INTEGER NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,292 @@
+import Crypto
+import FieldSyncCore
+import Foundation
+import Synchronization
+
+/// ``BlobStorage`` in a folder (`serve --blobs DIR`):
+/// - `objects/ab/<sha256>`: complete blobs, written once (to a temporary name, fsynced, renamed)
+///   and never changed;
+/// - `uploads/<sha256>.data`: an upload being assembled in place, each chunk at its offset;
+/// - `uploads/<sha256>.progress`: four bytes per chunk, how many of its bytes arrived.
+///
+/// One process writes one chunk at a time: a second writer of the same chunk is told it is busy.
+public final class FileBlobStorage: BlobStorage {
+    public let root: String
+    private let busy = Mutex<Set<String>>([])
+
+    public init(root: String) throws {
+        self.root = root
+        for folder in [root, root + "/objects", root + "/uploads"] {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch { throw BlobError("cannot create the blob folder \(folder): \(error.localizedDescription)") }
+        }
+    }
+
+    func objectPath(_ sha: String) -> String { "\(root)/objects/\(sha.prefix(2))/\(sha)" }
+    func dataPath(_ sha: String) -> String { "\(root)/uploads/\(sha).data" }
+    func progressPath(_ sha: String) -> String { "\(root)/uploads/\(sha).progress" }
+
+    public func hasBlob(_ sha: String) -> Bool { FileManager.default.fileExists(atPath: objectPath(sha)) }
+
+    public func state(of manifest: AttachmentManifest) async throws -> BlobState {
+        if hasBlob(manifest.sha256) { return .complete }
+        guard let progress = try readProgress(manifest) else { return .absent }
+        var missing: [Int] = []
+        var received: [Int: Int] = [:]
+        for index in 0..<manifest.chunkCount where !isReceived(progress, index, of: manifest) {
+            missing.append(index)
+            if progress[index] > 0 { received[index] = progress[index] }
+        }
+        return .partial(missing: missing, received: received)
+    }
+
+    /// An empty file's single chunk counts as received once written; its progress holds 0xFFFFFFFF.
+    private func isMarkedEmpty(_ progress: [Int], _ index: Int) -> Bool { progress[index] == Int(UInt32.max) }
+
+    private func isReceived(_ progress: [Int], _ index: Int, of manifest: AttachmentManifest) -> Bool {
+        let length = manifest.length(ofChunk: index)
+        return length == 0 ? isMarkedEmpty(progress, index) : progress[index] == length
+    }
+
+    private func readProgress(_ manifest: AttachmentManifest) throws -> [Int]? {
+        guard let data = FileManager.default.contents(atPath: progressPath(manifest.sha256)) else { return nil }
+        let bytes = [UInt8](data)
+        return (0..<manifest.chunkCount).map { index in
+            let at = index * 4
+            guard at + 4 <= bytes.count else { return 0 }
+            return Int(UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
+        }
+    }
+
+    func writeProgress(_ sha: String, index: Int, received: Int) throws {
+        let descriptor = open(progressPath(sha), O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw BlobError("cannot update the upload of \(sha): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let value = UInt32(truncatingIfNeeded: received)
+        let bytes = [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
+        try bytes.withUnsafeBytes { try FileDigester.writeFully(descriptor, $0, at: Int64(index * 4)) }
+    }
+
+    private func claim(_ key: String) throws {
+        let claimed = busy.withLock { $0.insert(key).inserted }
+        guard claimed else { throw BlobError(.busy, "another request is writing the same part of this attachment; try again") }
+    }
+
+    private func release(_ key: String) { _ = busy.withLock { $0.remove(key) } }
+
+    public func openChunk(_ index: Int, of manifest: AttachmentManifest, at offset: Int) async throws -> any ChunkUpload {
+        let sha = manifest.sha256
+        guard (0..<manifest.chunkCount).contains(index) else { throw BlobError(.notFound, "chunk \(index) is not in the manifest") }
+        guard !hasBlob(sha) else { throw BlobError(.offset(received: manifest.length(ofChunk: index)), "the central node already holds this attachment") }
+        try claim("\(sha)/\(index)")
+        do {
+            if readProgressOrNil(sha) == nil { try startUpload(manifest) }
+            let progress = try readProgress(manifest) ?? []
+            let held = isMarkedEmpty(progress, index) ? 0 : progress[index]
+            guard offset == held else {
+                throw BlobError(.offset(received: held), "chunk \(index): \(held) of its bytes arrived already, not \(offset)")
+            }
+            return try FileChunkUpload(storage: self, manifest: manifest, index: index, offset: offset)
+        } catch {
+            release("\(sha)/\(index)")
+            throw error
+        }
+    }
+
+    private func readProgressOrNil(_ sha: String) -> Data? { FileManager.default.contents(atPath: progressPath(sha)) }
+
+    /// The upload's files: a sparse data file of the full size, and zeroed progress.
+    private func startUpload(_ manifest: AttachmentManifest) throws {
+        let sha = manifest.sha256
+        let data = open(dataPath(sha), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard data >= 0 else { throw BlobError("cannot start an upload in \(root): \(String(cString: strerror(errno)))") }
+        defer { close(data) }
+        guard ftruncate(data, off_t(manifest.size)) == 0 else { throw BlobError("cannot size the upload of \(sha): \(String(cString: strerror(errno)))") }
+        let temporary = progressPath(sha) + ".new"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(count: manifest.chunkCount * 4), attributes: [.posixPermissions: 0o600]),
+            rename(temporary, progressPath(sha)) == 0
+        else { throw BlobError("cannot start an upload in \(root)") }
+    }
+
+    func finishedChunk(_ chunk: FileChunkUpload) { release("\(chunk.manifest.sha256)/\(chunk.index)") }
+
+    public func commit(_ manifest: AttachmentManifest) async throws -> CommitResult {
+        let sha = manifest.sha256
+        if hasBlob(sha) { return .committed }
+        guard let progress = try readProgress(manifest) else { return .incomplete(missing: Array(0..<manifest.chunkCount)) }
+        let missing = (0..<manifest.chunkCount).filter { !isReceived(progress, $0, of: manifest) }
+        guard missing.isEmpty else { return .incomplete(missing: missing) }
+        try claim(sha)
+        defer { release(sha) }
+        let descriptor = open(dataPath(sha), O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else { throw BlobError("cannot read the upload of \(sha): \(String(cString: strerror(errno)))") }
+        var closed = false
+        defer { if !closed { close(descriptor) } }
+        // One pass: every chunk and the whole file hashed from what is on disk (spec 19.4).
+        var whole = SHA256()
+        var bad: [Int] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: manifest.chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        for index in 0..<manifest.chunkCount {
+            let length = manifest.length(ofChunk: index)
+            let got = try FileDigester.readFully(descriptor, into: buffer, count: length, at: manifest.offset(ofChunk: index))
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            whole.update(bufferPointer: bytes)
+            if got != length || Digest.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
+        }
+        if !bad.isEmpty {
+            for index in bad { try writeProgress(sha, index: index, received: 0) }
+            return .mismatch(chunks: bad)
+        }
+        guard Digest.hex(whole.finalize()) == sha else {
+            // Every chunk matches its listed hash, yet the whole does not: the manifest lied.
+            try? FileManager.default.removeItem(atPath: dataPath(sha))
+            try? FileManager.default.removeItem(atPath: progressPath(sha))
+            throw BlobError(.mismatch, "the chunks match the manifest but the file's SHA-256 is not \(sha): the manifest is wrong")
+        }
+        guard fsync(descriptor) == 0 else { throw BlobError("cannot flush the upload of \(sha) to disk") }
+        close(descriptor)
+        closed = true
+        let folder = "\(root)/objects/\(sha.prefix(2))"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(dataPath(sha), 0o400)
+        guard rename(dataPath(sha), objectPath(sha)) == 0 else {
+            throw BlobError("cannot store the blob \(sha): \(String(cString: strerror(errno)))")
+        }
+        Self.syncFolder(folder)
+        try? FileManager.default.removeItem(atPath: progressPath(sha))
+        return .committed
+    }
+
+    /// fsync of a folder, so that a rename in it survives a crash.
+    static func syncFolder(_ path: String) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
+    }
+
+    public func readChunk(_ index: Int, of manifest: AttachmentManifest) async throws -> [UInt8] {
+        guard (0..<manifest.chunkCount).contains(index) else { throw BlobError(.notFound, "chunk \(index) is not in the manifest") }
+        let descriptor = open(objectPath(manifest.sha256), O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw BlobError(.notFound, "the central node holds no complete copy of \(manifest.sha256)") }
+        defer { close(descriptor) }
+        let length = manifest.length(ofChunk: index)
+        var bytes = [UInt8](repeating: 0, count: length)
+        let got = try bytes.withUnsafeMutableBytes {
+            try FileDigester.readFully(descriptor, into: $0, count: length, at: manifest.offset(ofChunk: index))
+        }
+        guard got == length else { throw BlobError("the blob \(manifest.sha256) is shorter than its manifest says: run `fieldsync verify`") }
+        return bytes
+    }
+
+    public func expireUploads(untouchedSince cutoff: Double) async throws -> [String] {
+        let folder = root + "/uploads"
+        var expired: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".progress") {
+            let sha = String(name.dropLast(".progress".count))
+            // Data and progress are both written by every chunk; the later of the two counts.
+            let times = [dataPath(sha), progressPath(sha)].compactMap { path -> Double? in
+                var info = stat()
+                return stat(path, &info) == 0 ? Double(info.st_mtim.tv_sec) : nil
+            }
+            guard let touched = times.max(), touched < cutoff, busy.withLock({ !$0.contains { $0.hasPrefix(sha) } }) else { continue }
+            try? FileManager.default.removeItem(atPath: dataPath(sha))
+            try? FileManager.default.removeItem(atPath: progressPath(sha))
+            expired.append(sha)
+        }
+        return expired
+    }
+
+    public func verifyAll() async throws -> BlobVerification {
+        var result = BlobVerification()
+        let objects = root + "/objects"
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * 1024 * 1024, alignment: 16)
+        defer { buffer.deallocate() }
+        for folder in ((try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? []).sorted() {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: "\(objects)/\(folder)")) ?? []).sorted() where Revision.isHash(name) {
+                let descriptor = open("\(objects)/\(folder)/\(name)", O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else {
+                    result.damaged.append(name)
+                    continue
+                }
+                var hasher = SHA256()
+                while true {
+                    let got = (try? FileDigester.readFully(descriptor, into: buffer, count: buffer.count)) ?? -1
+                    if got <= 0 { break }
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+                    result.bytes += Int64(got)
+                }
+                close(descriptor)
+                result.checked += 1
+                if Digest.hex(hasher.finalize()) != name { result.damaged.append(name) }
+            }
+        }
+        return result
+    }
+}
+
+/// One chunk written into an upload's data file, its hash checked as the bytes stream in.
+/// `@unchecked Sendable`: one request owns it; the storage's claim keeps others off the chunk.
+final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
+    let storage: FileBlobStorage
+    let manifest: AttachmentManifest
+    let index: Int
+    private let descriptor: Int32
+    private var hasher = SHA256()
+    private var received: Int
+    private var done = false
+
+    init(storage: FileBlobStorage, manifest: AttachmentManifest, index: Int, offset: Int) throws {
+        self.storage = storage
+        self.manifest = manifest
+        self.index = index
+        self.received = offset
+        descriptor = open(storage.dataPath(manifest.sha256), O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else { throw BlobError("cannot write the upload of \(manifest.sha256): \(String(cString: strerror(errno)))") }
+        // A resumed chunk: its first bytes are read back, so the hash covers the whole chunk.
+        if offset > 0 {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: offset, alignment: 16)
+            defer { buffer.deallocate() }
+            let got = try FileDigester.readFully(descriptor, into: buffer, count: offset, at: manifest.offset(ofChunk: index))
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+        }
+    }
+
+    deinit {
+        close(descriptor)
+        if !done { storage.finishedChunk(self) }
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        guard received + bytes.count <= manifest.length(ofChunk: index) else {
+            throw BlobError(.tooLarge, "chunk \(index) has \(manifest.length(ofChunk: index)) bytes; more were sent")
+        }
+        try FileDigester.writeFully(descriptor, bytes, at: manifest.offset(ofChunk: index) + Int64(received))
+        hasher.update(bufferPointer: bytes)
+        received += bytes.count
+        try storage.writeProgress(manifest.sha256, index: index, received: received)
+    }
+
+    func finish() throws {
+        defer {
+            done = true
+            storage.finishedChunk(self)
+        }
+        let length = manifest.length(ofChunk: index)
+        guard received == length else {
+            throw BlobError(.offset(received: received), "chunk \(index): \(received) of its \(length) bytes arrived")
+        }
+        guard Digest.hex(hasher.finalize()) == manifest.chunks[index] else {
+            try? storage.writeProgress(manifest.sha256, index: index, received: 0)
+            throw BlobError(.mismatch, "chunk \(index)'s bytes do not hash to \(manifest.chunks[index]) (the manifest's); it was dropped")
+        }
+        if length == 0 { try storage.writeProgress(manifest.sha256, index: index, received: Int(UInt32.max)) }
+    }
+
+    func abandon() {
+        done = true
+        storage.finishedChunk(self)
+    }
+}
