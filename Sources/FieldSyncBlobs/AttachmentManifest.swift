@@ -33,7 +33,7 @@ public struct AttachmentManifest: Hashable, Sendable {
     public var canonicalBytes: [UInt8] { json.canonicalBytes }
 
     /// The manifest's address: the hex SHA-256 of its canonical bytes.
-    public var hash: String { Digest.hex(of: canonicalBytes) }
+    public var hash: String { ContentHash.hex(of: canonicalBytes) }
 
     /// The `content` register value that references this manifest.
     public var content: AttachmentContent { AttachmentContent(size: size, chunkSize: chunkSize, manifest: hash) }
@@ -62,7 +62,9 @@ public struct AttachmentManifest: Hashable, Sendable {
         }
         let chunks = items.compactMap(\.stringValue).filter(Revision.isHash)
         guard chunks.count == items.count, chunks.count == AttachmentContent.chunkCount(size: size, chunkSize: Int(chunk)) else {
-            throw ManifestError("the manifest lists \(items.count) chunk hashes; \(size) bytes in chunks of \(chunk) make \(AttachmentContent.chunkCount(size: size, chunkSize: Int(chunk)))")
+            throw ManifestError(
+                "the manifest lists \(items.count) chunk hashes; \(size) bytes in chunks of \(chunk) make \(AttachmentContent.chunkCount(size: size, chunkSize: Int(chunk)))"
+            )
         }
         self.init(sha256: sha, size: size, chunkSize: Int(chunk), chunks: chunks)
         guard canonicalBytes == bytes else { throw ManifestError("the manifest is not in canonical form (spec 3)") }
@@ -76,7 +78,7 @@ public struct ManifestError: Error, Sendable, CustomStringConvertible {
 }
 
 /// SHA-256 in the written form the protocol uses: 64 lowercase hex digits.
-public enum Digest {
+public enum ContentHash {
     public static func hex(of bytes: some Sequence<UInt8>) -> String {
         var hasher = SHA256()
         hasher.update(data: Array(bytes))

@@ -18,7 +18,8 @@ public final class FileBlobStorage: BlobStorage {
         self.root = root
         for folder in [root, root + "/objects", root + "/uploads"] {
             do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try FileManager.default.createDirectory(
+                    atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch { throw BlobError("cannot create the blob folder \(folder): \(error.localizedDescription)") }
         }
     }
@@ -78,7 +79,9 @@ public final class FileBlobStorage: BlobStorage {
     public func openChunk(_ index: Int, of manifest: AttachmentManifest, at offset: Int) async throws -> any ChunkUpload {
         let sha = manifest.sha256
         guard (0..<manifest.chunkCount).contains(index) else { throw BlobError(.notFound, "chunk \(index) is not in the manifest") }
-        guard !hasBlob(sha) else { throw BlobError(.offset(received: manifest.length(ofChunk: index)), "the central node already holds this attachment") }
+        guard !hasBlob(sha) else {
+            throw BlobError(.offset(received: manifest.length(ofChunk: index)), "the central node already holds this attachment")
+        }
         try claim("\(sha)/\(index)")
         do {
             if readProgressOrNil(sha) == nil { try startUpload(manifest) }
@@ -102,9 +105,13 @@ public final class FileBlobStorage: BlobStorage {
         let data = open(dataPath(sha), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard data >= 0 else { throw BlobError("cannot start an upload in \(root): \(String(cString: strerror(errno)))") }
         defer { close(data) }
-        guard ftruncate(data, off_t(manifest.size)) == 0 else { throw BlobError("cannot size the upload of \(sha): \(String(cString: strerror(errno)))") }
+        guard ftruncate(data, off_t(manifest.size)) == 0 else {
+            throw BlobError("cannot size the upload of \(sha): \(String(cString: strerror(errno)))")
+        }
         let temporary = progressPath(sha) + ".new"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(count: manifest.chunkCount * 4), attributes: [.posixPermissions: 0o600]),
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(count: manifest.chunkCount * 4), attributes: [.posixPermissions: 0o600]),
             rename(temporary, progressPath(sha)) == 0
         else { throw BlobError("cannot start an upload in \(root)") }
     }
@@ -133,13 +140,13 @@ public final class FileBlobStorage: BlobStorage {
             let got = try FileDigester.readFully(descriptor, into: buffer, count: length, at: manifest.offset(ofChunk: index))
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
             whole.update(bufferPointer: bytes)
-            if got != length || Digest.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
+            if got != length || ContentHash.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
         }
         if !bad.isEmpty {
             for index in bad { try writeProgress(sha, index: index, received: 0) }
             return .mismatch(chunks: bad)
         }
-        guard Digest.hex(whole.finalize()) == sha else {
+        guard ContentHash.hex(whole.finalize()) == sha else {
             // Every chunk matches its listed hash, yet the whole does not: the manifest lied.
             try? FileManager.default.removeItem(atPath: dataPath(sha))
             try? FileManager.default.removeItem(atPath: progressPath(sha))
@@ -177,7 +184,9 @@ public final class FileBlobStorage: BlobStorage {
         let got = try bytes.withUnsafeMutableBytes {
             try FileDigester.readFully(descriptor, into: $0, count: length, at: manifest.offset(ofChunk: index))
         }
-        guard got == length else { throw BlobError("the blob \(manifest.sha256) is shorter than its manifest says: run `fieldsync verify`") }
+        guard got == length else {
+            throw BlobError("the blob \(manifest.sha256) is shorter than its manifest says: run `fieldsync verify`")
+        }
         return bytes
     }
 
@@ -205,7 +214,8 @@ public final class FileBlobStorage: BlobStorage {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * 1024 * 1024, alignment: 16)
         defer { buffer.deallocate() }
         for folder in ((try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? []).sorted() {
-            for name in ((try? FileManager.default.contentsOfDirectory(atPath: "\(objects)/\(folder)")) ?? []).sorted() where Revision.isHash(name) {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: "\(objects)/\(folder)")) ?? []).sorted()
+            where Revision.isHash(name) {
                 let descriptor = open("\(objects)/\(folder)/\(name)", O_RDONLY | O_CLOEXEC)
                 guard descriptor >= 0 else {
                     result.damaged.append(name)
@@ -220,7 +230,7 @@ public final class FileBlobStorage: BlobStorage {
                 }
                 close(descriptor)
                 result.checked += 1
-                if Digest.hex(hasher.finalize()) != name { result.damaged.append(name) }
+                if ContentHash.hex(hasher.finalize()) != name { result.damaged.append(name) }
             }
         }
         return result
@@ -278,7 +288,7 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         guard received == length else {
             throw BlobError(.offset(received: received), "chunk \(index): \(received) of its \(length) bytes arrived")
         }
-        guard Digest.hex(hasher.finalize()) == manifest.chunks[index] else {
+        guard ContentHash.hex(hasher.finalize()) == manifest.chunks[index] else {
             try? storage.writeProgress(manifest.sha256, index: index, received: 0)
             throw BlobError(.mismatch, "chunk \(index)'s bytes do not hash to \(manifest.chunks[index]) (the manifest's); it was dropped")
         }

@@ -33,7 +33,7 @@ public enum FileDigester {
             guard got == wanted else { throw BlobError("\(path) changed while it was read (it is shorter than it was)") }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
             whole.update(bufferPointer: bytes)
-            let hash = Digest.hex(of: bytes)
+            let hash = ContentHash.hex(of: bytes)
             hashes.append(hash)
             try chunk(index, bytes, hash)
             total += Int64(got)
@@ -42,11 +42,12 @@ public enum FileDigester {
         guard try readFully(descriptor, into: buffer, count: 1) == 0 else {
             throw BlobError("\(path) changed while it was read (it grew)")
         }
-        return AttachmentManifest(sha256: Digest.hex(whole.finalize()), size: size, chunkSize: chunkSize, chunks: hashes)
+        return AttachmentManifest(sha256: ContentHash.hex(whole.finalize()), size: size, chunkSize: chunkSize, chunks: hashes)
     }
 
     /// Reads until `count` bytes or the end of the file; returns how many were read.
-    public static func readFully(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, count: Int, at offset: Int64? = nil) throws
+    public static func readFully(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, count: Int, at offset: Int64? = nil)
+        throws
         -> Int
     {
         var done = 0

@@ -25,7 +25,7 @@ public struct FieldSyncCommand: AsyncParsableCommand {
             StatusCommand.self, ConflictsCommand.self, ResolveCommand.self, BundleCommand.self, SyncCommand.self, ServeCommand.self,
             EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self, ExportCommand.self,
             ImportCommand.self, VerifyCommand.self, BackupCommand.self, UnlockCommand.self, LockCommand.self, PassphraseCommand.self,
-            WipeCommand.self, EncryptCommand.self, AgentCommand.self,
+            WipeCommand.self, EncryptCommand.self, AgentCommand.self, AttachmentCommand.self, AttachCommand.self,
         ])
 
     public init() {}

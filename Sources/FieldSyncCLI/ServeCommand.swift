@@ -1,4 +1,5 @@
 import ArgumentParser
+import FieldSyncBlobs
 import FieldSyncClient
 import FieldSyncCore
 import FieldSyncProtocol
@@ -33,8 +34,48 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "PEM")) var tlsKey: String?
     @Flag(help: "Record client addresses in the audit log (off by default: a seized server must not show who synced from where).")
     var logAddresses = false
+    @Option(help: ArgumentHelp("Where attachment bytes are kept (default: beside the store, STORE.blobs).", valueName: "DIR"))
+    var blobs: String?
+    @Option(help: ArgumentHelp("The largest attachment accepted: bytes, or 500MiB, 16GiB…", valueName: "SIZE"))
+    var maxAttachmentSize = "16GiB"
+    @Option(help: ArgumentHelp("Attachment bytes each account may store (default: no quota).", valueName: "SIZE"))
+    var attachmentQuota: String?
+    @Option(help: ArgumentHelp("Drop uploads nobody touched for this long: 7d, 12h, 90m (default 7d).", valueName: "DURATION"))
+    var uploadExpiry = "7d"
+
+    /// `1024`, `500MiB`, `16GiB`, `2TB`…: binary or decimal units, bytes when none.
+    static func bytes(_ text: String, option: String) throws -> Int64 {
+        let units: [(String, Int64)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40), ("KB", 1000), ("MB", 1_000_000),
+            ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40), ("B", 1),
+        ]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let (digits, factor) = units.first { trimmed.hasSuffix($0.0) }.map { (String(trimmed.dropLast($0.0.count)), $0.1) } ?? (trimmed, 1)
+        guard let count = Int64(digits.trimmingCharacters(in: .whitespaces)), count > 0, count <= Int64.max / factor else {
+            throw ValidationError("\(option) \(text): give a size such as 1073741824, 500MiB or 16GiB")
+        }
+        return count * factor
+    }
+
+    /// `7d`, `12h`, `90m`, `30s` or seconds.
+    static func seconds(_ text: String, option: String) throws -> Double {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var digits = Substring(text)
+        var unit: Double = 1
+        if let last = text.last, let factor = units[last] {
+            unit = factor
+            digits = text.dropLast()
+        }
+        guard let count = Double(digits), count > 0 else {
+            throw ValidationError("\(option) \(text): give a duration such as 7d, 12h or 90m")
+        }
+        return count * unit
+    }
 
     func validate() throws {
+        _ = try Self.bytes(maxAttachmentSize, option: "--max-attachment-size")
+        if let attachmentQuota { _ = try Self.bytes(attachmentQuota, option: "--attachment-quota") }
+        _ = try Self.seconds(uploadExpiry, option: "--upload-expiry")
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("give --tls-cert and --tls-key together") }
     }
@@ -66,8 +107,15 @@ struct ServeCommand: AsyncParsableCommand {
         // The key that certifies every enrolled node: documenters may check it with `enroll --server-key`.
         pinLine += "; central node key \(CentralNodeKey.fingerprint(ofPublicKey: try replica.publicKey()))"
         let scheme = tlsCert == nil ? "http" : "https"
+        let blobFolder = blobs ?? path + ".blobs"
+        let blobStorage: FileBlobStorage
+        do { blobStorage = try FileBlobStorage(root: blobFolder) } catch { throw CLIError("cannot use --blobs \(blobFolder): \(error)") }
+        let attachments = AttachmentConfiguration(
+            blobs: blobStorage, maximumSize: try Self.bytes(maxAttachmentSize, option: "--max-attachment-size"),
+            quota: try attachmentQuota.map { try Self.bytes($0, option: "--attachment-quota") },
+            uploadExpiry: try Self.seconds(uploadExpiry, option: "--upload-expiry"))
         let configuration = ServerConfiguration(
-            host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses)
+            host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses, attachments: attachments)
         do { _ = try configuration.tlsConfiguration() } catch {
             throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
         }

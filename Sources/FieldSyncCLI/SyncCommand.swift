@@ -24,7 +24,17 @@ struct SyncCommand: AsyncParsableCommand {
     @Option(help: "The central node's URL (overrides the one given to init).") var server: String?
     @Option(help: "How often to retry a transient network error, with backoff.") var retries = 3
     @Option(help: "Revisions per batch (1 to 1000).") var batchSize = 500
+    @Option(
+        help: ArgumentHelp(
+            "Attachments: upload (send what the central node lacks, fetch nothing), all (also fetch every attachment this replica lacks) or none.",
+            valueName: "MODE"))
+    var attachments: AttachmentMode = .upload
     @Flag(help: "Print the summary as JSON.") var json = false
+
+    /// What `sync` does with attachment bytes after the revisions.
+    enum AttachmentMode: String, ExpressibleByArgument, CaseIterable {
+        case upload, all, none
+    }
 
     func validate() throws {
         guard retries >= 0, retries <= 100 else { throw ValidationError("--retries must be from 0 to 100") }
@@ -63,12 +73,37 @@ struct SyncCommand: AsyncParsableCommand {
                     break
                 }
             }
-            await transport.shutdown()
         } catch {
             await transport.shutdown()
             if interactive { FileHandle.standardError.write(Data("\r".utf8)) }
             throw CLIError("sync with \(url) failed: \(error)")
         }
+        // Revisions first, then bytes: the central node accepts only bytes a revision references.
+        var moved = AttachmentTransfer.Report()
+        if attachments != .none {
+            let transfer = AttachmentTransfer(store: store, transport: transport, retries: retries)
+            let meter = ProgressMeter(enabled: interactive)
+            do {
+                if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                moved = try await transfer.uploadAll { _, done, total in meter.show("uploaded", done, total) }
+                if attachments == .all {
+                    let fetched = try await transfer.downloadAll { _, done, total in meter.show("fetched", done, total) }
+                    moved.downloaded = fetched.downloaded
+                    moved.downloadedBytes = fetched.downloadedBytes
+                    moved.retries += fetched.retries
+                    moved.failed += fetched.failed
+                }
+                meter.end()
+            } catch {
+                meter.end()
+                await transport.shutdown()
+                throw CLIError(
+                    "sync with \(url): the revisions were exchanged, but moving attachments failed: \(error) (run `fieldsync sync` again: it resumes)"
+                )
+            }
+        }
+        await transport.shutdown()
+        for line in moved.failed { FileHandle.standardError.write(Data("fieldsync: attachment \(TerminalText.visible(line))\n".utf8)) }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let duration = (report.durationSeconds * 100).rounded() / 100
         if json {
@@ -84,6 +119,11 @@ struct SyncCommand: AsyncParsableCommand {
             o["released"] = .int(Int64(report.released))
             o["held_back"] = .int(Int64(report.heldBack))
             o["held"] = .int(Int64(try store.status().heldRevisions))
+            o["attachments"] = [
+                "uploaded": .int(Int64(moved.uploaded)), "uploaded_bytes": .int(moved.uploadedBytes),
+                "downloaded": .int(Int64(moved.downloaded)), "downloaded_bytes": .int(moved.downloadedBytes),
+                "receipts": .int(Int64(moved.receipts)), "retries": .int(Int64(moved.retries)), "failed": .int(Int64(moved.failed.count)),
+            ]
             print(JSONValue.object(o).canonicalText)
         } else {
             if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
@@ -117,7 +157,18 @@ struct SyncCommand: AsyncParsableCommand {
                     "still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)"
                 )
             }
+            if moved.uploaded + moved.downloaded + moved.receipts > 0 {
+                print(
+                    "attachments: uploaded \(moved.uploaded) (\(ByteCount.text(moved.uploadedBytes))), fetched \(moved.downloaded) (\(ByteCount.text(moved.downloadedBytes))), \(moved.receipts) receipt\(moved.receipts == 1 ? "" : "s") from the central node"
+                )
+            }
             print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
+        }
+        // Never "success" while an attachment is still missing on the central node.
+        if !moved.failed.isEmpty {
+            throw CLIError(
+                "\(moved.failed.count) attachment\(moved.failed.count == 1 ? " was" : "s were") not moved (see above); keep the local copies and sync again"
+            )
         }
     }
 }

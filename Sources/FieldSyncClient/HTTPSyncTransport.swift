@@ -130,16 +130,31 @@ public final class HTTPSyncTransport: SyncTransport {
     func exchange(method: HTTPMethod, path: String, body: [UInt8]?, headers extra: [(String, String)]) async throws -> (
         Int, JSONValue?, String?
     ) {
+        let (status, bytes, tag) = try await rawExchange(
+            method: method, path: path, body: body.map { ByteBuffer(bytes: $0) }, contentType: "application/json", headers: extra)
+        if status == 304 { return (status, nil, tag) }
+        guard let json = try? JSONValue(parsing: bytes.readableBytesView) else {
+            throw SyncError.badResponse("the body of \(path) is not JSON")
+        }
+        return (status, json, tag)
+    }
+
+    /// One request with any body: the status (2xx; 304 only when asked with If-None-Match), the
+    /// body bytes and the entity tag. 4xx and 5xx become ``SyncError``s (their JSON error body read).
+    func rawExchange(
+        method: HTTPMethod, path: String, body: ByteBuffer?, contentType: String, headers extra: [(String, String)],
+        accept: String = "application/json", limit: Int = maximumResponseBytes
+    ) async throws -> (Int, ByteBuffer, String?) {
         var request = HTTPClientRequest(url: baseURL + path)
         for (name, value) in extra { request.headers.add(name: name, value: value) }
         request.method = method
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
         request.headers.add(name: "Accept-Encoding", value: "gzip")
         if let node { request.headers.add(name: "FieldSync-Node", value: node.rawValue) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(body)
         }
         let status: Int
         let bytes: ByteBuffer
@@ -148,30 +163,30 @@ public final class HTTPSyncTransport: SyncTransport {
             let response = try await client.execute(request, timeout: timeout)
             status = Int(response.status.code)
             tag = response.headers.first(name: "ETag")
-            bytes = try await response.body.collect(upTo: Self.maximumResponseBytes)
+            bytes = try await response.body.collect(upTo: limit)
             let wire =
                 response.headers.first(name: "Content-Encoding") == nil
                 ? nil : response.headers.first(name: "Content-Length").flatMap { Int($0) }
             received.withLock { $0 += wire ?? bytes.readableBytes }
         } catch is NIOTooManyBytesError {
             // Not transient: the same answer would be too large again.
-            throw SyncError.badResponse("the answer to \(path) is larger than \(Self.maximumResponseBytes) bytes")
+            throw SyncError.badResponse("the answer to \(path) is larger than \(limit) bytes")
         } catch  where "\(error)".contains("DecompressionError") {
-            throw SyncError.badResponse("the compressed answer to \(path) is corrupt or inflates beyond \(Self.maximumResponseBytes) bytes")
+            throw SyncError.badResponse("the compressed answer to \(path) is corrupt or inflates beyond \(limit) bytes")
         } catch {
             throw SyncError.transport("cannot reach \(baseURL): \(Self.describe(error))")
         }
-        let json = try? JSONValue(parsing: bytes.readableBytesView)
         switch status {
         case 304 where extra.contains(where: { $0.0 == "If-None-Match" }):
-            return (status, nil, tag)
+            return (status, bytes, tag)
         case 200..<300:
-            guard let json else { throw SyncError.badResponse("the body of \(path) is not JSON") }
-            return (status, json, tag)
+            return (status, bytes, tag)
         case 400..<500:
+            let json = try? JSONValue(parsing: bytes.readableBytesView)
             let error = json.flatMap(ProtocolError.init(json:)) ?? ProtocolError(.malformed, "HTTP \(status) from \(path)")
             throw SyncError.rejected(status: status, error: error)
         default:
+            let json = try? JSONValue(parsing: bytes.readableBytesView)
             let message = json.flatMap(ProtocolError.init(json:))?.message ?? "HTTP \(status) from \(path)"
             throw SyncError.server(status: status, message: message)
         }

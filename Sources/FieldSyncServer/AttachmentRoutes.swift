@@ -71,10 +71,12 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
     func manifest(_ sha: String, _ hash: String) async throws -> AttachmentManifest {
         let references = try await storage.attachmentReferences(sha)
         guard references.contains(where: { $0.manifest == hash }) else {
-            throw ProtocolError(.unreferenced, "no stored revision references attachment \(sha) with manifest \(hash); push the revision first")
+            throw ProtocolError(
+                .unreferenced, "no stored revision references attachment \(sha) with manifest \(hash); push the revision first")
         }
         guard let bytes = try await storage.attachmentManifest(hash: hash) else {
-            throw ProtocolError(.notFound, "the central node has no manifest \(hash) yet; upload it first (PUT /v1/attachments/\(sha)/manifest)")
+            throw ProtocolError(
+                .notFound, "the central node has no manifest \(hash) yet; upload it first (PUT /v1/attachments/\(sha)/manifest)")
         }
         return try AttachmentManifest(bytes: bytes)
     }
@@ -152,7 +154,8 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
         let index = try chunkIndex(context, manifest)
         let offsetText = request.headers[HTTPField.Name("FieldSync-Offset")!] ?? "0"
         guard let offset = Int(offsetText), (0...manifest.length(ofChunk: index)).contains(offset) else {
-            throw ProtocolError(.malformed, "FieldSync-Offset is the byte offset inside the chunk, from 0 to \(manifest.length(ofChunk: index))")
+            throw ProtocolError(
+                .malformed, "FieldSync-Offset is the byte offset inside the chunk, from 0 to \(manifest.length(ofChunk: index))")
         }
         let remaining = manifest.length(ofChunk: index) - offset
         if let length = request.headers[.contentLength].flatMap(Int.init), length > remaining {
@@ -175,7 +178,9 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
             throw error
         }
         do { try upload.finish() } catch let error as BlobError { throw Self.protocolError(error) }
-        return JSONResponse.make(["sha256": .string(manifest.sha256), "chunk": .int(Int64(index)), "received": .int(Int64(remaining + offset))])
+        return JSONResponse.make([
+            "sha256": .string(manifest.sha256), "chunk": .int(Int64(index)), "received": .int(Int64(remaining + offset)),
+        ])
     }
 
     static func protocolError(_ error: BlobError) -> ProtocolError {
@@ -212,7 +217,8 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
         case .committed: break
         case .incomplete(let missing):
             throw ProtocolError(
-                .uploadConflict, "\(missing.count) chunk\(missing.count == 1 ? " is" : "s are") still missing (first: \(missing[0])); send them first")
+                .uploadConflict,
+                "\(missing.count) chunk\(missing.count == 1 ? " is" : "s are") still missing (first: \(missing[0])); send them first")
         case .mismatch(let chunks):
             throw ProtocolError(
                 .chunkMismatch,

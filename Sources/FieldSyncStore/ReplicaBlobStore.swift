@@ -30,7 +30,7 @@ public final class ReplicaBlobStore: @unchecked Sendable {
     public func chunkPath(_ sha256: String, _ index: Int) -> String {
         let name: String
         if let nameKey {
-            name = Digest.hexDigits(HMAC<SHA256>.authenticationCode(for: Array("\(sha256)/\(index)".utf8), using: nameKey))
+            name = ContentHash.hexDigits(HMAC<SHA256>.authenticationCode(for: Array("\(sha256)/\(index)".utf8), using: nameKey))
         } else {
             name = "\(sha256).\(index)"
         }
@@ -48,7 +48,8 @@ public final class ReplicaBlobStore: @unchecked Sendable {
         let folder = (path as NSString).deletingLastPathComponent
         if !FileManager.default.fileExists(atPath: folder) {
             do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try FileManager.default.createDirectory(
+                    atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch { throw BlobError("cannot create \(folder): \(error.localizedDescription)") }
         }
     }
@@ -88,9 +89,10 @@ public final class ReplicaBlobStore: @unchecked Sendable {
     /// Stores chunk `index` of `manifest`, checking its bytes against the manifest first.
     public func store(_ bytes: UnsafeRawBufferPointer, chunk index: Int, of manifest: AttachmentManifest) throws {
         guard (0..<manifest.chunkCount).contains(index), bytes.count == manifest.length(ofChunk: index),
-            Digest.hex(of: bytes) == manifest.chunks[index]
+            ContentHash.hex(of: bytes) == manifest.chunks[index]
         else { throw BlobError(.mismatch, "chunk \(index) of \(manifest.sha256) does not match its manifest") }
-        try writeFile(try fileBytes(of: bytes, hash: manifest.chunks[index], chunkSize: manifest.chunkSize), to: chunkPath(manifest.sha256, index))
+        try writeFile(
+            try fileBytes(of: bytes, hash: manifest.chunks[index], chunkSize: manifest.chunkSize), to: chunkPath(manifest.sha256, index))
     }
 
     /// A chunk's original bytes, checked against the manifest; throws when the file is damaged.
@@ -111,8 +113,9 @@ public final class ReplicaBlobStore: @unchecked Sendable {
             }
             bytes = Array(opened[opened.startIndex..<end])
         }
-        guard bytes.count == manifest.length(ofChunk: index), Digest.hex(of: bytes) == hash else {
-            throw BlobError(.mismatch, "chunk \(index) of attachment \(manifest.sha256) is damaged: its bytes do not hash to the manifest's (\(path))")
+        guard bytes.count == manifest.length(ofChunk: index), ContentHash.hex(of: bytes) == hash else {
+            throw BlobError(
+                .mismatch, "chunk \(index) of attachment \(manifest.sha256) is damaged: its bytes do not hash to the manifest's (\(path))")
         }
         return bytes
     }
@@ -133,7 +136,8 @@ public final class ReplicaBlobStore: @unchecked Sendable {
     public func staging() throws -> StagedChunks {
         let folder = "\(root)/staging-\(UUID().uuidString.lowercased())"
         do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch { throw BlobError("cannot create \(folder): \(error.localizedDescription)") }
         return StagedChunks(store: self, folder: folder)
     }

@@ -50,7 +50,9 @@ extension ReplicaStore {
 
     static func attachmentReferences(_ db: Database, _ sha256: String) throws -> [AttachmentContent] {
         try String.fetchAll(
-            db, sql: "SELECT unseal(content, 'attachment_reference.content/' || sha || '/' || manifest) FROM attachment_reference WHERE sha = keyed(?)",
+            db,
+            sql:
+                "SELECT unseal(content, 'attachment_reference.content/' || sha || '/' || manifest) FROM attachment_reference WHERE sha = keyed(?)",
             arguments: [sha256]
         ).compactMap { text in (try? JSONValue(parsing: text)).flatMap(AttachmentReference.init(json:))?.content }
     }
@@ -58,8 +60,10 @@ extension ReplicaStore {
     /// Every attachment any stored revision referenced.
     public func allAttachmentReferences() throws -> [AttachmentReference] {
         try read { db in
-            try String.fetchAll(db, sql: "SELECT unseal(content, 'attachment_reference.content/' || sha || '/' || manifest) FROM attachment_reference")
-                .compactMap { text in (try? JSONValue(parsing: text)).flatMap(AttachmentReference.init(json:)) }
+            try String.fetchAll(
+                db, sql: "SELECT unseal(content, 'attachment_reference.content/' || sha || '/' || manifest) FROM attachment_reference"
+            )
+            .compactMap { text in (try? JSONValue(parsing: text)).flatMap(AttachmentReference.init(json:)) }
         }
     }
 
@@ -90,7 +94,8 @@ extension ReplicaStore {
             throw StoreError(.invalid, "no revision here references attachment \(manifest.sha256) with manifest \(manifest.hash)")
         }
         try db.execute(
-            sql: "INSERT OR IGNORE INTO attachment_manifest (hash, body) VALUES (keyed(?1), seal(?2, 'attachment_manifest.body/' || keyed(?1)))",
+            sql:
+                "INSERT OR IGNORE INTO attachment_manifest (hash, body) VALUES (keyed(?1), seal(?2, 'attachment_manifest.body/' || keyed(?1)))",
             arguments: [manifest.hash, String(decoding: manifest.canonicalBytes, as: UTF8.self)])
     }
 

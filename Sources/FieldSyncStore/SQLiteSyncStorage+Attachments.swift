@@ -45,7 +45,8 @@ extension SQLiteSyncStorage: AttachmentStorage {
                 }
             }
             try db.execute(
-                sql: "INSERT INTO attachment_upload (sha, account, size, started) VALUES (?, ?, ?, ?)", arguments: [sha256, account, size, now])
+                sql: "INSERT INTO attachment_upload (sha, account, size, started) VALUES (?, ?, ?, ?)",
+                arguments: [sha256, account, size, now])
         }
     }
 
@@ -58,7 +59,8 @@ extension SQLiteSyncStorage: AttachmentStorage {
             let receipt = try AttachmentReceipt.issue(
                 sha256: sha256, size: size, manifest: manifest, received: now, node: node, account: account, by: ReplicaStore.deviceKey(db))
             try db.execute(
-                sql: "INSERT INTO attachment_receipt (sha, body, account, size) VALUES (keyed(?1), seal(?2, 'attachment_receipt.body/' || keyed(?1)), ?3, ?4)",
+                sql:
+                    "INSERT INTO attachment_receipt (sha, body, account, size) VALUES (keyed(?1), seal(?2, 'attachment_receipt.body/' || keyed(?1)), ?3, ?4)",
                 arguments: [sha256, receipt.json.canonicalText, account, size])
             try db.execute(sql: "DELETE FROM attachment_upload WHERE sha = ?", arguments: [sha256])
             return receipt
