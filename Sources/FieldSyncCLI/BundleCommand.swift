@@ -68,10 +68,16 @@ struct BundleExportCommand: AsyncParsableCommand {
             Examples:
               fieldsync bundle export --out /media/usb/rima.bundle
               fieldsync bundle export --out to-omar.bundle --lacking from-omar.bundle   # only what Omar lacks
+              fieldsync bundle export --out /media/usb/rima.bundle --with-attachments   # and rima.bundle.attachments/
             """)
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "The bundle file to write.") var out: String
+    @Flag(
+        help:
+            "Also write the attachment bytes this replica holds, in BUNDLE.attachments/ (parts of at most 1 GiB, sealed like the bundle)."
+    )
+    var withAttachments = false
     @Option(help: ArgumentHelp("A bundle written by the peer: export only the revisions it lacks.", valueName: "BUNDLE"))
     var lacking: String?
     @Option(help: ArgumentHelp("A file whose first line is the bundle passphrase (seals the bundle).", valueName: "FILE"))
@@ -98,14 +104,22 @@ struct BundleExportCommand: AsyncParsableCommand {
         let keys = Set(revisions.map(\.dot.node)).compactMap { directory[$0] }
         let bundle = BundleFile(
             from: identity.node, knowledge: try store.knowledge(), revisions: revisions, created: nowMilliseconds(), keys: keys)
-        if let passphrase {
-            try Self.writeAtomically(SealedBundle.seal(bundle.fileBytes, passphrase: passphrase, kdf: .calibrated()), to: out)
+        let kdf = passphrase == nil ? nil : PassphraseKDF.calibrated()
+        if let passphrase, let kdf {
+            try Self.writeAtomically(SealedBundle.seal(bundle.fileBytes, passphrase: passphrase, kdf: kdf), to: out)
         } else {
             try Self.writeAtomically(bundle.fileBytes, to: out)
         }
         print(
             "wrote \(revisions.count) revision\(revisions.count == 1 ? "" : "s") to \(out) (\(passphrase == nil ? "plaintext: anyone who finds it can read it" : "sealed under the bundle passphrase"))"
         )
+        if withAttachments {
+            let sealing = try passphrase.map { passphrase in try BundleAttachments.sealing(passphrase: passphrase, kdf: kdf!) }
+            let written = try BundleAttachments.export(from: store, to: out + BundleAttachments.suffix, sealing: sealing)
+            print(
+                "wrote \(written.chunks) chunk\(written.chunks == 1 ? "" : "s") of \(written.attachments) attachment\(written.attachments == 1 ? "" : "s") (\(ByteCount.text(written.bytes))) in \(written.parts) part\(written.parts == 1 ? "" : "s") to \(out + BundleAttachments.suffix)/"
+            )
+        }
     }
 
     /// Writes to a temporary file beside `path`, then renames it, so a crash never leaves half a bundle.
@@ -136,11 +150,17 @@ struct BundleImportCommand: AsyncParsableCommand {
     @Argument(help: "The bundle file.") var file: String
     @Option(help: ArgumentHelp("A file whose first line is the bundle's passphrase (for a sealed bundle).", valueName: "FILE"))
     var bundlePassphraseFile: String?
+    @Option(
+        help: ArgumentHelp(
+            "The bundle's attachment folder (default: BUNDLE.attachments beside it, when present). Any subset of its parts imports.",
+            valueName: "DIR"))
+    var attachments: String?
     @Flag(help: "Print the outcome as JSON.") var json = false
 
     func run() async throws {
         let store = try storeOptions.open()
-        let bundle = try Self.read(file, passphraseFile: bundlePassphraseFile)
+        var passphrase: String?
+        let bundle = try Self.read(file, passphraseFile: bundlePassphraseFile, passphrase: &passphrase)
         // A bundle's claims about who a key belongs to, or its role, are not trusted: only the key.
         let keys = bundle.keys.map { KeyEntry(node: $0.node, publicKey: $0.publicKey, certificate: $0.certificate) }
         let enrolled = try store.enrolment() != nil
@@ -176,9 +196,28 @@ struct BundleImportCommand: AsyncParsableCommand {
                     "this bundle holds other revisions under this replica's own node \(node), but not where the two histories part; import a full bundle (without --lacking) of the other copy to re-mint"
             }
         }
+        // Bytes after revisions: a chunk is kept only when a signed revision references its manifest.
+        let folder = attachments ?? file + BundleAttachments.suffix
+        var imported = BundleAttachments.Imported()
+        if attachments != nil || FileManager.default.fileExists(atPath: folder) {
+            guard FileManager.default.fileExists(atPath: folder) else { throw CLIError("no attachment folder at \(folder)") }
+            imported = try BundleAttachments.importParts(
+                from: folder, into: store,
+                passphrase: { () throws -> String in
+                    if let passphrase { return passphrase }
+                    let asked = try Self.askPassphrase(for: folder, passphraseFile: bundlePassphraseFile)
+                    passphrase = asked
+                    return asked
+                })
+        }
         if json {
             print(
                 JSONValue.object([
+                    "attachments": [
+                        "chunks": .int(Int64(imported.chunks)), "bytes": .int(imported.bytes), "complete": .int(Int64(imported.completed)),
+                        "partial": .int(Int64(imported.partial)), "ignored": .int(Int64(imported.ignored)),
+                        "damaged": .int(Int64(imported.damaged)),
+                    ],
                     "new": .int(Int64(outcome.accepted)), "known": .int(Int64(outcome.duplicates)),
                     "new_conflicts": .int(Int64(outcome.newConflicts)), "set_aside": .int(Int64(outcome.setAside)),
                     "reminted": .int(Int64(reminted)), "held": .int(Int64(outcome.held.count)),
@@ -200,6 +239,12 @@ struct BundleImportCommand: AsyncParsableCommand {
                 )
             }
             if let forkNote { print(forkNote) }
+            if imported.chunks + imported.ignored + imported.damaged > 0 || imported.completed + imported.partial > 0 {
+                print(imported.summary)
+            }
+        }
+        if !imported.problems.isEmpty {
+            for problem in imported.problems { FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(problem))\n".utf8)) }
         }
     }
 
@@ -219,17 +264,23 @@ struct BundleImportCommand: AsyncParsableCommand {
     }
 
     static func read(_ path: String, passphraseFile: String?) throws -> BundleFile {
+        var passphrase: String?
+        return try read(path, passphraseFile: passphraseFile, passphrase: &passphrase)
+    }
+
+    static func askPassphrase(for path: String, passphraseFile: String?) throws -> String {
+        if let passphraseFile { return try ReplicaKeys.read(passphraseFile: passphraseFile) }
+        if let typed = try Terminal.ask("Bundle passphrase for \(path): ") { return typed }
+        throw CLIError("\(path) is sealed: give its bundle passphrase (--bundle-passphrase-file FILE); nothing was imported")
+    }
+
+    /// Reads a bundle; `passphrase` is set to the bundle passphrase when it was asked for.
+    static func read(_ path: String, passphraseFile: String?, passphrase asked: inout String?) throws -> BundleFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
         var bytes = Array(data)
         if SealedBundle.isSealed(bytes) {
-            let passphrase: String
-            if let passphraseFile {
-                passphrase = try ReplicaKeys.read(passphraseFile: passphraseFile)
-            } else if let typed = try Terminal.ask("Bundle passphrase for \(path): ") {
-                passphrase = typed
-            } else {
-                throw CLIError("\(path) is a sealed bundle: give its passphrase (--bundle-passphrase-file FILE); nothing was imported")
-            }
+            let passphrase = try askPassphrase(for: path, passphraseFile: passphraseFile)
+            asked = passphrase
             do { bytes = try SealedBundle.open(bytes, passphrase: passphrase, file: path) } catch let error as VaultError {
                 throw CLIError("\(error.message); nothing was imported")
             }

@@ -267,7 +267,7 @@ public struct KeyFile: Sendable {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    static func randomBytes(_ count: Int) -> [UInt8] {
+    public static func randomBytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
