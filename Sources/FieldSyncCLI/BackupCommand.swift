@@ -22,6 +22,7 @@ struct BackupCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: ArgumentHelp("The file to write; it must not exist yet.", valueName: "FILE")) var out: String
+    @Flag(help: "Leave the attachment bytes (STORE.blobs) out of the copy.") var withoutAttachments = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
@@ -36,6 +37,15 @@ struct BackupCommand: AsyncParsableCommand {
             let keys = try KeyFile.read(at: storeOptions.keys.keyFilePath)
             try SecureFile.writeAtomically(keys.bytes, to: KeyFile.path(forStore: out))
         }
+        // Attachment bytes go too (FILE.blobs, sealed as they are): a restore without them would
+        // keep the references and lose the evidence.
+        var copiedBlobs = false
+        if !withoutAttachments, FileManager.default.fileExists(atPath: store.blobs.root) {
+            do { try FileManager.default.copyItem(atPath: store.blobs.root, toPath: out + ".blobs") } catch {
+                throw CLIError("wrote \(out), but cannot copy the attachments to \(out).blobs: \(error.localizedDescription)")
+            }
+            copiedBlobs = true
+        }
         let copy = try ReplicaStore.open(at: out, key: key)
         let status = try copy.status()
         try copy.close()
@@ -43,11 +53,11 @@ struct BackupCommand: AsyncParsableCommand {
             print(
                 JSONValue.object([
                     "store": .string(store.path), "out": .string(out), "revisions": .int(Int64(status.revisions)),
-                    "records": .int(Int64(status.records + status.deletedRecords)),
+                    "records": .int(Int64(status.records + status.deletedRecords)), "attachments": .bool(copiedBlobs),
                 ]).canonicalText)
         } else {
             print(
-                "wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records (a backup of \(store.path))"
+                "wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records\(copiedBlobs ? ", attachments in \(out).blobs" : "") (a backup of \(store.path))"
             )
         }
     }

@@ -33,8 +33,11 @@ struct WipeCommand: AsyncParsableCommand {
             let unsynced =
                 (try? ReplicaStore.unsyncedRevisions(at: path)).map { "\($0) revision\($0 == 1 ? "" : "s")" }
                 ?? "an unknown number of revisions"
+            let attachments =
+                (try? ReplicaStore.unreceiptedAttachments(at: path)).map { "\($0) attachment\($0 == 1 ? "" : "s")" }
+                ?? "an unknown number of attachments"
             FileHandle.standardError.write(
-                Data("\(path): \(unsynced) and 0 attachments have not reached the central node and will be lost.\n".utf8))
+                Data("\(path): \(unsynced) and \(attachments) have not reached the central node and will be lost.\n".utf8))
             guard try Terminal.confirm("Type wipe to destroy the replica: ", expecting: "wipe") else {
                 throw CLIError("not wiped: confirm on a terminal, or give --yes")
             }
@@ -51,6 +54,18 @@ struct WipeCommand: AsyncParsableCommand {
         files += ["", "-journal"].map { path + ".encrypting" + $0 }
         for file in files where FileManager.default.fileExists(atPath: file) {
             if sealed || file.contains(".encrypting") { unlink(file) } else { SecureFile.shredAndRemove(file) }
+        }
+        // Attachment chunks: sealed under the destroyed key in an encrypted replica (only
+        // unlinked, as the file is), overwritten first in a plaintext one.
+        let blobs = path + ".blobs"
+        if let walker = FileManager.default.enumerator(atPath: blobs) {
+            for case let name as String in walker {
+                let file = "\(blobs)/\(name)"
+                var info = stat()
+                guard stat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+                if encrypted && sealed { unlink(file) } else { SecureFile.shredAndRemove(file) }
+            }
+            try? FileManager.default.removeItem(atPath: blobs)
         }
         print(
             encrypted && sealed

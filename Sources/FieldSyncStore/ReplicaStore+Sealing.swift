@@ -38,6 +38,26 @@ extension ReplicaStore {
         } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
     }
 
+    /// How many attachments kept at `path` have no receipt from the central node: what `wipe` would
+    /// lose. Needs no key (the hash columns are compared, never read).
+    public static func unreceiptedAttachments(at path: String) throws -> Int {
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path)
+        } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+        defer { try? queue.close() }
+        do {
+            return try queue.read { db in
+                let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'attachment_local')") ?? false
+                guard exists else { return 0 }
+                return try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM attachment_local l WHERE NOT EXISTS (SELECT 1 FROM attachment_receipt r WHERE r.sha = l.sha)"
+                ) ?? 0
+            }
+        } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+    }
+
     /// Whether the replica at `path` is sealed (it has a `sealing` row); nil when the file cannot be
     /// read as a replica. Needs no key.
     public static func isSealed(at path: String) -> Bool? {

@@ -1,3 +1,4 @@
+import FieldSyncBlobs
 import FieldSyncClient
 import FieldSyncProtocol
 import FieldSyncServer
@@ -15,7 +16,11 @@ public final class LiveServer: Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// Starts a server over the store at `path` (created when missing) and waits until it listens.
-    public static func start(storePath: String) async throws -> LiveServer {
+    /// Attachment bytes go to `STORE.blobs`, with the given limits.
+    public static func start(
+        storePath: String, maximumAttachmentSize: Int64 = AttachmentConfiguration.defaultMaximumSize, attachmentQuota: Int64? = nil,
+        uploadExpiry: Double = AttachmentConfiguration.defaultUploadExpiry
+    ) async throws -> LiveServer {
         let store =
             FileManager.default.fileExists(atPath: storePath)
             ? try ReplicaStore.open(at: storePath, access: .pool)
@@ -24,7 +29,12 @@ public final class LiveServer: Sendable {
         logger.logLevel = .warning
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let app = try buildApplication(
-            storage: SQLiteSyncStorage(replica: store), configuration: ServerConfiguration(host: "127.0.0.1", port: 0), logger: logger
+            storage: SQLiteSyncStorage(replica: store),
+            configuration: ServerConfiguration(
+                host: "127.0.0.1", port: 0,
+                attachments: AttachmentConfiguration(
+                    blobs: try FileBlobStorage(root: storePath + ".blobs"), maximumSize: maximumAttachmentSize, quota: attachmentQuota,
+                    uploadExpiry: uploadExpiry)), logger: logger
         ) { port in
             portContinuation.yield(port)
         }

@@ -1,0 +1,120 @@
+import FieldSyncBlobs
+import FieldSyncCore
+import FieldSyncTestSupport
+import Foundation
+import Testing
+
+/// The central node's blob folder: uploads resumed below the chunk, hashes checked while streaming
+/// and again at commit, write-once blobs, expiry and bit-rot checks (spec 19.4, 19.5).
+@Suite struct FileBlobStorageTests {
+    let dir: TemporaryDirectory
+    let storage: FileBlobStorage
+    let bytes = AttachmentManifestTests.pattern((2 << 20) + 1000)
+    let manifest: AttachmentManifest
+
+    init() throws {
+        dir = try TemporaryDirectory("blobs")
+        storage = try FileBlobStorage(root: dir.file("blobs"))
+        let path = dir.file("file")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        manifest = try FileDigester.digest(file: path)
+    }
+
+    func chunk(_ index: Int) -> [UInt8] {
+        Array(bytes[Int(manifest.offset(ofChunk: index))..<Int(manifest.offset(ofChunk: index)) + manifest.length(ofChunk: index)])
+    }
+
+    func send(_ index: Int, _ part: ArraySlice<UInt8>, at offset: Int, finish: Bool = true) async throws {
+        let upload = try await storage.openChunk(index, of: manifest, at: offset)
+        try Array(part).withUnsafeBytes { try upload.append($0) }
+        if finish { try upload.finish() } else { upload.abandon() }
+    }
+
+    @Test func anUploadCutMidChunkResumesFromTheBytesThatArrived() async throws {
+        #expect(try await storage.state(of: manifest) == .absent)
+        try await send(0, chunk(0)[...], at: 0)
+        // Chunk 1 is cut after 300,000 bytes: they are kept, and the upload says so.
+        try await send(1, chunk(1)[0..<300_000], at: 0, finish: false)
+        #expect(try await storage.state(of: manifest) == .partial(missing: [1, 2], received: [1: 300_000]))
+        // Resuming anywhere else is refused, with what arrived.
+        await #expect(throws: BlobError.self) { try await storage.openChunk(1, of: manifest, at: 0) }
+        try await send(1, chunk(1)[300_000...], at: 300_000)
+        try await send(2, chunk(2)[...], at: 0)
+        #expect(try await storage.state(of: manifest) == .partial(missing: [], received: [:]))
+        #expect(try await storage.commit(manifest) == .committed)
+        #expect(try await storage.state(of: manifest) == .complete)
+        #expect(try await storage.readChunk(1, of: manifest) == chunk(1))
+        let stored = try Data(contentsOf: URL(fileURLWithPath: storage.root + "/objects/\(manifest.sha256.prefix(2))/\(manifest.sha256)"))
+        #expect([UInt8](stored) == bytes)
+        #expect(try await storage.verifyAll() == BlobVerification(checked: 1, bytes: Int64(bytes.count), damaged: []))
+    }
+
+    @Test func aChunkWhoseBytesDoNotMatchTheManifestIsRefusedAndDropped() async throws {
+        var wrong = chunk(0)
+        wrong[10] ^= 0xFF
+        let upload = try await storage.openChunk(0, of: manifest, at: 0)
+        try wrong.withUnsafeBytes { try upload.append($0) }
+        #expect(throws: BlobError.self) { try upload.finish() }
+        #expect(try await storage.state(of: manifest) == .partial(missing: [0, 1, 2], received: [:]))
+        // More bytes than the chunk holds are refused as they arrive.
+        let again = try await storage.openChunk(0, of: manifest, at: 0)
+        #expect(throws: BlobError.self) { try (chunk(0) + [1]).withUnsafeBytes { try again.append($0) } }
+        again.abandon()
+    }
+
+    @Test func aSecondWriterOfTheSameChunkIsToldItIsBusy() async throws {
+        let first = try await storage.openChunk(0, of: manifest, at: 0)
+        await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
+        first.abandon()
+        _ = try await storage.openChunk(0, of: manifest, at: 0)
+    }
+
+    @Test func commitReHashesWhatIsOnDiskAndNamesDamagedChunks() async throws {
+        for index in 0..<3 { try await send(index, chunk(index)[...], at: 0) }
+        // Bit rot in the upload file after the chunk was checked.
+        let handle = FileHandle(forUpdatingAtPath: storage.root + "/uploads/\(manifest.sha256).data")!
+        try handle.seek(toOffset: UInt64(1 << 20) + 5)
+        handle.write(Data([0x55]))
+        try handle.close()
+        #expect(try await storage.commit(manifest) == .mismatch(chunks: [1]))
+        #expect(try await storage.state(of: manifest) == .partial(missing: [1], received: [:]))
+        #expect(try await storage.commit(manifest) == .incomplete(missing: [1]))
+        try await send(1, chunk(1)[...], at: 0)
+        #expect(try await storage.commit(manifest) == .committed)
+    }
+
+    @Test func verifyNamesABlobWhoseBytesRotted() async throws {
+        for index in 0..<3 { try await send(index, chunk(index)[...], at: 0) }
+        #expect(try await storage.commit(manifest) == .committed)
+        let path = storage.root + "/objects/\(manifest.sha256.prefix(2))/\(manifest.sha256)"
+        chmod(path, 0o600)
+        let handle = FileHandle(forUpdatingAtPath: path)!
+        try handle.seek(toOffset: 77)
+        handle.write(Data([0]))
+        try handle.close()
+        #expect(try await storage.verifyAll().damaged == [manifest.sha256])
+    }
+
+    @Test func uploadsNobodyTouchedExpireAndCompleteBlobsNever() async throws {
+        try await send(0, chunk(0)[...], at: 0)
+        #expect(try await storage.expireUploads(untouchedSince: Date().timeIntervalSince1970 - 3600).isEmpty, "touched just now")
+        #expect(try await storage.expireUploads(untouchedSince: Date().timeIntervalSince1970 + 10) == [manifest.sha256])
+        #expect(try await storage.state(of: manifest) == .absent)
+        for index in 0..<3 { try await send(index, chunk(index)[...], at: 0) }
+        #expect(try await storage.commit(manifest) == .committed)
+        #expect(try await storage.expireUploads(untouchedSince: Date().timeIntervalSince1970 + 10).isEmpty)
+        #expect(try await storage.state(of: manifest) == .complete)
+    }
+
+    @Test func aManifestThatLiesAboutTheWholeHashIsRefusedAtCommit() async throws {
+        var lying = manifest
+        lying.sha256 = String(repeating: "0", count: 64)
+        for index in 0..<3 {
+            let upload = try await storage.openChunk(index, of: lying, at: 0)
+            try chunk(index).withUnsafeBytes { try upload.append($0) }
+            try upload.finish()
+        }
+        await #expect(throws: BlobError.self) { try await storage.commit(lying) }
+        #expect(try await storage.state(of: lying) == .absent)
+    }
+}
