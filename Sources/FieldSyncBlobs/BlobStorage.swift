@@ -44,9 +44,13 @@ public enum CommitResult: Equatable, Sendable {
 /// connection is kept.
 public protocol ChunkUpload: Sendable {
     func append(_ bytes: UnsafeRawBufferPointer) throws
-    /// Checks the chunk's hash once all its bytes arrived; throws ``BlobError`` and drops the chunk
-    /// when it does not match, or when bytes are missing.
-    func finish() throws
+    /// Ends the request: once all the chunk's bytes arrived, checks its hash (throwing
+    /// ``BlobError`` and dropping the chunk when it does not match) and returns true; with bytes
+    /// still to come, keeps what arrived and returns false.
+    @discardableResult
+    func finish() throws -> Bool
+    /// How many of the chunk's bytes have arrived, this request's included.
+    var received: Int { get }
     /// Keeps what arrived (a dropped connection).
     func abandon()
 }

@@ -245,7 +245,7 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
     let index: Int
     private let descriptor: Int32
     private var hasher = SHA256()
-    private var received: Int
+    private(set) var received: Int
     private var done = false
 
     init(storage: FileBlobStorage, manifest: AttachmentManifest, index: Int, offset: Int) throws {
@@ -279,20 +279,19 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         try storage.writeProgress(manifest.sha256, index: index, received: received)
     }
 
-    func finish() throws {
+    func finish() throws -> Bool {
         defer {
             done = true
             storage.finishedChunk(self)
         }
         let length = manifest.length(ofChunk: index)
-        guard received == length else {
-            throw BlobError(.offset(received: received), "chunk \(index): \(received) of its \(length) bytes arrived")
-        }
+        guard received == length else { return false }
         guard ContentHash.hex(hasher.finalize()) == manifest.chunks[index] else {
             try? storage.writeProgress(manifest.sha256, index: index, received: 0)
             throw BlobError(.mismatch, "chunk \(index)'s bytes do not hash to \(manifest.chunks[index]) (the manifest's); it was dropped")
         }
         if length == 0 { try storage.writeProgress(manifest.sha256, index: index, received: Int(UInt32.max)) }
+        return true
     }
 
     func abandon() {

@@ -46,7 +46,7 @@ public struct AttachmentTransfer: Sendable {
     /// Uploads every attachment kept here that has no verified receipt yet.
     public func uploadAll(progress: Progress = { _, _, _ in }) async throws -> Report {
         var report = Report()
-        guard let key = try store.enrolment()?.serverKey else { return report }
+        let key = try store.enrolment()?.serverKey
         let pending = try store.localAttachments().filter { manifest in
             (try? store.receiptStatus(manifest.sha256, manifest.content)) != "verified"
                 && store.blobs.heldChunks(of: manifest).allSatisfy { $0 }
@@ -56,8 +56,11 @@ public struct AttachmentTransfer: Sendable {
         for manifest in pending {
             do {
                 let (receipt, sent) = try await upload(manifest, report: &report) { moved in progress("upload", done + moved, total) }
-                guard receipt.vouches(for: manifest.sha256, manifest.content, issuerKey: key) else {
-                    report.failed.append("\(manifest.sha256): the central node's receipt does not verify with its pinned key")
+                guard let key, receipt.vouches(for: manifest.sha256, manifest.content, issuerKey: key) else {
+                    report.failed.append(
+                        key == nil
+                            ? "\(manifest.sha256): uploaded, but this replica has no pinned central node key to verify the receipt with (sync once more to pin it)"
+                            : "\(manifest.sha256): the central node's receipt does not verify with its pinned key")
                     continue
                 }
                 try store.storeAttachmentReceipt(receipt)
@@ -105,8 +108,9 @@ public struct AttachmentTransfer: Sendable {
                 for index in missing {
                     let bytes = try store.blobs.chunk(index, of: manifest)
                     let offset = received[index] ?? 0
-                    try await transport.putChunk(index, of: manifest, from: offset, bytes: bytes[offset...])
+                    let held = try await transport.putChunk(index, of: manifest, from: offset, bytes: bytes[offset...])
                     sent += Int64(bytes.count - offset)
+                    guard held == bytes.count else { throw SyncError.transport("chunk \(index) arrived in part (\(held) bytes)") }
                     moved(manifest.offset(ofChunk: index) + Int64(bytes.count))
                     failures = 0
                 }

@@ -34,11 +34,17 @@ extension HTTPSyncTransport {
         return manifest
     }
 
-    /// Sends bytes `offset...` of chunk `index`.
-    public func putChunk(_ index: Int, of manifest: AttachmentManifest, from offset: Int, bytes: ArraySlice<UInt8>) async throws {
-        _ = try await rawExchange(
+    /// Sends bytes `offset...` of chunk `index`; returns how many of the chunk's bytes the central
+    /// node now holds.
+    @discardableResult
+    public func putChunk(_ index: Int, of manifest: AttachmentManifest, from offset: Int, bytes: ArraySlice<UInt8>) async throws -> Int {
+        let (_, body, _) = try await rawExchange(
             method: .PUT, path: "/v1/attachments/\(manifest.sha256)/chunks/\(index)?manifest=\(manifest.hash)",
             body: ByteBuffer(bytes: bytes), contentType: "application/octet-stream", headers: [("FieldSync-Offset", String(offset))])
+        guard let received = (try? JSONValue(parsing: body.readableBytesView))?["received"]?.intValue else {
+            throw SyncError.badResponse("a chunk upload answers with the bytes received")
+        }
+        return Int(received)
     }
 
     public func chunk(_ index: Int, of manifest: AttachmentManifest) async throws -> [UInt8] {

@@ -48,7 +48,8 @@ extension ReplicaStore {
         defer { try? queue.close() }
         do {
             return try queue.read { db in
-                let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'attachment_local')") ?? false
+                let exists =
+                    try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'attachment_local')") ?? false
                 guard exists else { return 0 }
                 return try Int.fetchOne(
                     db,

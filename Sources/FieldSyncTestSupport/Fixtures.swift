@@ -1,5 +1,7 @@
+import FieldSyncBlobs
 import FieldSyncCore
 import FieldSyncStore
+import Foundation
 
 /// Small helpers that make incident revisions in test replicas.
 public enum Fixtures {
@@ -29,5 +31,34 @@ public enum Fixtures {
     /// The canonical state of every record, for byte-for-byte convergence checks.
     public static func canonicalState(_ store: ReplicaStore) throws -> String {
         try store.records(includeDeleted: true).map { $0.json.canonicalText }.joined(separator: "\n")
+    }
+}
+
+extension Fixtures {
+    /// Attaches `bytes` (written to a file in `folder`) to record `id`, as `fieldsync attach` does.
+    @discardableResult
+    public static func attach(_ store: ReplicaStore, _ id: RecordID, bytes: [UInt8], name: String = "photo.jpg", in folder: String) throws
+        -> AttachmentManifest
+    {
+        let path = (folder as NSString).appendingPathComponent("\(UUID().uuidString)-\(name)")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let staged = try store.blobs.staging()
+        let size = Int64(bytes.count)
+        let manifest = try FileDigester.digest(file: path) { index, chunk, hash in
+            try staged.write(index, chunk, hash: hash, chunkSize: AttachmentContent.chunkSize(forSize: size))
+        }
+        _ = try store.attach(
+            record: id, manifest: manifest, staged: staged, fields: ["name": .string(name), "media_type": "image/jpeg"],
+            now: Int64(Date().timeIntervalSince1970 * 1000))
+        return manifest
+    }
+
+    /// Bytes that differ for each seed.
+    public static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        return (0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
     }
 }

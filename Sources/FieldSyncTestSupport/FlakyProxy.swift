@@ -41,7 +41,8 @@ public final class FlakyProxy: Sendable {
         }
         guard bound == 0, listen(listener, 64) == 0 else { throw ProxyError("bind or listen failed") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        getsockname(listener, withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { $0 } }, &length)
+        getsockname(
+            listener, withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { $0 } }, &length)
         port = Int(UInt16(bigEndian: address.sin_port))
         self.listener = listener
         let proxy = self
@@ -84,7 +85,10 @@ public final class FlakyProxy: Sendable {
                 close(upstream)
                 continue
             }
-            state.withLock { _ = $0.sockets.insert(client); _ = $0.sockets.insert(upstream) }
+            state.withLock {
+                _ = $0.sockets.insert(client)
+                _ = $0.sockets.insert(upstream)
+            }
             let connection = Connection()
             let proxy = self
             Thread.detachNewThread { proxy.pump(from: client, to: upstream, counting: true, connection: connection) }
@@ -140,7 +144,10 @@ public final class FlakyProxy: Sendable {
         if last {
             close(source)
             close(sink)
-            state.withLock { _ = $0.sockets.remove(source); _ = $0.sockets.remove(sink) }
+            state.withLock {
+                _ = $0.sockets.remove(source)
+                _ = $0.sockets.remove(sink)
+            }
         }
     }
 }

@@ -70,7 +70,9 @@ import Testing
         }
         json = manifest.json.objectValue!
         json["chunk_size"] = .int(16 << 20)
-        #expect(throws: ManifestError.self, "above the 8 MiB readers accept") { try AttachmentManifest(bytes: JSONValue.object(json).canonicalBytes) }
+        #expect(throws: ManifestError.self, "above the 8 MiB readers accept") {
+            try AttachmentManifest(bytes: JSONValue.object(json).canonicalBytes)
+        }
         json = manifest.json.objectValue!
         json["extra"] = true
         #expect(throws: ManifestError.self) { try AttachmentManifest(bytes: JSONValue.object(json).canonicalBytes) }
