@@ -44,7 +44,8 @@ public enum BlobParts {
         guard head.count >= magic.count + 2, Array(head.prefix(magic.count)) == magic, head[magic.count] == format else {
             throw BlobError("\(path) is not a FieldSync attachment part of a format this version reads")
         }
-        guard head[magic.count + 1] == 1 else { return nil }
+        guard head[magic.count + 1] != 0 else { return nil }
+        guard head[magic.count + 1] == 1 else { throw BlobError("\(path) is sealed in a way this version does not know") }
         guard head.count == magic.count + 3 else { throw BlobError("\(path) is truncated") }
         let length = Int(head[magic.count + 2])
         let parameters = [UInt8](handle.readData(ofLength: length))

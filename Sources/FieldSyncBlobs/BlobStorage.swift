@@ -9,8 +9,11 @@ import FieldSyncCore
 public protocol BlobStorage: Sendable {
     /// What is held of the attachment `manifest` describes.
     func state(of manifest: AttachmentManifest) async throws -> BlobState
-    /// Starts (or continues) writing chunk `index` at `offset` bytes into it. The offset must be
-    /// what ``state(of:)`` reports as received for that chunk.
+    /// Starts an upload (nothing when one is under way or the blob is complete). Chunks are
+    /// accepted only for an upload that was started, so every upload is counted and expires.
+    func beginUpload(_ manifest: AttachmentManifest) async throws
+    /// Continues writing chunk `index` at `offset` bytes into it. The offset must be what
+    /// ``state(of:)`` reports as received for that chunk.
     func openChunk(_ index: Int, of manifest: AttachmentManifest, at offset: Int) async throws -> any ChunkUpload
     /// Re-hashes the assembled file against the manifest and, when every byte matches, makes it
     /// a complete, durable blob. Chunks that do not match are dropped and named.

@@ -84,8 +84,10 @@ public final class FileBlobStorage: BlobStorage {
         }
         try claim("\(sha)/\(index)")
         do {
-            if readProgressOrNil(sha) == nil { try startUpload(manifest) }
-            let progress = try readProgress(manifest) ?? []
+            guard let progress = try readProgress(manifest) else {
+                throw BlobError(
+                    .offset(received: 0), "no upload of \(sha) is under way (it expired, or never started): send its manifest again")
+            }
             let held = isMarkedEmpty(progress, index) ? 0 : progress[index]
             guard offset == held else {
                 throw BlobError(.offset(received: held), "chunk \(index): \(held) of its bytes arrived already, not \(offset)")
@@ -97,11 +99,14 @@ public final class FileBlobStorage: BlobStorage {
         }
     }
 
-    private func readProgressOrNil(_ sha: String) -> Data? { FileManager.default.contents(atPath: progressPath(sha)) }
-
     /// The upload's files: a sparse data file of the full size, and zeroed progress.
-    private func startUpload(_ manifest: AttachmentManifest) throws {
+    public func beginUpload(_ manifest: AttachmentManifest) async throws {
         let sha = manifest.sha256
+        guard !hasBlob(sha) else { return }
+        // One starter at a time, and none while a chunk or the commit is being written.
+        try claim(sha)
+        defer { release(sha) }
+        guard !FileManager.default.fileExists(atPath: progressPath(sha)) else { return }
         let data = open(dataPath(sha), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard data >= 0 else { throw BlobError("cannot start an upload in \(root): \(String(cString: strerror(errno)))") }
         defer { close(data) }
@@ -167,7 +172,7 @@ public final class FileBlobStorage: BlobStorage {
     }
 
     /// fsync of a folder, so that a rename in it survives a crash.
-    static func syncFolder(_ path: String) {
+    public static func syncFolder(_ path: String) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { return }
         fsync(descriptor)

@@ -43,7 +43,7 @@ struct AttachmentAddCommand: AsyncParsableCommand {
     @Argument(help: "The record id, or any unique prefix of it.") var id: String
     @Argument(help: ArgumentHelp("The files to attach.", valueName: "FILE")) var files: [String]
     @Option(help: "A caption for every file attached.") var caption: String?
-    @Option(help: ArgumentHelp("When the files were captured, as EDTF (2025-03-07, 2025-03-07T14:30Z, 2025-03~).", valueName: "EDTF"))
+    @Option(help: ArgumentHelp("When the files were captured, as EDTF (2025-03-07, 2025-03~, 2025-03-06/2025-03-08).", valueName: "EDTF"))
     var captured: String?
     @Option(help: ArgumentHelp("The media type (default: from the file's extension).", valueName: "TYPE")) var mediaType: String?
     @Flag(help: "Print what was attached as JSON.") var json = false
@@ -264,13 +264,19 @@ enum AttachmentFile {
             if let error = error as? BlobError { throw CLIError(error.description) }
             throw error
         }
-        // link, not rename: never replaces a file that appeared at `out` meanwhile.
-        guard link(temporary, out) == 0 else {
-            let reason = String(cString: strerror(errno))
+        // link, not rename: never replaces a file that appeared at `out` meanwhile. FAT32 and
+        // exFAT (USB sticks) have no hard links: there, a rename after one more look.
+        if link(temporary, out) == 0 {
             unlink(temporary)
-            throw CLIError("cannot create \(out): \(reason)")
+            return
+        }
+        let failure = errno
+        if [EPERM, EOPNOTSUPP, ENOSYS, EMLINK].contains(failure), !FileManager.default.fileExists(atPath: out), rename(temporary, out) == 0
+        {
+            return
         }
         unlink(temporary)
+        throw CLIError("cannot create \(out): \(String(cString: strerror(failure)))")
     }
 }
 

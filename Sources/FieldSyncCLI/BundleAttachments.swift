@@ -25,9 +25,12 @@ enum BundleAttachments {
     }
 
     /// Writes every chunk this replica holds of every attachment it keeps.
-    static func export(from store: ReplicaStore, to folder: String, sealing: (key: SymmetricKey, parameters: [UInt8])?) throws -> Written {
+    static func export(
+        from store: ReplicaStore, to folder: String, sealing: (key: SymmetricKey, parameters: [UInt8])?,
+        partBytes: Int64 = BlobParts.maximumPartBytes
+    ) throws -> Written {
         let manifests = try store.localAttachments()
-        let writer = try BlobPartWriter(folder: folder, sealing: sealing)
+        let writer = try BlobPartWriter(folder: folder, sealing: sealing, maximumPartBytes: partBytes)
         for manifest in manifests { writer.add(manifest: manifest) }
         var written = Written()
         for manifest in manifests {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FieldSyncBlobs
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
@@ -78,6 +79,7 @@ struct BundleExportCommand: AsyncParsableCommand {
             "Also write the attachment bytes this replica holds, in BUNDLE.attachments/ (parts of at most 1 GiB, sealed like the bundle)."
     )
     var withAttachments = false
+    @Option(help: .private) var attachmentPartSize: Int64 = BlobParts.maximumPartBytes
     @Option(help: ArgumentHelp("A bundle written by the peer: export only the revisions it lacks.", valueName: "BUNDLE"))
     var lacking: String?
     @Option(help: ArgumentHelp("A file whose first line is the bundle passphrase (seals the bundle).", valueName: "FILE"))
@@ -88,6 +90,9 @@ struct BundleExportCommand: AsyncParsableCommand {
     func validate() throws {
         if plaintextBundle, bundlePassphraseFile != nil {
             throw ValidationError("--plaintext-bundle and --bundle-passphrase-file contradict each other; give one")
+        }
+        guard ((1 << 16)...BlobParts.maximumPartBytes).contains(attachmentPartSize) else {
+            throw ValidationError("--attachment-part-size must be from 65536 to \(BlobParts.maximumPartBytes) bytes")
         }
     }
 
@@ -115,7 +120,8 @@ struct BundleExportCommand: AsyncParsableCommand {
         )
         if withAttachments {
             let sealing = try passphrase.map { passphrase in try BundleAttachments.sealing(passphrase: passphrase, kdf: kdf!) }
-            let written = try BundleAttachments.export(from: store, to: out + BundleAttachments.suffix, sealing: sealing)
+            let written = try BundleAttachments.export(
+                from: store, to: out + BundleAttachments.suffix, sealing: sealing, partBytes: attachmentPartSize)
             print(
                 "wrote \(written.chunks) chunk\(written.chunks == 1 ? "" : "s") of \(written.attachments) attachment\(written.attachments == 1 ? "" : "s") (\(ByteCount.text(written.bytes))) in \(written.parts) part\(written.parts == 1 ? "" : "s") to \(out + BundleAttachments.suffix)/"
             )

@@ -71,6 +71,9 @@ public struct AttachmentTransfer: Sendable {
                 }
             } catch let error as SyncError where !error.isTransient {
                 report.failed.append("\(manifest.sha256): \(error)")
+            } catch let error as BlobError {
+                // A damaged local chunk stops this attachment, not the others.
+                report.failed.append("\(manifest.sha256): \(error.description) (run `fieldsync verify`)")
             }
             done += manifest.size
         }
@@ -81,7 +84,6 @@ public struct AttachmentTransfer: Sendable {
     func upload(_ manifest: AttachmentManifest, report: inout Report, moved: (Int64) -> Void) async throws -> (AttachmentReceipt, Int64) {
         var failures = 0
         var sent: Int64 = 0
-        var manifestSent = false
         while true {
             do {
                 let query = AttachmentQuery(sha256: manifest.sha256, manifest: manifest.hash)
@@ -94,12 +96,10 @@ public struct AttachmentTransfer: Sendable {
                     throw SyncError.rejected(
                         status: 422, error: ProtocolError(.unreferenced, "the central node has no revision referencing it yet (sync again)")
                     )
-                case .unknown(let needsManifest):
-                    if needsManifest || !manifestSent {
-                        try await transport.putManifest(manifest)
-                        manifestSent = true
-                        failures = 0
-                    }
+                case .unknown:
+                    // Also when the central node has the manifest: sending it (again) starts the
+                    // upload, which may have expired.
+                    try await transport.putManifest(manifest)
                     missing = Array(0..<manifest.chunkCount)
                 case .partial(let stillMissing, let partly):
                     missing = stillMissing
@@ -155,10 +155,14 @@ public struct AttachmentTransfer: Sendable {
                 }
                 for index in 0..<manifest.chunkCount where !held[index] {
                     let bytes = try await transport.chunk(index, of: manifest)
-                    do { try bytes.withUnsafeBytes { try store.blobs.store($0, chunk: index, of: manifest) } } catch {
+                    guard bytes.count == manifest.length(ofChunk: index), ContentHash.hex(of: bytes) == manifest.chunks[index] else {
                         throw AttachmentTransferError(
                             "the central node's copy of chunk \(index) of \(sha256) does not match its manifest: it is damaged there (an admin can run `fieldsync verify` on the central node); nothing was written"
                         )
+                    }
+                    do { try bytes.withUnsafeBytes { try store.blobs.store($0, chunk: index, of: manifest) } } catch let error as BlobError
+                    {
+                        throw AttachmentTransferError("cannot keep chunk \(index) of \(sha256) here: \(error.description)")
                     }
                     fetched += Int64(bytes.count)
                     progress("download", manifest.offset(ofChunk: index) + Int64(bytes.count), manifest.size)

@@ -13,8 +13,9 @@ public struct AttachmentContent: Hashable, Sendable {
     public static let defaultChunkSize = 1024 * 1024
     /// Writers double the chunk size until a file has at most this many chunks.
     public static let maximumChunkCountBeforeGrowing: Int64 = 16384
-    /// The largest size any FieldSync attachment may have (2^53, the largest exact JSON integer).
-    public static let maximumSize: Int64 = 1 << 53
+    /// The largest size any FieldSync attachment may have: 512 GiB, 65,536 chunks of 8 MiB, whose
+    /// manifest stays well under the 8 MiB every request is limited to.
+    public static let maximumSize: Int64 = 512 << 30
 
     public init(size: Int64, chunkSize: Int, manifest: String) {
         self.size = size

@@ -37,6 +37,8 @@ public struct AttachmentConfiguration: Sendable {
 struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
     let storage: Storage
     let configuration: AttachmentConfiguration
+    /// Whether audit entries record client addresses (`serve --log-addresses`).
+    let logAddresses: Bool
     /// When uploads were last swept for expiry (seconds since 1970).
     let lastSweep = SweepClock()
 
@@ -132,6 +134,7 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
                 sha, size: manifest.size, account: principal.account, quota: configuration.quota, now: Self.now())
         }
         try await storage.storeAttachmentManifest(hash: manifest.hash, bytes: manifest.canonicalBytes)
+        do { try await blobs.beginUpload(manifest) } catch let error as BlobError { throw Self.protocolError(error) }
         return JSONResponse.make(try await availability(AttachmentQuery(sha256: sha, manifest: manifest.hash)).json(sha256: sha))
     }
 
@@ -177,19 +180,24 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
             upload.abandon()
             throw error
         }
-        do { try upload.finish() } catch let error as BlobError { throw Self.protocolError(error) }
+        let complete: Bool
+        do { complete = try upload.finish() } catch let error as BlobError { throw Self.protocolError(error) }
+        // A body that ended before the chunk's end is kept: the rest may follow from `received`.
         return JSONResponse.make([
-            "sha256": .string(manifest.sha256), "chunk": .int(Int64(index)), "received": .int(Int64(remaining + offset)),
+            "sha256": .string(manifest.sha256), "chunk": .int(Int64(index)), "received": .int(Int64(upload.received)),
+            "complete": .bool(complete),
         ])
     }
 
-    static func protocolError(_ error: BlobError) -> ProtocolError {
+    /// The client's mistakes as 4xx; the node's own storage failing (a full disk) stays an error
+    /// the middleware answers 500, which clients retry.
+    static func protocolError(_ error: BlobError) -> any Error {
         switch error.kind {
         case .busy, .offset: ProtocolError(.uploadConflict, error.description)
         case .mismatch: ProtocolError(.chunkMismatch, error.description)
         case .tooLarge: ProtocolError(.tooLarge, error.description)
         case .notFound: ProtocolError(.notFound, error.description)
-        case .io: ProtocolError(.malformed, error.description)
+        case .io: error
         }
     }
 
@@ -230,7 +238,7 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
         try await storage.appendAudit(
             AuditEntry(
                 time: Self.now(), user: principal.account, device: principal.node.rawValue, action: "attachment",
-                detail: "\(sha) \(manifest.size) bytes", address: nil))
+                detail: "\(sha) \(manifest.size) bytes", address: logAddresses ? context.sourceAddress : nil))
         return JSONResponse.make(["receipt": receipt.json])
     }
 

@@ -88,7 +88,7 @@ public func buildRouter<Storage: SyncStorage & AccountStorage & AttachmentStorag
     }
     authenticated.post("nodes") { request, context in try await routes.registerNode(request, context) }
     AdminRoutes(storage: storage, logAddresses: logAddresses).add(to: authenticated)
-    if let attachments { AttachmentRoutes(storage: storage, configuration: attachments).add(to: authenticated) }
+    if let attachments { AttachmentRoutes(storage: storage, configuration: attachments, logAddresses: logAddresses).add(to: authenticated) }
     return router
 }
 

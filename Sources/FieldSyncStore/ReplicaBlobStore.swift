@@ -84,6 +84,7 @@ public final class ReplicaBlobStore: @unchecked Sendable {
         }
         close(descriptor)
         guard rename(temporary, path) == 0 else { throw BlobError("cannot store \(path): \(String(cString: strerror(errno)))") }
+        FileBlobStorage.syncFolder((path as NSString).deletingLastPathComponent)
     }
 
     /// Stores chunk `index` of `manifest`, checking its bytes against the manifest first.
@@ -182,6 +183,7 @@ public final class StagedChunks: @unchecked Sendable {
             guard rename("\(folder)/\(index)", target) == 0 else {
                 throw BlobError("cannot store chunk \(index) of \(manifest.sha256): \(String(cString: strerror(errno)))")
             }
+            FileBlobStorage.syncFolder((target as NSString).deletingLastPathComponent)
         }
         discard()
     }

@@ -25,6 +25,7 @@ import Testing
     }
 
     func send(_ index: Int, _ part: ArraySlice<UInt8>, at offset: Int, finish: Bool = true) async throws {
+        try await storage.beginUpload(manifest)
         let upload = try await storage.openChunk(index, of: manifest, at: offset)
         try Array(part).withUnsafeBytes { try upload.append($0) }
         if finish { try upload.finish() } else { upload.abandon() }
@@ -50,6 +51,7 @@ import Testing
     }
 
     @Test func aChunkWhoseBytesDoNotMatchTheManifestIsRefusedAndDropped() async throws {
+        try await storage.beginUpload(manifest)
         var wrong = chunk(0)
         wrong[10] ^= 0xFF
         let upload = try await storage.openChunk(0, of: manifest, at: 0)
@@ -62,7 +64,17 @@ import Testing
         again.abandon()
     }
 
+    @Test func chunksAreRefusedUntilAnUploadIsBegun() async throws {
+        await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
+        try await storage.beginUpload(manifest)
+        #expect(try await storage.state(of: manifest) == .partial(missing: [0, 1, 2], received: [:]))
+        // A begun upload nobody sends to expires like any other.
+        #expect(try await storage.expireUploads(untouchedSince: Date().timeIntervalSince1970 + 10) == [manifest.sha256])
+        await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
+    }
+
     @Test func aSecondWriterOfTheSameChunkIsToldItIsBusy() async throws {
+        try await storage.beginUpload(manifest)
         let first = try await storage.openChunk(0, of: manifest, at: 0)
         await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
         first.abandon()
@@ -109,6 +121,7 @@ import Testing
     @Test func aManifestThatLiesAboutTheWholeHashIsRefusedAtCommit() async throws {
         var lying = manifest
         lying.sha256 = String(repeating: "0", count: 64)
+        try await storage.beginUpload(lying)
         for index in 0..<3 {
             let upload = try await storage.openChunk(index, of: lying, at: 0)
             try chunk(index).withUnsafeBytes { try upload.append($0) }

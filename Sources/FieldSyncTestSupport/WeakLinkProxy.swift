@@ -6,7 +6,7 @@ import Synchronization
 /// the client's bytes to `bytesPerSecond`. It counts every byte it forwarded from clients.
 ///
 /// Blocking sockets on threads: simple, and plenty for a handful of test connections.
-public final class FlakyProxy: Sendable {
+public final class WeakLinkProxy: Sendable {
     public let port: Int
     let listener: Int32
     let target: Int
