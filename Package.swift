@@ -146,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FieldSyncBlobsTests",
-            dependencies: ["FieldSyncBlobs", "FieldSyncTestSupport"],
+            dependencies: ["FieldSyncBlobs", "FieldSyncProtocol", "FieldSyncTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -63,8 +63,30 @@ fs omar add --title "Looting and burning of shops in the old market" --occurred 
 fs lina add --title "Detention of young men at a checkpoint outside Qardaha" --occurred 2025-03-08 \
   --governorate Latakia --set casualties.missing=6 --set violations+=arbitrary-detention > /dev/null
 
-step "Everyone syncs once"
+step "Rima attaches a photo of the road to the ambush (a small PNG made here; the bytes are never altered)"
+python3 - "$WORK/jableh-road.png" <<'PY'
+import struct, sys, zlib
+width, height = 64, 40
+rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 4 % 256, y * 6 % 256, 96)) for y in range(height))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) \
+    + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+fs rima attach "$jableh" "$WORK/jableh-road.png" --caption "The southern approach, morning after" --captured 2025-03-07
+photo=$(sha256sum "$WORK/jableh-road.png" | cut -d' ' -f1)
+[ "$(fs rima attachment list "$jableh" --json | json 'd[0]["media_type"]')" = "image/png" ] || fail "the photo is not listed as a PNG"
+
+step "Everyone syncs once (Rima's photo goes up after her revisions)"
 for who in rima omar lina amira; do echo "$who: $(fs "$who" sync)"; done
+[ "$(fs rima attachment list "$jableh" --json | json 'd[0]["receipt"]')" = verified ] || fail "no verified receipt for the photo"
+
+step "Omar fetches the photo; Rima deletes her copy, which the central node has signed for"
+fs omar attachment get "$jableh" "${photo:0:12}" --out "$WORK/omar-jableh-road.png"
+cmp -s "$WORK/jableh-road.png" "$WORK/omar-jableh-road.png" || fail "Omar's copy of the photo differs"
+fs rima attachment prune
+[ "$(fs rima attachment list "$jableh" --json | json 'd[0]["local"]')" = absent ] || fail "prune kept Rima's copy"
 
 step "Offline again: Rima and Omar both revise the Jableh toll; Omar and Lina add different details"
 fs rima edit "$jableh" --set casualties.killed=16 --set 'sources+={"kind":"medical","reliability":"high","description":"Hospital morgue register"}' > /dev/null

@@ -91,7 +91,7 @@ import Testing
         let video = try file("checkpoint.mp4", 12 << 20, seed: 2)
         _ = try await w.ok("rima", "attach", id, video.path)
         let port = try #require(URL(string: server.url)?.port)
-        let proxy = try WeakLinkProxy(targetPort: port, bytesPerSecond: 6 << 20)
+        let proxy = try WeakLinkProxy(targetPort: port, bytesPerSecond: 3 << 19)
         defer { proxy.stop() }
         for threshold in [2 << 20, 5 << 20, 8 << 20] {
             let process = Process()

@@ -141,7 +141,7 @@ import Testing
     }
 
     @Test(arguments: [
-        (["attachment", "--help"], "attachment"), (["attachment"], "attachment"), (["bundle", "nosuch"], "nosuch"),
+        (["photograph", "--help"], "photograph"), (["photograph"], "photograph"), (["bundle", "nosuch"], "nosuch"),
         (["users", "frob", "--help"], "frob"), (["--store", "x.sqlite", "attachmnt", "--help"], "attachmnt"),
     ])
     func anUnknownSubcommandIsAUsageError(arguments: [String], unknown: String) async throws {

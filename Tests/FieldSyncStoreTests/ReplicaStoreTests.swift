@@ -31,7 +31,10 @@ import Testing
         #expect(try ReplicaStore.open(at: path).record(id) != nil)
         let queue = try DatabaseQueue(path: path)
         let applied = try queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2-security", "v3-tls", "v4-backup", "v5-forks", "v6-authority", "v7-certificates", "v8-sealing"])
+        #expect(
+            applied == [
+                "v1", "v2-security", "v3-tls", "v4-backup", "v5-forks", "v6-authority", "v7-certificates", "v8-sealing", "v9-attachments",
+            ])
         let tables = try queue.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         }
