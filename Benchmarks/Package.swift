@@ -24,6 +24,7 @@ let package = Package(
                 .product(name: "FieldSyncProtocol", package: main),
                 .product(name: "FieldSyncClient", package: main),
                 .product(name: "FieldSyncVault", package: main),
+                .product(name: "FieldSyncBlobs", package: main),
                 .product(name: "FieldSyncTestSupport", package: main),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

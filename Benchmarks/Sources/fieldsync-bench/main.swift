@@ -2,6 +2,8 @@
 // Absolute times on shared 2-core machines are noise on their own. See docs/PERFORMANCE.md.
 //
 //   fieldsync-bench [--scale N]          the whole suite at an archive of N revisions
+//   fieldsync-bench --attachments [M T R] only section 9, attachments: memory at an M MiB file,
+//                                        throughput at T MiB, resumption at R MiB (4096 1024 256)
 //   fieldsync-bench --pull-into PATH     (internal) one sync of the enrolled replica at PATH, in a
 //                                        child process so that its peak memory is the client's alone;
 //                                        with --sealed, an encrypted one whose key comes on stdin
@@ -42,6 +44,9 @@ func peakRSSMegabytes() -> Double {
     else { return .nan }
     return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? .nan) / 1024
 }
+
+// The attachment section's children (server, attach, upload, fetch), each its own process.
+if try await attachmentChild(arguments) { exit(0) }
 
 // The child: sync the replica at PATH once and report the client's own figures.
 if let index = arguments.firstIndex(of: "--pull-into") {
@@ -154,6 +159,15 @@ func childSync(_ path: String, key: StoreKey? = nil) async throws -> (seconds: D
         throw StoreError(.invalid, "the pull child failed: \(text)")
     }
     return (elapsed, pulled, bytes, rss)
+}
+
+// `--attachments [MEMORY_MiB THROUGHPUT_MiB RESUMPTION_MiB]`: only section 9 (default 4096 1024 256).
+if let index = arguments.firstIndex(of: "--attachments") {
+    let sizes = arguments[(index + 1)...].prefix(3).compactMap { Int($0) }
+    try await attachmentSection(
+        memoryMiB: sizes.count > 0 ? sizes[0] : 4096, throughputMiB: sizes.count > 1 ? sizes[1] : 1024,
+        resumptionMiB: sizes.count > 2 ? sizes[2] : 256)
+    exit(0)
 }
 
 // `--encryption N`: only section 8, on an archive of N revisions pushed to a fresh central node.
