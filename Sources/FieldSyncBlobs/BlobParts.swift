@@ -40,7 +40,7 @@ public enum BlobParts {
     public static func sealingParameters(of path: String) throws -> [UInt8]? {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw BlobError("cannot read \(path)") }
         defer { try? handle.close() }
-        let head = [UInt8](handle.readData(ofLength: magic.count + 2 + 1))
+        let head = [UInt8](try Self.read(handle, magic.count + 2 + 1, path))
         guard head.count >= magic.count + 2, Array(head.prefix(magic.count)) == magic, head[magic.count] == format else {
             throw BlobError("\(path) is not a FieldSync attachment part of a format this version reads")
         }
@@ -48,9 +48,16 @@ public enum BlobParts {
         guard head[magic.count + 1] == 1 else { throw BlobError("\(path) is sealed in a way this version does not know") }
         guard head.count == magic.count + 3 else { throw BlobError("\(path) is truncated") }
         let length = Int(head[magic.count + 2])
-        let parameters = [UInt8](handle.readData(ofLength: length))
+        let parameters = [UInt8](try Self.read(handle, length, path))
         guard parameters.count == length else { throw BlobError("\(path) is truncated") }
         return parameters
+    }
+
+    /// Up to `count` bytes; a read error (a flaky stick) is a ``BlobError``, never a trap.
+    static func read(_ handle: FileHandle, _ count: Int, _ path: String) throws -> Data {
+        do { return try handle.read(upToCount: count) ?? Data() } catch {
+            throw BlobError("cannot read \(path): \(error.localizedDescription)")
+        }
     }
 
     static func header(sealing parameters: [UInt8]?) -> [UInt8] {
@@ -74,16 +81,16 @@ public enum BlobParts {
         let partHeader = header(sealing: parameters)
         guard let handle = FileHandle(forReadingAtPath: path) else { throw BlobError("cannot read \(path)") }
         defer { try? handle.close() }
-        _ = handle.readData(ofLength: partHeader.count)
+        _ = try Self.read(handle, partHeader.count, path)
         while true {
-            let lengthBytes = [UInt8](handle.readData(ofLength: 4))
+            let lengthBytes = [UInt8](try Self.read(handle, 4, path))
             if lengthBytes.isEmpty { return }
             guard lengthBytes.count == 4 else { throw BlobError("\(path) ends inside a record: the part is truncated") }
             let length = integer(lengthBytes[...])
             guard length <= AttachmentContent.chunkSizes.upperBound + AttachmentManifest.maximumBytes + 4096 else {
                 throw BlobError("\(path) has a record of \(length) bytes, more than any record may have: the part is damaged")
             }
-            var record = [UInt8](handle.readData(ofLength: length))
+            var record = [UInt8](try Self.read(handle, length, path))
             guard record.count == length else { throw BlobError("\(path) ends inside a record: the part is truncated") }
             if let key {
                 guard let box = try? ChaChaPoly.SealedBox(combined: record),
@@ -153,8 +160,10 @@ public final class BlobPartWriter {
         return BlobParts.bigEndian(plain.count) + plain
     }
 
-    private func write(_ bytes: [UInt8]) {
-        handle?.write(Data(bytes))
+    private func write(_ bytes: [UInt8]) throws {
+        do { try handle?.write(contentsOf: bytes) } catch {
+            throw BlobError("cannot write \(current): \(error.localizedDescription) (is the stick full?)")
+        }
         written += Int64(bytes.count)
         totalBytes += Int64(bytes.count)
     }
@@ -168,9 +177,9 @@ public final class BlobPartWriter {
         else { throw BlobError("cannot write \(current)") }
         handle = opened
         written = 0
-        write(partHeader)
+        try write(partHeader)
         for manifest in manifests {
-            write(try record(header: ["kind": "manifest", "length": .int(Int64(manifest.count))], payload: manifest))
+            try write(try record(header: ["kind": "manifest", "length": .int(Int64(manifest.count))], payload: manifest))
         }
     }
 
@@ -187,7 +196,7 @@ public final class BlobPartWriter {
             header: ["kind": "chunk", "sha256": .string(manifest.sha256), "index": .int(Int64(index)), "length": .int(Int64(bytes.count))],
             payload: bytes)
         if handle == nil || written + Int64(entry.count) > maximumPartBytes { try startPart() }
-        write(entry)
+        try write(entry)
     }
 
     /// Closes the last part (writing one with only manifests when no chunk was added).

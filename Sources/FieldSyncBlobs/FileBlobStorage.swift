@@ -9,10 +9,27 @@ import Synchronization
 /// - `uploads/<sha256>.data`: an upload being assembled in place, each chunk at its offset;
 /// - `uploads/<sha256>.progress`: four bytes per chunk, how many of its bytes arrived.
 ///
-/// One process writes one chunk at a time: a second writer of the same chunk is told it is busy.
+/// An upload is of exactly one manifest (`uploads/<sha256>.manifest` names it): a request under
+/// another manifest of the same bytes is refused until it is complete or expired, so no one can
+/// write into another's upload. One process writes one chunk at a time, and a commit runs only
+/// while no chunk is being written: others are told it is busy.
+///
+/// A chunk's writer is whoever opened it last: a client that reconnects after a dropped link takes
+/// the chunk over from its own dead request at once (a server may not notice a dead connection for
+/// minutes), and the older request's next write is refused. Each write and its progress update
+/// happen under the claims' lock, so the newer writer reads a progress no older one changes after.
 public final class FileBlobStorage: BlobStorage {
     public let root: String
-    private let busy = Mutex<Set<String>>([])
+    private let claims = Mutex(Claims())
+
+    /// Who writes what: the newest writer of each chunk, and the uploads being started or committed.
+    struct Claims {
+        var chunkWriters: [String: UInt64] = [:]
+        var whole: Set<String> = []
+        var next: UInt64 = 0
+
+        func touches(_ sha: String) -> Bool { whole.contains(sha) || chunkWriters.keys.contains { $0.hasPrefix(sha) } }
+    }
 
     public init(root: String) throws {
         self.root = root
@@ -27,17 +44,31 @@ public final class FileBlobStorage: BlobStorage {
     func objectPath(_ sha: String) -> String { "\(root)/objects/\(sha.prefix(2))/\(sha)" }
     func dataPath(_ sha: String) -> String { "\(root)/uploads/\(sha).data" }
     func progressPath(_ sha: String) -> String { "\(root)/uploads/\(sha).progress" }
+    func manifestPath(_ sha: String) -> String { "\(root)/uploads/\(sha).manifest" }
+
+    /// The manifest hash the upload of `sha` is of, when one is under way.
+    func uploadManifest(_ sha: String) -> String? {
+        FileManager.default.contents(atPath: manifestPath(sha)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Refuses a request under another manifest than the upload's.
+    func checkUpload(_ manifest: AttachmentManifest) throws {
+        if let current = uploadManifest(manifest.sha256), current != manifest.hash {
+            throw BlobError(
+                .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+        }
+    }
 
     public func hasBlob(_ sha: String) -> Bool { FileManager.default.fileExists(atPath: objectPath(sha)) }
 
     public func state(of manifest: AttachmentManifest) async throws -> BlobState {
         if hasBlob(manifest.sha256) { return .complete }
-        guard let progress = try readProgress(manifest) else { return .absent }
+        guard uploadManifest(manifest.sha256) == manifest.hash, let progress = try readProgress(manifest) else { return .absent }
         var missing: [Int] = []
         var received: [Int: Int] = [:]
         for index in 0..<manifest.chunkCount where !isReceived(progress, index, of: manifest) {
             missing.append(index)
-            if progress[index] > 0 { received[index] = progress[index] }
+            if progress[index] > 0, progress[index] < manifest.length(ofChunk: index) { received[index] = progress[index] }
         }
         return .partial(missing: missing, received: received)
     }
@@ -69,12 +100,51 @@ public final class FileBlobStorage: BlobStorage {
         try bytes.withUnsafeBytes { try FileDigester.writeFully(descriptor, $0, at: Int64(index * 4)) }
     }
 
-    private func claim(_ key: String) throws {
-        let claimed = busy.withLock { $0.insert(key).inserted }
-        guard claimed else { throw BlobError(.busy, "another request is writing the same part of this attachment; try again") }
+    /// Claims the whole upload of `sha` (a start or a commit): refused while another start or
+    /// commit runs. `revokingWriters`: a commit, which runs only once every chunk arrived, so any
+    /// chunk writer left is a dead request; its next write is refused.
+    private func claim(_ sha: String, revokingWriters: Bool = false) throws {
+        let claimed = claims.withLock { state -> Bool in
+            guard !state.whole.contains(sha) else { return false }
+            if revokingWriters {
+                for key in state.chunkWriters.keys where key.hasPrefix(sha) { state.chunkWriters[key] = nil }
+            } else if state.chunkWriters.keys.contains(where: { $0.hasPrefix(sha) }) {
+                return false
+            }
+            state.whole.insert(sha)
+            return true
+        }
+        guard claimed else { throw BlobError(.busy, "another request is writing this attachment; try again") }
     }
 
-    private func release(_ key: String) { _ = busy.withLock { $0.remove(key) } }
+    private func release(_ sha: String) { _ = claims.withLock { $0.whole.remove(sha) } }
+
+    /// Makes the caller the writer of chunk `key` (`sha/index`), taking it over from any older one.
+    private func claimChunk(_ key: String) throws -> UInt64 {
+        let sha = String(key.prefix(64))
+        let writer = claims.withLock { state -> UInt64? in
+            guard !state.whole.contains(sha) else { return nil }
+            state.next += 1
+            state.chunkWriters[key] = state.next
+            return state.next
+        }
+        guard let writer else { throw BlobError(.busy, "this attachment is being committed or started; try again") }
+        return writer
+    }
+
+    func releaseChunk(_ key: String, writer: UInt64) {
+        claims.withLock { state in if state.chunkWriters[key] == writer { state.chunkWriters[key] = nil } }
+    }
+
+    /// Runs one write of chunk `key` if `writer` still owns it, under the claims' lock.
+    func whileOwning<T>(_ key: String, writer: UInt64, _ body: () throws -> T) throws -> T {
+        try claims.withLock { state in
+            guard state.chunkWriters[key] == writer else {
+                throw BlobError(.busy, "a newer request took this chunk over (the client reconnected)")
+            }
+            return try body()
+        }
+    }
 
     public func openChunk(_ index: Int, of manifest: AttachmentManifest, at offset: Int) async throws -> any ChunkUpload {
         let sha = manifest.sha256
@@ -82,19 +152,24 @@ public final class FileBlobStorage: BlobStorage {
         guard !hasBlob(sha) else {
             throw BlobError(.offset(received: manifest.length(ofChunk: index)), "the central node already holds this attachment")
         }
-        try claim("\(sha)/\(index)")
+        let key = "\(sha)/\(index)"
+        let writer = try claimChunk(key)
         do {
-            guard let progress = try readProgress(manifest) else {
+            try checkUpload(manifest)
+            guard uploadManifest(sha) != nil, let progress = try readProgress(manifest) else {
                 throw BlobError(
                     .offset(received: 0), "no upload of \(sha) is under way (it expired, or never started): send its manifest again")
             }
             let held = isMarkedEmpty(progress, index) ? 0 : progress[index]
-            guard offset == held else {
-                throw BlobError(.offset(received: held), "chunk \(index): \(held) of its bytes arrived already, not \(offset)")
+            // A resend from an older offset is fine (a dead request wrote more meanwhile): the bytes
+            // already held are skipped. One from beyond them would leave a gap.
+            guard offset <= held else {
+                throw BlobError(.offset(received: held), "chunk \(index): \(held) of its bytes arrived so far, fewer than \(offset)")
             }
-            return try FileChunkUpload(storage: self, manifest: manifest, index: index, offset: offset)
+            return try FileChunkUpload(
+                storage: self, manifest: manifest, index: index, offset: held, skipping: held - offset, writer: writer)
         } catch {
-            release("\(sha)/\(index)")
+            releaseChunk(key, writer: writer)
             throw error
         }
     }
@@ -106,7 +181,8 @@ public final class FileBlobStorage: BlobStorage {
         // One starter at a time, and none while a chunk or the commit is being written.
         try claim(sha)
         defer { release(sha) }
-        guard !FileManager.default.fileExists(atPath: progressPath(sha)) else { return }
+        try checkUpload(manifest)
+        guard uploadManifest(sha) == nil else { return }
         let data = open(dataPath(sha), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard data >= 0 else { throw BlobError("cannot start an upload in \(root): \(String(cString: strerror(errno)))") }
         defer { close(data) }
@@ -119,17 +195,25 @@ public final class FileBlobStorage: BlobStorage {
                 atPath: temporary, contents: Data(count: manifest.chunkCount * 4), attributes: [.posixPermissions: 0o600]),
             rename(temporary, progressPath(sha)) == 0
         else { throw BlobError("cannot start an upload in \(root)") }
+        // Written last: an upload exists once its manifest is named.
+        guard
+            FileManager.default.createFile(
+                atPath: manifestPath(sha), contents: Data(manifest.hash.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw BlobError("cannot start an upload in \(root)") }
     }
 
-    func finishedChunk(_ chunk: FileChunkUpload) { release("\(chunk.manifest.sha256)/\(chunk.index)") }
+    func finishedChunk(_ chunk: FileChunkUpload) { releaseChunk(chunk.key, writer: chunk.writer) }
 
     public func commit(_ manifest: AttachmentManifest) async throws -> CommitResult {
         let sha = manifest.sha256
         if hasBlob(sha) { return .committed }
-        guard let progress = try readProgress(manifest) else { return .incomplete(missing: Array(0..<manifest.chunkCount)) }
+        try checkUpload(manifest)
+        guard uploadManifest(sha) != nil, let progress = try readProgress(manifest) else {
+            return .incomplete(missing: Array(0..<manifest.chunkCount))
+        }
         let missing = (0..<manifest.chunkCount).filter { !isReceived(progress, $0, of: manifest) }
         guard missing.isEmpty else { return .incomplete(missing: missing) }
-        try claim(sha)
+        try claim(sha, revokingWriters: true)
         defer { release(sha) }
         let descriptor = open(dataPath(sha), O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else { throw BlobError("cannot read the upload of \(sha): \(String(cString: strerror(errno)))") }
@@ -153,8 +237,7 @@ public final class FileBlobStorage: BlobStorage {
         }
         guard ContentHash.hex(whole.finalize()) == sha else {
             // Every chunk matches its listed hash, yet the whole does not: the manifest lied.
-            try? FileManager.default.removeItem(atPath: dataPath(sha))
-            try? FileManager.default.removeItem(atPath: progressPath(sha))
+            for path in [dataPath(sha), progressPath(sha), manifestPath(sha)] { try? FileManager.default.removeItem(atPath: path) }
             throw BlobError(.mismatch, "the chunks match the manifest but the file's SHA-256 is not \(sha): the manifest is wrong")
         }
         guard fsync(descriptor) == 0 else { throw BlobError("cannot flush the upload of \(sha) to disk") }
@@ -168,6 +251,7 @@ public final class FileBlobStorage: BlobStorage {
         }
         Self.syncFolder(folder)
         try? FileManager.default.removeItem(atPath: progressPath(sha))
+        try? FileManager.default.removeItem(atPath: manifestPath(sha))
         return .committed
     }
 
@@ -205,9 +289,8 @@ public final class FileBlobStorage: BlobStorage {
                 var info = stat()
                 return stat(path, &info) == 0 ? Double(info.st_mtim.tv_sec) : nil
             }
-            guard let touched = times.max(), touched < cutoff, busy.withLock({ !$0.contains { $0.hasPrefix(sha) } }) else { continue }
-            try? FileManager.default.removeItem(atPath: dataPath(sha))
-            try? FileManager.default.removeItem(atPath: progressPath(sha))
+            guard let touched = times.max(), touched < cutoff, !claims.withLock({ $0.touches(sha) }) else { continue }
+            for path in [dataPath(sha), progressPath(sha), manifestPath(sha)] { try? FileManager.default.removeItem(atPath: path) }
             expired.append(sha)
         }
         return expired
@@ -243,21 +326,28 @@ public final class FileBlobStorage: BlobStorage {
 }
 
 /// One chunk written into an upload's data file, its hash checked as the bytes stream in.
-/// `@unchecked Sendable`: one request owns it; the storage's claim keeps others off the chunk.
+/// `@unchecked Sendable`: one request owns it, and every write checks, under the storage's lock,
+/// that no newer request took the chunk over.
 final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
     let storage: FileBlobStorage
     let manifest: AttachmentManifest
     let index: Int
+    let writer: UInt64
+    var key: String { "\(manifest.sha256)/\(index)" }
     private let descriptor: Int32
     private var hasher = SHA256()
     private(set) var received: Int
+    /// Bytes at the start of the body that the storage holds already.
+    private var skipping: Int
     private var done = false
 
-    init(storage: FileBlobStorage, manifest: AttachmentManifest, index: Int, offset: Int) throws {
+    init(storage: FileBlobStorage, manifest: AttachmentManifest, index: Int, offset: Int, skipping: Int, writer: UInt64) throws {
         self.storage = storage
         self.manifest = manifest
         self.index = index
+        self.writer = writer
         self.received = offset
+        self.skipping = skipping
         descriptor = open(storage.dataPath(manifest.sha256), O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else { throw BlobError("cannot write the upload of \(manifest.sha256): \(String(cString: strerror(errno)))") }
         // A resumed chunk: its first bytes are read back, so the hash covers the whole chunk.
@@ -274,14 +364,21 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         if !done { storage.finishedChunk(self) }
     }
 
-    func append(_ bytes: UnsafeRawBufferPointer) throws {
+    func append(_ all: UnsafeRawBufferPointer) throws {
+        let skipped = min(skipping, all.count)
+        skipping -= skipped
+        let bytes = UnsafeRawBufferPointer(rebasing: all[skipped...])
         guard received + bytes.count <= manifest.length(ofChunk: index) else {
             throw BlobError(.tooLarge, "chunk \(index) has \(manifest.length(ofChunk: index)) bytes; more were sent")
         }
-        try FileDigester.writeFully(descriptor, bytes, at: manifest.offset(ofChunk: index) + Int64(received))
+        let at = manifest.offset(ofChunk: index) + Int64(received)
+        let total = received + bytes.count
+        try storage.whileOwning(key, writer: writer) {
+            try FileDigester.writeFully(descriptor, bytes, at: at)
+            try storage.writeProgress(manifest.sha256, index: index, received: total)
+        }
         hasher.update(bufferPointer: bytes)
-        received += bytes.count
-        try storage.writeProgress(manifest.sha256, index: index, received: received)
+        received = total
     }
 
     func finish() throws -> Bool {
@@ -292,10 +389,14 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         let length = manifest.length(ofChunk: index)
         guard received == length else { return false }
         guard ContentHash.hex(hasher.finalize()) == manifest.chunks[index] else {
-            try? storage.writeProgress(manifest.sha256, index: index, received: 0)
+            try? storage.whileOwning(key, writer: writer) { try storage.writeProgress(manifest.sha256, index: index, received: 0) }
             throw BlobError(.mismatch, "chunk \(index)'s bytes do not hash to \(manifest.chunks[index]) (the manifest's); it was dropped")
         }
-        if length == 0 { try storage.writeProgress(manifest.sha256, index: index, received: Int(UInt32.max)) }
+        if length == 0 {
+            try storage.whileOwning(key, writer: writer) {
+                try storage.writeProgress(manifest.sha256, index: index, received: Int(UInt32.max))
+            }
+        }
         return true
     }
 

@@ -251,6 +251,9 @@ struct BundleImportCommand: AsyncParsableCommand {
         }
         if !imported.problems.isEmpty {
             for problem in imported.problems { FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(problem))\n".utf8)) }
+            throw CLIError(
+                "the revisions were imported, but \(imported.problems.count) attachment part\(imported.problems.count == 1 ? "" : "s") could not be read (see above); what verified was kept"
+            )
         }
     }
 

@@ -104,6 +104,9 @@ struct SyncCommand: AsyncParsableCommand {
         }
         await transport.shutdown()
         for line in moved.failed { FileHandle.standardError.write(Data("fieldsync: attachment \(TerminalText.visible(line))\n".utf8)) }
+        for line in moved.incomplete {
+            FileHandle.standardError.write(Data("fieldsync: warning: attachment \(TerminalText.visible(line))\n".utf8))
+        }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let duration = (report.durationSeconds * 100).rounded() / 100
         if json {

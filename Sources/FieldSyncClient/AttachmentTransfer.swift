@@ -37,6 +37,9 @@ public struct AttachmentTransfer: Sendable {
         public var retries = 0
         /// Attachments that could not move, with the reason, one line each.
         public var failed: [String] = []
+        /// Attachments held here only in part (a partial bundle import) that the central node does
+        /// not hold whole either, one line each: not this sync's failure, but nobody has them all.
+        public var incomplete: [String] = []
         public init() {}
     }
 
@@ -50,6 +53,19 @@ public struct AttachmentTransfer: Sendable {
         let pending = try store.localAttachments().filter { manifest in
             (try? store.receiptStatus(manifest.sha256, manifest.content)) != "verified"
                 && store.blobs.heldChunks(of: manifest).allSatisfy { $0 }
+        }
+        for manifest in try store.localAttachments() where !store.blobs.heldChunks(of: manifest).allSatisfy({ $0 }) {
+            guard (try? store.receiptStatus(manifest.sha256, manifest.content)) != "verified" else { continue }
+            let state = try? await transport.attachmentStatus([AttachmentQuery(sha256: manifest.sha256, manifest: manifest.hash)]).first
+            if case .complete(let receipt)? = state, let key, receipt.vouches(for: manifest.sha256, manifest.content, issuerKey: key) {
+                try store.storeAttachmentReceipt(receipt)
+                report.receipts += 1
+                continue
+            }
+            let held = store.blobs.heldChunks(of: manifest).filter { $0 }.count
+            report.incomplete.append(
+                "\(manifest.sha256): only \(held) of its \(manifest.chunkCount) chunks are here, and the central node does not hold it whole either"
+            )
         }
         let total = pending.reduce(Int64(0)) { $0 + $1.size }
         var done: Int64 = 0
@@ -106,6 +122,14 @@ public struct AttachmentTransfer: Sendable {
                     received = partly
                 }
                 for index in missing {
+                    // What the central node says is checked, never trusted: an index or an offset
+                    // outside the chunk is a bad answer, not a crash.
+                    guard (0..<manifest.chunkCount).contains(index),
+                        (0..<max(1, manifest.length(ofChunk: index))).contains(received[index] ?? 0)
+                    else {
+                        throw SyncError.badResponse(
+                            "attachments/status named chunk \(index) at \(received[index] ?? 0), outside the manifest")
+                    }
                     let bytes = try store.blobs.chunk(index, of: manifest)
                     let offset = received[index] ?? 0
                     let held = try await transport.putChunk(index, of: manifest, from: offset, bytes: bytes[offset...])
@@ -149,7 +173,7 @@ public struct AttachmentTransfer: Sendable {
                     // The receipt too: the copy it vouches for is what is fetched.
                     if case .complete(let receipt)? = try await transport.attachmentStatus([
                         AttachmentQuery(sha256: sha256, manifest: manifest.hash)
-                    ]).first {
+                    ]).first, let key = try store.enrolment()?.serverKey, receipt.vouches(for: sha256, content, issuerKey: key) {
                         try store.storeAttachmentReceipt(receipt)
                     }
                 }

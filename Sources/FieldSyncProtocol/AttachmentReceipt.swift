@@ -97,9 +97,11 @@ public protocol AttachmentStorage: Sendable {
     func attachmentManifest(hash: String) async throws -> [UInt8]?
     func storeAttachmentManifest(hash: String, bytes: [UInt8]) async throws
     func attachmentReceipt(_ sha256: String) async throws -> AttachmentReceipt?
-    /// Counts an upload against `account` from now on; throws `.quotaExceeded` when its committed
-    /// and pending bytes would pass `quota` (nil: no quota). Idempotent for the same upload.
-    func beginAttachmentUpload(_ sha256: String, size: Int64, account: String, quota: Int64?, now: Int64) async throws
+    /// Counts an upload of `sha256` under `manifest` against `account` from now on; throws
+    /// `.quotaExceeded` when its committed and pending bytes would pass `quota` (nil: no quota), and
+    /// `.uploadConflict` while an upload of the same bytes under another manifest is under way.
+    /// Idempotent for the same upload.
+    func beginAttachmentUpload(_ sha256: String, manifest: String, size: Int64, account: String, quota: Int64?, now: Int64) async throws
     /// Signs and stores the receipt of committed bytes, and ends their upload's accounting.
     func issueAttachmentReceipt(sha256: String, size: Int64, manifest: String, node: NodeID, account: String, now: Int64) async throws
         -> AttachmentReceipt
@@ -108,7 +110,7 @@ public protocol AttachmentStorage: Sendable {
 }
 
 /// One entry of `POST /v1/attachments/status` (spec 19.3).
-public struct AttachmentQuery: Sendable, Equatable {
+public struct AttachmentQuery: Sendable, Hashable {
     public var sha256: String
     public var manifest: String
 

@@ -55,6 +55,9 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// The most missing chunks a status answer names per attachment.
+    static var maximumMissingListed: Int { 512 }
+
     func sha(_ context: SyncRequestContext) throws -> String {
         guard let sha = context.parameters.get("sha"), Revision.isHash(sha) else {
             throw ProtocolError(.malformed, "an attachment is named by its SHA-256: 64 lowercase hex digits")
@@ -101,8 +104,25 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
     func status(_ request: Request, _ context: SyncRequestContext) async throws -> Response {
         _ = try context.requirePrincipal()
         let queries = try AttachmentQuery.list(try await JSONBody.read(request))
+        try await sweepIfDue()
         var answers: [JSONValue] = []
-        for query in queries { answers.append(try await availability(query).json(sha256: query.sha256)) }
+        var known: [AttachmentQuery: JSONValue] = [:]
+        for query in queries {
+            if let answer = known[query] {
+                answers.append(answer)
+                continue
+            }
+            var state = try await availability(query)
+            // Every response stays small: at most this many missing chunks are named per
+            // attachment, and the next status after they arrive names the next ones (spec 19.3).
+            if case .partial(let missing, let received) = state, missing.count > Self.maximumMissingListed {
+                let listed = Array(missing.prefix(Self.maximumMissingListed))
+                state = .partial(missing: listed, received: received.filter { listed.contains($0.key) })
+            }
+            let answer = state.json(sha256: query.sha256)
+            known[query] = answer
+            answers.append(answer)
+        }
         return JSONResponse.make(["attachments": .array(answers)])
     }
 
@@ -131,10 +151,15 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
         try await sweepIfDue()
         if try await storage.attachmentReceipt(sha) == nil {
             try await storage.beginAttachmentUpload(
-                sha, size: manifest.size, account: principal.account, quota: configuration.quota, now: Self.now())
+                sha, manifest: manifest.hash, size: manifest.size, account: principal.account, quota: configuration.quota,
+                now: Self.now())
+            do { try await blobs.beginUpload(manifest) } catch let error as BlobError {
+                // Nothing was started: the quota is not held for it.
+                if error.kind != .busy { try await storage.forgetAttachmentUploads([sha]) }
+                throw Self.protocolError(error)
+            }
         }
         try await storage.storeAttachmentManifest(hash: manifest.hash, bytes: manifest.canonicalBytes)
-        do { try await blobs.beginUpload(manifest) } catch let error as BlobError { throw Self.protocolError(error) }
         return JSONResponse.make(try await availability(AttachmentQuery(sha256: sha, manifest: manifest.hash)).json(sha256: sha))
     }
 
@@ -220,7 +245,11 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
         let sha = try sha(context)
         let manifest = try await manifest(sha, try manifestHash(request))
         let result: CommitResult
-        do { result = try await blobs.commit(manifest) } catch let error as BlobError { throw Self.protocolError(error) }
+        do { result = try await blobs.commit(manifest) } catch let error as BlobError {
+            // A manifest whose chunks do not make its file: the upload is gone, and so is its charge.
+            if error.kind == .mismatch { try await storage.forgetAttachmentUploads([sha]) }
+            throw Self.protocolError(error)
+        }
         switch result {
         case .committed: break
         case .incomplete(let missing):

@@ -25,9 +25,18 @@ extension SQLiteSyncStorage: AttachmentStorage {
         try await replica.asyncRead { db in try ReplicaStore.attachmentReceipt(db, sha256) }
     }
 
-    public func beginAttachmentUpload(_ sha256: String, size: Int64, account: String, quota: Int64?, now: Int64) async throws {
+    public func beginAttachmentUpload(_ sha256: String, manifest: String, size: Int64, account: String, quota: Int64?, now: Int64)
+        async throws
+    {
         try await replica.asyncWrite { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM attachment_upload WHERE sha = ?", arguments: [sha256]) != nil { return }
+            if let current = try String.fetchOne(db, sql: "SELECT manifest FROM attachment_upload WHERE sha = ?", arguments: [sha256]) {
+                guard current == manifest else {
+                    throw ProtocolError(
+                        .uploadConflict,
+                        "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                }
+                return
+            }
             if let quota {
                 // Committed bytes the account sent first, and its uploads under way.
                 let used =
@@ -45,8 +54,8 @@ extension SQLiteSyncStorage: AttachmentStorage {
                 }
             }
             try db.execute(
-                sql: "INSERT INTO attachment_upload (sha, account, size, started) VALUES (?, ?, ?, ?)",
-                arguments: [sha256, account, size, now])
+                sql: "INSERT INTO attachment_upload (sha, manifest, account, size, started) VALUES (?, ?, ?, ?, ?)",
+                arguments: [sha256, manifest, account, size, now])
         }
     }
 

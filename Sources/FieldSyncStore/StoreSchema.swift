@@ -204,7 +204,8 @@ enum StoreSchema {
                     CREATE TABLE attachment_local (sha TEXT PRIMARY KEY, manifest TEXT NOT NULL, added INTEGER NOT NULL);
                     CREATE TABLE attachment_receipt (sha TEXT PRIMARY KEY, body BLOB NOT NULL, account TEXT, size INTEGER);
                     CREATE TABLE attachment_upload (
-                        sha TEXT PRIMARY KEY, account TEXT NOT NULL, size INTEGER NOT NULL, started INTEGER NOT NULL
+                        sha TEXT PRIMARY KEY, manifest TEXT NOT NULL, account TEXT NOT NULL, size INTEGER NOT NULL,
+                        started INTEGER NOT NULL
                     );
                     """)
         }

@@ -37,8 +37,8 @@ import Testing
         // Chunk 1 is cut after 300,000 bytes: they are kept, and the upload says so.
         try await send(1, chunk(1)[0..<300_000], at: 0, finish: false)
         #expect(try await storage.state(of: manifest) == .partial(missing: [1, 2], received: [1: 300_000]))
-        // Resuming anywhere else is refused, with what arrived.
-        await #expect(throws: BlobError.self) { try await storage.openChunk(1, of: manifest, at: 0) }
+        // Resuming beyond what arrived is refused: it would leave a gap.
+        await #expect(throws: BlobError.self) { try await storage.openChunk(1, of: manifest, at: 400_000) }
         try await send(1, chunk(1)[300_000...], at: 300_000)
         try await send(2, chunk(2)[...], at: 0)
         #expect(try await storage.state(of: manifest) == .partial(missing: [], received: [:]))
@@ -73,12 +73,41 @@ import Testing
         await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
     }
 
-    @Test func aSecondWriterOfTheSameChunkIsToldItIsBusy() async throws {
+    /// A modified client references the same bytes under a manifest of its own (another chunk size,
+    /// chunk hashes of its garbage): it can neither join the upload under way nor write into it.
+    @Test func anotherManifestOfTheSameBytesCannotWriteIntoAnUploadUnderWay() async throws {
+        try await storage.beginUpload(manifest)
+        let count = AttachmentContent.chunkCount(size: manifest.size, chunkSize: 256 << 10)
+        let other = AttachmentManifest(
+            sha256: manifest.sha256, size: manifest.size, chunkSize: 256 << 10,
+            chunks: Array(repeating: String(repeating: "e", count: 64), count: count))
+        await #expect(throws: BlobError.self) { try await storage.beginUpload(other) }
+        await #expect(throws: BlobError.self) { try await storage.openChunk(9, of: other, at: 0) }
+        #expect(try await storage.state(of: other) == .absent)
+        await #expect(throws: BlobError.self) { try await storage.commit(other) }
+        // Nor can a request left over from a dropped connection write into the committed blob.
+        for index in 0..<3 { try await send(index, chunk(index)[...], at: 0) }
+        let late = try await storage.openChunk(2, of: manifest, at: manifest.length(ofChunk: 2))
+        #expect(try await storage.commit(manifest) == .committed)
+        #expect(throws: BlobError.self) { try [UInt8](repeating: 0, count: 0).withUnsafeBytes { try late.append($0) } }
+        late.abandon()
+        #expect(try await storage.readChunk(0, of: manifest) == chunk(0))
+    }
+
+    /// A client that reconnects after a dropped link takes its chunk over from its own dead request
+    /// at once; the older request can no longer write.
+    @Test func aNewerWriterTakesAChunkOverAndTheOlderOneCanNoLongerWrite() async throws {
         try await storage.beginUpload(manifest)
         let first = try await storage.openChunk(0, of: manifest, at: 0)
-        await #expect(throws: BlobError.self) { try await storage.openChunk(0, of: manifest, at: 0) }
+        try chunk(0)[0..<1000].withUnsafeBytes { try first.append($0) }
+        await #expect(throws: BlobError.self, "not beyond what arrived") { try await storage.openChunk(0, of: manifest, at: 5000) }
+        // The reconnected client resends from an older offset: what is held is skipped.
+        let second = try await storage.openChunk(0, of: manifest, at: 500)
+        #expect(throws: BlobError.self) { try chunk(0)[1000..<2000].withUnsafeBytes { try first.append($0) } }
+        try chunk(0)[500...].withUnsafeBytes { try second.append($0) }
+        #expect(try second.finish())
         first.abandon()
-        _ = try await storage.openChunk(0, of: manifest, at: 0)
+        #expect(try await storage.state(of: manifest) == .partial(missing: [1, 2], received: [:]))
     }
 
     @Test func commitReHashesWhatIsOnDiskAndNamesDamagedChunks() async throws {

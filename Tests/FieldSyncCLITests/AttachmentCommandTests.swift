@@ -98,12 +98,17 @@ import Testing
             process.executableURL = w.binary.url
             process.arguments = ["sync", "--server", proxy.url, "--store", w.store("rima"), "--retries", "0"]
             process.environment = ProcessInfo.processInfo.environment.merging(w.environment) { $1 }
+            let log = w.dir.file("sync-\(threshold).err")
+            FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()
             let deadline = Date().addingTimeInterval(60)
             while proxy.bytesFromClients < threshold, process.isRunning, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
-            #expect(process.isRunning, "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes")
+            #expect(
+                process.isRunning,
+                "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
+            )
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }

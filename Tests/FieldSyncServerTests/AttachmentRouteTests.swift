@@ -83,9 +83,12 @@ import Testing
         // Sent in two pieces, as after a dropped connection: the offset resumes the chunk.
         #expect(try await transport.putChunk(0, of: manifest, from: 0, bytes: bytes[0..<400_000]) == 400_000, "kept, and said so")
         #expect(
-            await rejection { try await transport.putChunk(0, of: manifest, from: 0, bytes: bytes[0..<(1 << 20)]) } == .uploadConflict,
-            "the offset must be what arrived")
-        try await transport.putChunk(0, of: manifest, from: 400_000, bytes: bytes[400_000..<(1 << 20)])
+            await rejection { try await transport.putChunk(0, of: manifest, from: 500_000, bytes: bytes[500_000..<(1 << 20)]) }
+                == .uploadConflict, "an offset beyond what arrived would leave a gap")
+        #expect(
+            try await transport.putChunk(0, of: manifest, from: 300_000, bytes: bytes[300_000..<700_000]) == 700_000,
+            "a resend from an older offset skips what is held")
+        try await transport.putChunk(0, of: manifest, from: 700_000, bytes: bytes[700_000..<(1 << 20)])
         try await transport.putChunk(1, of: manifest, from: 0, bytes: bytes[(1 << 20)...])
         let receipt = try await transport.commitAttachment(manifest)
         #expect(receipt.vouches(for: manifest.sha256, manifest.content, issuerKey: try server.store.publicKey()))
