@@ -91,10 +91,10 @@ public final class FileBlobStorage: BlobStorage {
         }
     }
 
-    func writeProgress(_ sha: String, index: Int, received: Int) throws {
-        let descriptor = open(progressPath(sha), O_WRONLY | O_CLOEXEC)
+    func writeProgress(_ sha: String, index: Int, received: Int, into progress: Int32? = nil) throws {
+        let descriptor = progress ?? open(progressPath(sha), O_WRONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw BlobError("cannot update the upload of \(sha): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
+        defer { if progress == nil { close(descriptor) } }
         let value = UInt32(truncatingIfNeeded: received)
         let bytes = [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
         try bytes.withUnsafeBytes { try FileDigester.writeFully(descriptor, $0, at: Int64(index * 4)) }
@@ -219,23 +219,30 @@ public final class FileBlobStorage: BlobStorage {
         guard descriptor >= 0 else { throw BlobError("cannot read the upload of \(sha): \(String(cString: strerror(errno)))") }
         var closed = false
         defer { if !closed { close(descriptor) } }
-        // One pass: every chunk and the whole file hashed from what is on disk (spec 19.4).
-        var whole = SHA256()
-        var bad: [Int] = []
+        // The whole file re-hashed from what is on disk (spec 19.4.3). Only when it does not match
+        // are the chunks hashed one by one, to name those to send again: a match of the whole
+        // already proves every byte.
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: manifest.chunkSize, alignment: 16)
         defer { buffer.deallocate() }
-        for index in 0..<manifest.chunkCount {
-            let length = manifest.length(ofChunk: index)
-            let got = try FileDigester.readFully(descriptor, into: buffer, count: length, at: manifest.offset(ofChunk: index))
-            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
-            whole.update(bufferPointer: bytes)
-            if got != length || ContentHash.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
+        func pass(chunks: Bool) throws -> (whole: String, bad: [Int]) {
+            var whole = SHA256()
+            var bad: [Int] = []
+            for index in 0..<manifest.chunkCount {
+                let length = manifest.length(ofChunk: index)
+                let got = try FileDigester.readFully(descriptor, into: buffer, count: length, at: manifest.offset(ofChunk: index))
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+                whole.update(bufferPointer: bytes)
+                if got != length || chunks && ContentHash.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
+            }
+            return (ContentHash.hex(whole.finalize()), bad)
         }
-        if !bad.isEmpty {
-            for index in bad { try writeProgress(sha, index: index, received: 0) }
-            return .mismatch(chunks: bad)
+        var checked = try pass(chunks: false)
+        if checked.whole != sha || !checked.bad.isEmpty { checked = try pass(chunks: true) }
+        if !checked.bad.isEmpty {
+            for index in checked.bad { try writeProgress(sha, index: index, received: 0) }
+            return .mismatch(chunks: checked.bad)
         }
-        guard ContentHash.hex(whole.finalize()) == sha else {
+        guard checked.whole == sha else {
             // Every chunk matches its listed hash, yet the whole does not: the manifest lied.
             for path in [dataPath(sha), progressPath(sha), manifestPath(sha)] { try? FileManager.default.removeItem(atPath: path) }
             throw BlobError(.mismatch, "the chunks match the manifest but the file's SHA-256 is not \(sha): the manifest is wrong")
@@ -335,6 +342,8 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
     let writer: UInt64
     var key: String { "\(manifest.sha256)/\(index)" }
     private let descriptor: Int32
+    /// The progress file, open for the chunk's life: one small write per arriving buffer.
+    private let progress: Int32
     private var hasher = SHA256()
     private(set) var received: Int
     /// Bytes at the start of the body that the storage holds already.
@@ -349,7 +358,11 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         self.received = offset
         self.skipping = skipping
         descriptor = open(storage.dataPath(manifest.sha256), O_RDWR | O_CLOEXEC)
-        guard descriptor >= 0 else { throw BlobError("cannot write the upload of \(manifest.sha256): \(String(cString: strerror(errno)))") }
+        progress = open(storage.progressPath(manifest.sha256), O_WRONLY | O_CLOEXEC)
+        // On a throw from here on the instance is complete, so deinit closes what opened.
+        guard descriptor >= 0, progress >= 0 else {
+            throw BlobError("cannot write the upload of \(manifest.sha256): \(String(cString: strerror(errno)))")
+        }
         // A resumed chunk: its first bytes are read back, so the hash covers the whole chunk.
         if offset > 0 {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: offset, alignment: 16)
@@ -360,7 +373,8 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
     }
 
     deinit {
-        close(descriptor)
+        if descriptor >= 0 { close(descriptor) }
+        if progress >= 0 { close(progress) }
         if !done { storage.finishedChunk(self) }
     }
 
@@ -375,7 +389,7 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
         let total = received + bytes.count
         try storage.whileOwning(key, writer: writer) {
             try FileDigester.writeFully(descriptor, bytes, at: at)
-            try storage.writeProgress(manifest.sha256, index: index, received: total)
+            try storage.writeProgress(manifest.sha256, index: index, received: total, into: progress)
         }
         hasher.update(bufferPointer: bytes)
         received = total

@@ -121,16 +121,28 @@ public struct AttachmentTransfer: Sendable {
                     missing = stillMissing
                     received = partly
                 }
+                // What the central node says is checked, never trusted: an index or an offset
+                // outside the chunk is a bad answer, not a crash.
                 for index in missing {
-                    // What the central node says is checked, never trusted: an index or an offset
-                    // outside the chunk is a bad answer, not a crash.
                     guard (0..<manifest.chunkCount).contains(index),
                         (0..<max(1, manifest.length(ofChunk: index))).contains(received[index] ?? 0)
                     else {
                         throw SyncError.badResponse(
                             "attachments/status named chunk \(index) at \(received[index] ?? 0), outside the manifest")
                     }
-                    let bytes = try store.blobs.chunk(index, of: manifest)
+                }
+                // The next chunk is read (and its hash checked) while this one is on the wire.
+                let store = self.store
+                var prefetched: Task<[UInt8], any Error>?
+                defer { prefetched?.cancel() }
+                for (position, index) in missing.enumerated() {
+                    let bytes = try await prefetched?.value ?? store.blobs.chunk(index, of: manifest)
+                    if position + 1 < missing.count {
+                        let following = missing[position + 1]
+                        prefetched = Task { try store.blobs.chunk(following, of: manifest) }
+                    } else {
+                        prefetched = nil
+                    }
                     let offset = received[index] ?? 0
                     let held = try await transport.putChunk(index, of: manifest, from: offset, bytes: bytes[offset...])
                     sent += Int64(bytes.count - offset)

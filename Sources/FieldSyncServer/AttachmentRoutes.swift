@@ -149,13 +149,18 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
                 .tooLarge, "the attachment has \(manifest.size) bytes; this central node accepts at most \(configuration.maximumSize)")
         }
         try await sweepIfDue()
-        if try await storage.attachmentReceipt(sha) == nil {
-            try await storage.beginAttachmentUpload(
-                sha, manifest: manifest.hash, size: manifest.size, account: principal.account, quota: configuration.quota,
-                now: Self.now())
+        if try await blobs.state(of: manifest) != .complete {
+            // Counted against the quota unless a receipt exists: then the bytes were lost here (a
+            // restore, a deleted file) and this upload repairs them.
+            let receipted = try await storage.attachmentReceipt(sha) != nil
+            if !receipted {
+                try await storage.beginAttachmentUpload(
+                    sha, manifest: manifest.hash, size: manifest.size, account: principal.account, quota: configuration.quota,
+                    now: Self.now())
+            }
             do { try await blobs.beginUpload(manifest) } catch let error as BlobError {
                 // Nothing was started: the quota is not held for it.
-                if error.kind != .busy { try await storage.forgetAttachmentUploads([sha]) }
+                if error.kind != .busy, !receipted { try await storage.forgetAttachmentUploads([sha]) }
                 throw Self.protocolError(error)
             }
         }

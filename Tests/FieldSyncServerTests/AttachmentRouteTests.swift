@@ -98,6 +98,18 @@ import Testing
         #expect(try await transport.chunk(1, of: manifest) == Array(bytes[(1 << 20)...]))
         let status = try await transport.attachmentStatus([AttachmentQuery(sha256: manifest.sha256, manifest: manifest.hash)])
         #expect(status == [.complete(receipt)])
+        // The blob's file is lost on the server (a restore, an admin's mistake): the replica that
+        // still holds the bytes uploads them again, and the first receipt stands.
+        try FileManager.default.removeItem(atPath: dir.file("server.sqlite.blobs/objects/\(manifest.sha256.prefix(2))/\(manifest.sha256)"))
+        #expect(
+            try await transport.attachmentStatus([AttachmentQuery(sha256: manifest.sha256, manifest: manifest.hash)]) == [
+                .unknown(needsManifest: false)
+            ])
+        let repaired = try await AttachmentTransfer(store: rima, transport: transport, retries: 0).uploadAll()
+        #expect(repaired.receipts == 1)
+        #expect(repaired.uploadedBytes == Int64(bytes.count))
+        #expect(try rima.attachmentReceipt(manifest.sha256) == receipt, "the first receipt stands")
+        #expect(try await transport.chunk(1, of: manifest) == Array(bytes[(1 << 20)...]))
     }
 
     @Test func sizeLimitAndQuotaAreRefusedBeforeAnyUploadStarts() async throws {
