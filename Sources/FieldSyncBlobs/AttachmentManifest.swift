@@ -10,30 +10,37 @@ public struct AttachmentManifest: Hashable, Sendable {
     public static let maximumBytes = 8 * 1024 * 1024
 
     /// Lowercase hex SHA-256 of the whole file.
-    public var sha256: String
-    public var size: Int64
-    public var chunkSize: Int
+    public var sha256: String { didSet { hash = Self.address(sha256, size, chunkSize, chunks) } }
+    public var size: Int64 { didSet { hash = Self.address(sha256, size, chunkSize, chunks) } }
+    public var chunkSize: Int { didSet { hash = Self.address(sha256, size, chunkSize, chunks) } }
     /// Lowercase hex SHA-256 of each chunk, in order.
-    public var chunks: [String]
+    public var chunks: [String] { didSet { hash = Self.address(sha256, size, chunkSize, chunks) } }
+    /// The manifest's address: the hex SHA-256 of its canonical bytes (computed once: a large
+    /// file's manifest is tens of kilobytes, and every chunk request names it).
+    public private(set) var hash: String
 
     public init(sha256: String, size: Int64, chunkSize: Int, chunks: [String]) {
         self.sha256 = sha256
         self.size = size
         self.chunkSize = chunkSize
         self.chunks = chunks
+        hash = Self.address(sha256, size, chunkSize, chunks)
     }
 
-    public var json: JSONValue {
+    static func json(_ sha256: String, _ size: Int64, _ chunkSize: Int, _ chunks: [String]) -> JSONValue {
         [
             "format": .int(Self.format), "sha256": .string(sha256), "size": .int(size), "chunk_size": .int(Int64(chunkSize)),
             "chunks": .array(chunks.map(JSONValue.string)),
         ]
     }
 
-    public var canonicalBytes: [UInt8] { json.canonicalBytes }
+    static func address(_ sha256: String, _ size: Int64, _ chunkSize: Int, _ chunks: [String]) -> String {
+        ContentHash.hex(of: json(sha256, size, chunkSize, chunks).canonicalBytes)
+    }
 
-    /// The manifest's address: the hex SHA-256 of its canonical bytes.
-    public var hash: String { ContentHash.hex(of: canonicalBytes) }
+    public var json: JSONValue { Self.json(sha256, size, chunkSize, chunks) }
+
+    public var canonicalBytes: [UInt8] { json.canonicalBytes }
 
     /// The `content` register value that references this manifest.
     public var content: AttachmentContent { AttachmentContent(size: size, chunkSize: chunkSize, manifest: hash) }
@@ -41,7 +48,9 @@ public struct AttachmentManifest: Hashable, Sendable {
     public var chunkCount: Int { chunks.count }
 
     /// The byte length of chunk `index`.
-    public func length(ofChunk index: Int) -> Int { content.length(ofChunk: index) }
+    public func length(ofChunk index: Int) -> Int {
+        Int(max(0, min(Int64(chunkSize), size - Int64(index) * Int64(chunkSize))))
+    }
 
     /// The offset of chunk `index` in the file.
     public func offset(ofChunk index: Int) -> Int64 { Int64(index) * Int64(chunkSize) }
@@ -84,6 +93,9 @@ public enum ContentHash {
         hasher.update(data: Array(bytes))
         return hex(hasher.finalize())
     }
+
+    /// The same, without copying an array.
+    public static func hex(of bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hex(of: $0) } }
 
     public static func hex(of buffer: UnsafeRawBufferPointer) -> String {
         var hasher = SHA256()

@@ -136,10 +136,10 @@ public struct AttachmentTransfer: Sendable {
                 var prefetched: Task<[UInt8], any Error>?
                 defer { prefetched?.cancel() }
                 for (position, index) in missing.enumerated() {
-                    let bytes = try await prefetched?.value ?? store.blobs.chunk(index, of: manifest)
+                    let bytes = try await prefetched?.value ?? store.blobs.chunk(index, of: manifest, verifying: false)
                     if position + 1 < missing.count {
                         let following = missing[position + 1]
-                        prefetched = Task { try store.blobs.chunk(following, of: manifest) }
+                        prefetched = Task { try store.blobs.chunk(following, of: manifest, verifying: false) }
                     } else {
                         prefetched = nil
                     }
@@ -151,7 +151,12 @@ public struct AttachmentTransfer: Sendable {
                     failures = 0
                 }
                 return (try await transport.commitAttachment(manifest), sent)
-            } catch let error as SyncError where error.isTransient || error.isUploadConflict {
+            } catch let error as SyncError where error.isTransient || error.isUploadConflict || error.isChunkMismatch {
+                // The central node found a chunk's bytes wrong: damaged here (said so, and this
+                // attachment stops), or on the way (sent again).
+                if error.isChunkMismatch {
+                    for index in 0..<manifest.chunkCount { _ = try store.blobs.chunk(index, of: manifest) }
+                }
                 failures += 1
                 report.retries += 1
                 guard failures <= retries else { throw error }
@@ -242,6 +247,12 @@ extension SyncError {
     /// 409 upload_conflict: another request is writing the chunk, or the offset moved; ask again.
     var isUploadConflict: Bool {
         if case .rejected(409, let error) = self, error.code == .uploadConflict { return true }
+        return false
+    }
+
+    /// 422 chunk_mismatch: the central node hashed a chunk and it was not the manifest's.
+    var isChunkMismatch: Bool {
+        if case .rejected(_, let error) = self, error.code == .chunkMismatch { return true }
         return false
     }
 }

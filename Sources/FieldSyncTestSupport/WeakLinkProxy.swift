@@ -3,7 +3,7 @@ import Synchronization
 
 /// A TCP proxy on 127.0.0.1 for tests and benchmarks of weak links: it forwards to a target port,
 /// and can cut every connection after it has carried `dropAfter` bytes from the client, and slow
-/// the client's bytes to `bytesPerSecond`. It counts every byte it forwarded from clients.
+/// each direction of a connection to `bytesPerSecond`. It counts the bytes it forwarded each way.
 ///
 /// Blocking sockets on threads: simple, and plenty for a handful of test connections.
 public final class WeakLinkProxy: Sendable {
@@ -16,6 +16,7 @@ public final class WeakLinkProxy: Sendable {
 
     struct State {
         var forwarded = 0
+        var returned = 0
         var drops = 0
         var stopped = false
         var sockets: Set<Int32> = []
@@ -23,6 +24,8 @@ public final class WeakLinkProxy: Sendable {
 
     /// Bytes forwarded from clients to the target so far.
     public var bytesFromClients: Int { state.withLock { $0.forwarded } }
+    /// Bytes forwarded from the target back to clients so far.
+    public var bytesToClients: Int { state.withLock { $0.returned } }
     /// Connections cut on purpose so far.
     public var drops: Int { state.withLock { $0.drops } }
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -118,7 +121,7 @@ public final class WeakLinkProxy: Sendable {
             }
             let n = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, limit, 0) }
             if n <= 0 { break }
-            if counting, let bytesPerSecond {
+            if let bytesPerSecond {
                 // Hold the bytes back until the rate allows them.
                 let due = Double(sent + n) / Double(bytesPerSecond) - Date().timeIntervalSince(started)
                 if due > 0 { Thread.sleep(forTimeInterval: due) }
@@ -133,6 +136,8 @@ public final class WeakLinkProxy: Sendable {
             if counting {
                 connection.carried.withLock { $0 += n }
                 state.withLock { $0.forwarded += n }
+            } else {
+                state.withLock { $0.returned += n }
             }
         }
         shutdown(source, Int32(SHUT_RDWR))

@@ -123,6 +123,44 @@ import Testing
         _ = await server.stop()
     }
 
+    /// `attachment get` killed twice in the middle of a fetch over a slow link: the chunks already
+    /// here are kept, and the last run fetches only the rest.
+    @Test func aFetchKilledMidwayResumesFromTheChunksAlreadyHere() async throws {
+        let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
+        try await w.initReplica("rima", server: server.url, serverStore: serverStore)
+        let proxy = try WeakLinkProxy(targetPort: try #require(URL(string: server.url)?.port), bytesPerSecond: 3 << 19)
+        defer { proxy.stop() }
+        try await w.initReplica("omar", server: proxy.url, serverStore: serverStore)
+        let id = try await w.add("rima", "--title", "Executions at the quarry")
+        let video = try file("quarry.mp4", 10 << 20, seed: 12)
+        _ = try await w.ok("rima", "attach", id, video.path)
+        _ = try await w.ok("rima", "sync")
+        _ = try await w.ok("omar", "sync")
+        let out = w.dir.file("quarry-copy.mp4")
+        for threshold in [3 << 20, 6 << 20] {
+            let process = Process()
+            process.executableURL = w.binary.url
+            process.arguments = ["attachment", "get", id, sha(video.bytes), "--out", out, "--store", w.store("omar"), "--retries", "0"]
+            process.environment = ProcessInfo.processInfo.environment.merging(w.environment) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let deadline = Date().addingTimeInterval(60)
+            while proxy.bytesToClients < threshold, process.isRunning, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+            #expect(process.isRunning, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes")
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(!FileManager.default.fileExists(atPath: out), "nothing at --out until the whole file is checked")
+        }
+        #expect(try await attachments("omar", id)[0]["local"] == "partial")
+        _ = try await w.ok("omar", "attachment", "get", id, sha(video.bytes), "--out", out)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: out))) == video.bytes)
+        // Each kill loses at most the chunk on the wire (1 MiB) and what the link buffered.
+        #expect(proxy.bytesToClients < video.bytes.count + (3 << 20), "fetched \(proxy.bytesToClients) bytes for \(video.bytes.count)")
+        await w.lockAll()
+        _ = await server.stop()
+    }
+
     /// A link that drops the connection after every 3 MiB: the upload completes within the retries.
     @Test func aLinkThatDropsEveryFewMegabytesStillCarriesTheWholeFile() async throws {
         let server = try await ServerProcess.start(binary: w.binary, store: serverStore)
