@@ -243,7 +243,9 @@ struct AttachmentGetCommand: AsyncParsableCommand {
 enum AttachmentFile {
     static func write(_ manifest: AttachmentManifest, from blobs: ReplicaBlobStore, to out: String) throws {
         let folder = URL(fileURLWithPath: out).deletingLastPathComponent().path
-        let temporary = "\(folder)/.\((out as NSString).lastPathComponent).fieldsync-\(UUID().uuidString.prefix(8)).partial"
+        // One name per output file, so that what a killed `get` left is replaced, not piled up.
+        let temporary = "\(folder)/.\((out as NSString).lastPathComponent).fieldsync-partial"
+        unlink(temporary)
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw CLIError("cannot write \(out): \(String(cString: strerror(errno)))") }
         var hasher = SHA256()

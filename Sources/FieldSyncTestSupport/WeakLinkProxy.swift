@@ -18,12 +18,21 @@ public final class WeakLinkProxy: Sendable {
         var forwarded = 0
         var returned = 0
         var drops = 0
+        /// Actions run once, on the proxy's own thread, when the bytes one way reach a count.
+        var triggers: [(toClients: Bool, count: Int, action: @Sendable () -> Void)] = []
         var stopped = false
         var sockets: Set<Int32> = []
     }
 
     /// Bytes forwarded from clients to the target so far.
     public var bytesFromClients: Int { state.withLock { $0.forwarded } }
+    /// Runs `action` once, on the proxy's thread, as soon as the bytes forwarded from clients (or,
+    /// with `toClients`, back to them) reach `count` in total: a kill at an exact point of a
+    /// transfer, however busy the test's own threads are.
+    public func whenBytes(reach count: Int, toClients: Bool = false, _ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.triggers.append((toClients, count, action)) }
+    }
+
     /// Bytes forwarded from the target back to clients so far.
     public var bytesToClients: Int { state.withLock { $0.returned } }
     /// Connections cut on purpose so far.
@@ -133,12 +142,16 @@ public final class WeakLinkProxy: Sendable {
                 offset += w
             }
             sent += n
-            if counting {
-                connection.carried.withLock { $0 += n }
-                state.withLock { $0.forwarded += n }
-            } else {
-                state.withLock { $0.returned += n }
+            if counting { connection.carried.withLock { $0 += n } }
+            let due = state.withLock { state -> [@Sendable () -> Void] in
+                if counting { state.forwarded += n } else { state.returned += n }
+                let reached = state.triggers.filter {
+                    $0.toClients != counting && $0.count <= (counting ? state.forwarded : state.returned)
+                }
+                state.triggers.removeAll { $0.toClients != counting && $0.count <= (counting ? state.forwarded : state.returned) }
+                return reached.map(\.action)
             }
+            for action in due { action() }
         }
         shutdown(source, Int32(SHUT_RDWR))
         shutdown(sink, Int32(SHUT_RDWR))

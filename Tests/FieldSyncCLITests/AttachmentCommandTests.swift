@@ -103,14 +103,13 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while proxy.bytesFromClients < threshold, process.isRunning, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
+            let pid = process.processIdentifier
+            proxy.whenBytes(reach: threshold) { kill(pid, SIGKILL) }
+            process.waitUntilExit()
             #expect(
-                process.isRunning,
+                process.terminationReason == .uncaughtSignal,
                 "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
             )
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
         #expect(!FileManager.default.fileExists(atPath: serverBlob(sha(video.bytes))), "not complete before the last sync")
         let synced = try await w.ok("rima", "sync", "--server", proxy.url, "--json").json()
@@ -145,11 +144,10 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while proxy.bytesToClients < threshold, process.isRunning, Date() < deadline { try await Task.sleep(nanoseconds: 20_000_000) }
-            #expect(process.isRunning, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes")
-            kill(process.processIdentifier, SIGKILL)
+            let pid = process.processIdentifier
+            proxy.whenBytes(reach: threshold, toClients: true) { kill(pid, SIGKILL) }
             process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes")
             #expect(!FileManager.default.fileExists(atPath: out), "nothing at --out until the whole file is checked")
         }
         #expect(try await attachments("omar", id)[0]["local"] == "partial")
