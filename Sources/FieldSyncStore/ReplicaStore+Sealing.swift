@@ -18,45 +18,41 @@ extension ReplicaStore {
     /// central node did not hold at the last sync: what a wipe destroys for good. Reads only
     /// columns that stay in clear.
     public static func unsyncedRevisions(at path: String) throws -> Int {
+        try readWithoutKey(at: path) { db in
+            let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
+            var count = 0
+            for node in own {
+                let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
+                let central =
+                    try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
+                count += Int(max(0, held - central))
+            }
+            return count
+        }
+    }
+
+    /// One read of clear columns of the file at `path`, opened without a key (for `wipe`).
+    static func readWithoutKey<T>(at path: String, _ body: (Database) throws -> T) throws -> T {
         let queue: DatabaseQueue
         do {
             queue = try DatabaseQueue(path: path)
         } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
         defer { try? queue.close() }
-        do {
-            return try queue.read { db in
-                let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
-                var count = 0
-                for node in own {
-                    let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
-                    let central =
-                        try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
-                    count += Int(max(0, held - central))
-                }
-                return count
-            }
-        } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+        do { return try queue.read(body) } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
     }
 
     /// How many attachments kept at `path` have no receipt from the central node: what `wipe` would
     /// lose. Needs no key (the hash columns are compared, never read).
     public static func unreceiptedAttachments(at path: String) throws -> Int {
-        let queue: DatabaseQueue
-        do {
-            queue = try DatabaseQueue(path: path)
-        } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
-        defer { try? queue.close() }
-        do {
-            return try queue.read { db in
-                let exists =
-                    try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'attachment_local')") ?? false
-                guard exists else { return 0 }
-                return try Int.fetchOne(
-                    db,
-                    sql: "SELECT COUNT(*) FROM attachment_local l WHERE NOT EXISTS (SELECT 1 FROM attachment_receipt r WHERE r.sha = l.sha)"
-                ) ?? 0
-            }
-        } catch let error as DatabaseError { throw StoreError.from(error, path: path) }
+        try readWithoutKey(at: path) { db in
+            let exists =
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'attachment_local')") ?? false
+            guard exists else { return 0 }
+            return try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM attachment_local l WHERE NOT EXISTS (SELECT 1 FROM attachment_receipt r WHERE r.sha = l.sha)"
+            ) ?? 0
+        }
     }
 
     /// Whether the replica at `path` is sealed (it has a `sealing` row); nil when the file cannot be

@@ -24,6 +24,26 @@ import Testing
 
     func sha(_ bytes: [UInt8]) -> String { ContentHash.hex(of: bytes) }
 
+    /// Runs the binary and has the proxy kill it (SIGKILL, from its own thread) once `threshold`
+    /// bytes went through it one way; whether the kill ended it, and its stderr.
+    func killedAt(_ threshold: Int, toClients: Bool = false, by proxy: WeakLinkProxy, _ arguments: [String]) throws -> (
+        signalled: Bool, stderr: String
+    ) {
+        let process = Process()
+        process.executableURL = w.binary.url
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(w.environment) { $1 }
+        let log = w.dir.file("killed-\(UUID().uuidString.prefix(8)).err")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        let pid = process.processIdentifier
+        proxy.whenBytes(reach: threshold, toClients: toClients) { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        return (process.terminationReason == .uncaughtSignal, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
     func serverBlob(_ sha: String) -> String { "\(serverStore).blobs/objects/\(sha.prefix(2))/\(sha)" }
 
     func attachments(_ name: String, _ id: String) async throws -> [JSONValue] {
@@ -94,22 +114,9 @@ import Testing
         let proxy = try WeakLinkProxy(targetPort: port, bytesPerSecond: 3 << 19)
         defer { proxy.stop() }
         for threshold in [2 << 20, 5 << 20, 8 << 20] {
-            let process = Process()
-            process.executableURL = w.binary.url
-            process.arguments = ["sync", "--server", proxy.url, "--store", w.store("rima"), "--retries", "0"]
-            process.environment = ProcessInfo.processInfo.environment.merging(w.environment) { $1 }
-            let log = w.dir.file("sync-\(threshold).err")
-            FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle(forWritingAtPath: log)
-            try process.run()
-            let pid = process.processIdentifier
-            proxy.whenBytes(reach: threshold) { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-            #expect(
-                process.terminationReason == .uncaughtSignal,
-                "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
-            )
+            let killed = try killedAt(
+                threshold, by: proxy, ["sync", "--server", proxy.url, "--store", w.store("rima"), "--retries", "0"])
+            #expect(killed.signalled, "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes: \(killed.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: serverBlob(sha(video.bytes))), "not complete before the last sync")
         let synced = try await w.ok("rima", "sync", "--server", proxy.url, "--json").json()
@@ -137,17 +144,10 @@ import Testing
         _ = try await w.ok("omar", "sync")
         let out = w.dir.file("quarry-copy.mp4")
         for threshold in [3 << 20, 6 << 20] {
-            let process = Process()
-            process.executableURL = w.binary.url
-            process.arguments = ["attachment", "get", id, sha(video.bytes), "--out", out, "--store", w.store("omar"), "--retries", "0"]
-            process.environment = ProcessInfo.processInfo.environment.merging(w.environment) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let pid = process.processIdentifier
-            proxy.whenBytes(reach: threshold, toClients: true) { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes")
+            let killed = try killedAt(
+                threshold, toClients: true, by: proxy,
+                ["attachment", "get", id, sha(video.bytes), "--out", out, "--store", w.store("omar"), "--retries", "0"])
+            #expect(killed.signalled, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes: \(killed.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out), "nothing at --out until the whole file is checked")
         }
         #expect(try await attachments("omar", id)[0]["local"] == "partial")
