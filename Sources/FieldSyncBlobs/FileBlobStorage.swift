@@ -68,17 +68,21 @@ public final class FileBlobStorage: BlobStorage {
         var received: [Int: Int] = [:]
         for index in 0..<manifest.chunkCount where !isReceived(progress, index, of: manifest) {
             missing.append(index)
-            if progress[index] > 0, progress[index] < manifest.length(ofChunk: index) { received[index] = progress[index] }
+            let held = Self.bytesHeld(progress[index])
+            if held > 0, held < manifest.length(ofChunk: index) { received[index] = held }
         }
         return .partial(missing: missing, received: received)
     }
 
-    /// An empty file's single chunk counts as received once written; its progress holds 0xFFFFFFFF.
-    private func isMarkedEmpty(_ progress: [Int], _ index: Int) -> Bool { progress[index] == Int(UInt32.max) }
+    /// A progress entry's top bit: the chunk's hash was checked against the manifest when its last
+    /// byte arrived. Only such chunks count as received, so a commit that finds the whole file right
+    /// knows every listed chunk hash is right too. The low 31 bits: how many bytes arrived.
+    static let verifiedBit = 0x8000_0000
+
+    static func bytesHeld(_ entry: Int) -> Int { entry & (verifiedBit - 1) }
 
     private func isReceived(_ progress: [Int], _ index: Int, of manifest: AttachmentManifest) -> Bool {
-        let length = manifest.length(ofChunk: index)
-        return length == 0 ? isMarkedEmpty(progress, index) : progress[index] == length
+        progress[index] & Self.verifiedBit != 0 && Self.bytesHeld(progress[index]) == manifest.length(ofChunk: index)
     }
 
     private func readProgress(_ manifest: AttachmentManifest) throws -> [Int]? {
@@ -160,7 +164,7 @@ public final class FileBlobStorage: BlobStorage {
                 throw BlobError(
                     .offset(received: 0), "no upload of \(sha) is under way (it expired, or never started): send its manifest again")
             }
-            let held = isMarkedEmpty(progress, index) ? 0 : progress[index]
+            let held = Self.bytesHeld(progress[index])
             // A resend from an older offset is fine (a dead request wrote more meanwhile): the bytes
             // already held are skipped. One from beyond them would leave a gap.
             guard offset <= held else {
@@ -206,7 +210,13 @@ public final class FileBlobStorage: BlobStorage {
 
     public func commit(_ manifest: AttachmentManifest) async throws -> CommitResult {
         let sha = manifest.sha256
-        if hasBlob(sha) { return .committed }
+        if hasBlob(sha) {
+            var info = stat()
+            guard stat(objectPath(sha), &info) == 0, Int64(info.st_size) == manifest.size else {
+                throw BlobError(.mismatch, "the central node holds \(sha) with another size than this manifest says")
+            }
+            return .committed
+        }
         try checkUpload(manifest)
         guard uploadManifest(sha) != nil, let progress = try readProgress(manifest) else {
             return .incomplete(missing: Array(0..<manifest.chunkCount))
@@ -406,10 +416,8 @@ final class FileChunkUpload: ChunkUpload, @unchecked Sendable {
             try? storage.whileOwning(key, writer: writer) { try storage.writeProgress(manifest.sha256, index: index, received: 0) }
             throw BlobError(.mismatch, "chunk \(index)'s bytes do not hash to \(manifest.chunks[index]) (the manifest's); it was dropped")
         }
-        if length == 0 {
-            try storage.whileOwning(key, writer: writer) {
-                try storage.writeProgress(manifest.sha256, index: index, received: Int(UInt32.max))
-            }
+        try storage.whileOwning(key, writer: writer) {
+            try storage.writeProgress(manifest.sha256, index: index, received: length | FileBlobStorage.verifiedBit)
         }
         return true
     }

@@ -98,8 +98,11 @@ public struct AttachmentTransfer: Sendable {
 
     /// Uploads one attachment; returns the central node's receipt and the chunk bytes sent.
     func upload(_ manifest: AttachmentManifest, report: inout Report, moved: (Int64) -> Void) async throws -> (AttachmentReceipt, Int64) {
+        // Failures in a row without progress, where progress is the central node holding more
+        // bytes than at the previous status: a chunk it keeps dropping cannot loop forever.
         var failures = 0
         var sent: Int64 = 0
+        var heldBefore: Int64 = -1
         while true {
             do {
                 let query = AttachmentQuery(sha256: manifest.sha256, manifest: manifest.hash)
@@ -131,7 +134,12 @@ public struct AttachmentTransfer: Sendable {
                             "attachments/status named chunk \(index) at \(received[index] ?? 0), outside the manifest")
                     }
                 }
-                // The next chunk is read (and its hash checked) while this one is on the wire.
+                let held =
+                    manifest.size - missing.reduce(Int64(0)) { $0 + Int64(manifest.length(ofChunk: $1)) }
+                    + received.values.reduce(Int64(0)) { $0 + Int64($1) }
+                if held > heldBefore { failures = 0 }
+                heldBefore = held
+                // The next chunk is read while this one is on the wire.
                 let store = self.store
                 var prefetched: Task<[UInt8], any Error>?
                 defer { prefetched?.cancel() }
@@ -148,7 +156,6 @@ public struct AttachmentTransfer: Sendable {
                     sent += Int64(bytes.count - offset)
                     guard held == bytes.count else { throw SyncError.transport("chunk \(index) arrived in part (\(held) bytes)") }
                     moved(manifest.offset(ofChunk: index) + Int64(bytes.count))
-                    failures = 0
                 }
                 return (try await transport.commitAttachment(manifest), sent)
             } catch let error as SyncError where error.isTransient || error.isUploadConflict || error.isChunkMismatch {

@@ -64,7 +64,11 @@ extension SQLiteSyncStorage: AttachmentStorage {
     {
         try await replica.asyncWrite { db in
             // The first receipt stands: whoever asks later is told the bytes arrived then.
-            if let existing = try ReplicaStore.attachmentReceipt(db, sha256) { return existing }
+            if let existing = try ReplicaStore.attachmentReceipt(db, sha256) {
+                // An upload row a racing manifest request left: the bytes are counted by the receipt.
+                try db.execute(sql: "DELETE FROM attachment_upload WHERE sha = ?", arguments: [sha256])
+                return existing
+            }
             let receipt = try AttachmentReceipt.issue(
                 sha256: sha256, size: size, manifest: manifest, received: now, node: node, account: account, by: ReplicaStore.deviceKey(db))
             try db.execute(

@@ -147,6 +147,27 @@ import Testing
         #expect(try await storage.state(of: manifest) == .complete)
     }
 
+    /// The right file under a manifest with invented chunk hashes, every chunk's request dropped
+    /// before its hash was checked: nothing counts as received, so it is never committed (and never
+    /// gets a receipt that fetches would then fail against).
+    @Test func chunksWhoseHashWasNeverCheckedDoNotCount() async throws {
+        var invented = manifest
+        invented.chunks = Array(repeating: String(repeating: "e", count: 64), count: manifest.chunkCount)
+        try await storage.beginUpload(invented)
+        for index in 0..<3 {
+            let upload = try await storage.openChunk(index, of: invented, at: 0)
+            try chunk(index).withUnsafeBytes { try upload.append($0) }
+            upload.abandon()
+        }
+        #expect(try await storage.commit(invented) == .incomplete(missing: [0, 1, 2]))
+        let resent = try await storage.openChunk(0, of: invented, at: 0)
+        #expect(throws: BlobError.self, "checked from the central node's copy when resent") {
+            try chunk(0).withUnsafeBytes { try resent.append($0) }
+            try resent.finish()
+        }
+        #expect(try await storage.state(of: invented) == .partial(missing: [0, 1, 2], received: [:]))
+    }
+
     @Test func aManifestThatLiesAboutTheWholeHashIsRefusedAtCommit() async throws {
         var lying = manifest
         lying.sha256 = String(repeating: "0", count: 64)
