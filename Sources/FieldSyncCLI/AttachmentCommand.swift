@@ -124,7 +124,6 @@ struct AttachCommand: AsyncParsableCommand {
     func run() async throws { try await add.run() }
 }
 
-extension AttachmentAddCommand: ParsableArguments {}
 
 /// One attachment of a record as `list` shows it.
 struct AttachmentEntry {
