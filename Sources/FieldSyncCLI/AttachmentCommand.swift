@@ -124,7 +124,6 @@ struct AttachCommand: AsyncParsableCommand {
     func run() async throws { try await add.run() }
 }
 
-
 /// One attachment of a record as `list` shows it.
 struct AttachmentEntry {
     var sha256: String
