@@ -26,7 +26,7 @@ import Testing
 
     /// Runs the binary and has the proxy kill it (SIGKILL, from its own thread) once `threshold`
     /// bytes went through it one way; whether the kill ended it, and its stderr.
-    func killedAt(_ threshold: Int, toClients: Bool = false, by proxy: WeakLinkProxy, _ arguments: [String]) throws -> (
+    func killedAt(_ threshold: Int, toClients: Bool = false, by proxy: WeakLinkProxy, _ arguments: [String]) async throws -> (
         signalled: Bool, stderr: String
     ) {
         let process = Process()
@@ -40,7 +40,9 @@ import Testing
         try process.run()
         let pid = process.processIdentifier
         proxy.whenBytes(reach: threshold, toClients: toClients) { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        // Waited for without blocking a thread of the shared pool (in-process servers of other
+        // suites need them); the kill itself comes from the proxy's thread.
+        while process.isRunning { try await Task.sleep(nanoseconds: 20_000_000) }
         return (process.terminationReason == .uncaughtSignal, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
 
@@ -114,7 +116,7 @@ import Testing
         let proxy = try WeakLinkProxy(targetPort: port, bytesPerSecond: 3 << 19)
         defer { proxy.stop() }
         for threshold in [2 << 20, 5 << 20, 8 << 20] {
-            let killed = try killedAt(
+            let killed = try await killedAt(
                 threshold, by: proxy, ["sync", "--server", proxy.url, "--store", w.store("rima"), "--retries", "0"])
             #expect(killed.signalled, "killed in the middle of the upload, at \(proxy.bytesFromClients) bytes: \(killed.stderr)")
         }
@@ -144,7 +146,7 @@ import Testing
         _ = try await w.ok("omar", "sync")
         let out = w.dir.file("quarry-copy.mp4")
         for threshold in [3 << 20, 6 << 20] {
-            let killed = try killedAt(
+            let killed = try await killedAt(
                 threshold, toClients: true, by: proxy,
                 ["attachment", "get", id, sha(video.bytes), "--out", out, "--store", w.store("omar"), "--retries", "0"])
             #expect(killed.signalled, "killed in the middle of the fetch, at \(proxy.bytesToClients) bytes: \(killed.stderr)")
