@@ -198,11 +198,9 @@ import Testing
         #expect(afterLock.status == 1 && afterLock.stderr.contains("locked"), "\(afterLock)")
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket goes with the key")
 
-        // A window wide enough for `list` to start and ask the agent on a loaded CI machine (the
-        // whole suite runs in parallel), then waited out.
-        try await w.ok("rima", "unlock", "--for", "30s", "--passphrase-file", w.passphraseFile("rima"))
+        try await w.ok("rima", "unlock", "--for", "8s", "--passphrase-file", w.passphraseFile("rima"))
         try await w.ok("rima", "list")
-        try await Task.sleep(for: .seconds(32))
+        try await Task.sleep(for: .seconds(10))
         let afterTimeout = try await w.run("rima", "list")
         #expect(afterTimeout.status == 1 && afterTimeout.stderr.contains("locked"), "\(afterTimeout)")
         let bad = try await w.run("rima", "unlock", "--for", "3d")
