@@ -37,16 +37,12 @@ public struct FieldSyncBinary: Sendable {
         url = found
     }
 
-    /// Runs `fieldsync ARGS` and waits for it without blocking Swift concurrency's few threads (an
-    /// in-process server in the same test run needs them). `store` becomes `--store`.
+    /// Runs `fieldsync ARGS` and waits for it on a ``DedicatedThread``, never on a shared pool's
+    /// thread (an in-process server in the same test run needs those). `store` becomes `--store`.
     public func run(_ arguments: [String], store: String? = nil, stdin: String? = nil, environment: [String: String] = [:]) async throws
         -> CommandResult
     {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try runBlocking(arguments, store: store, stdin: stdin, environment: environment) })
-            }
-        }
+        try await DedicatedThread.run { try runBlocking(arguments, store: store, stdin: stdin, environment: environment) }
     }
 
     /// Runs `fieldsync ARGS` on the calling thread and waits for it.

@@ -75,12 +75,7 @@ public final class ServerProcess: @unchecked Sendable {
     /// Sends `signal` and waits for the process to exit; returns its exit status.
     public func stop(signal: Int32 = SIGTERM) async -> Int32 {
         kill(process.processIdentifier, signal)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume()
-            }
-        }
+        await DedicatedThread.run { self.process.waitUntilExit() }
         return process.terminationStatus
     }
 }

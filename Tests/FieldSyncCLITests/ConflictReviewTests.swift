@@ -180,22 +180,18 @@ import Testing
         try await w.exchange("b", "a")
         // The workspace's agent socket folder: an encrypted replica is unlocked there.
         let command = "XDG_RUNTIME_DIR=\(w.environment["XDG_RUNTIME_DIR"] ?? "") \(w.binary.url.path) resolve \(id) --store \(w.store("a"))"
-        let result: Int32 = try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-                    process.arguments = ["-qec", command, "/dev/null"]
-                    let input = Pipe()
-                    process.standardInput = input
-                    process.standardOutput = Pipe()
-                    try process.run()
-                    input.fileHandleForWriting.write(Data("2\nthe second count is from the hospital\n".utf8))
-                    try input.fileHandleForWriting.close()
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                } catch { continuation.resume(throwing: error) }
-            }
+        let result: Int32 = try await DedicatedThread.run {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            process.arguments = ["-qec", command, "/dev/null"]
+            let input = Pipe()
+            process.standardInput = input
+            process.standardOutput = Pipe()
+            try process.run()
+            input.fileHandleForWriting.write(Data("2\nthe second count is from the hospital\n".utf8))
+            try input.fileHandleForWriting.close()
+            process.waitUntilExit()
+            return process.terminationStatus
         }
         #expect(result == 0)
         let record = try await w.show("a", id)

@@ -103,7 +103,7 @@ import Testing
         let image = w.dir.file("disk.img")
         let mountPoint = w.dir.file("mnt")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        func shell(_ command: String) -> Int32 {
+        @Sendable func shell(_ command: String) -> Int32 {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", command]
@@ -113,7 +113,10 @@ import Testing
             process.waitUntilExit()
             return process.terminationStatus
         }
-        guard shell("truncate -s 48M '\(image)' && mkfs.ext4 -q -F '\(image)' && mount -o loop '\(image)' '\(mountPoint)'") == 0 else {
+        let made = await DedicatedThread.run {
+            shell("truncate -s 48M '\(image)' && mkfs.ext4 -q -F '\(image)' && mount -o loop '\(image)' '\(mountPoint)'")
+        }
+        guard made == 0 else {
             print("EncryptedReplicaTests: skipped the raw-image search: no loop device could be mounted here")
             return
         }
@@ -134,7 +137,7 @@ import Testing
         try await run(["edit", id, "--set", "narrative=NARRATIVEMARKER again"])
         try await run(["delete", id])
         try await run(["lock"])
-        #expect(shell("umount '\(mountPoint)'") == 0)
+        #expect(await DedicatedThread.run { shell("umount '\(mountPoint)'") } == 0)
         mounted = false
         let raw = Array(try Data(contentsOf: URL(fileURLWithPath: image)))
         let found = ["TITLEMARKER", "PLACEMARKER", "NARRATIVEMARKER", "AUTHORMARKER"].filter { marker in
@@ -198,9 +201,12 @@ import Testing
         #expect(afterLock.status == 1 && afterLock.stderr.contains("locked"), "\(afterLock)")
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket goes with the key")
 
-        try await w.ok("rima", "unlock", "--for", "8s", "--passphrase-file", w.passphraseFile("rima"))
+        // The agent's clock starts before unlock returns, so 21 s after that it has expired; 20 s is
+        // ample for one list even on a loaded machine.
+        try await w.ok("rima", "unlock", "--for", "20s", "--passphrase-file", w.passphraseFile("rima"))
+        let unlocked = ContinuousClock.now
         try await w.ok("rima", "list")
-        try await Task.sleep(for: .seconds(10))
+        try await Task.sleep(until: unlocked + .seconds(21))
         let afterTimeout = try await w.run("rima", "list")
         #expect(afterTimeout.status == 1 && afterTimeout.stderr.contains("locked"), "\(afterTimeout)")
         let bad = try await w.run("rima", "unlock", "--for", "3d")

@@ -214,22 +214,18 @@ import Testing
     func relativeStorePathsWork(path: String) async throws {
         let w = try CLIWorkspace("paths")
         let binary = w.binary
-        let result: CommandResult = try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                let process = Process()
-                process.executableURL = binary.url
-                process.arguments = ["init", "--name", "x", "--plaintext", "--store", path]
-                process.currentDirectoryURL = URL(fileURLWithPath: w.dir.path)
-                let err = Pipe()
-                process.standardError = err
-                process.standardOutput = Pipe()
-                do {
-                    try process.run()
-                    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    process.waitUntilExit()
-                    continuation.resume(returning: CommandResult(status: process.terminationStatus, stdout: "", stderr: stderr))
-                } catch { continuation.resume(throwing: error) }
-            }
+        let result: CommandResult = try await DedicatedThread.run {
+            let process = Process()
+            process.executableURL = binary.url
+            process.arguments = ["init", "--name", "x", "--plaintext", "--store", path]
+            process.currentDirectoryURL = URL(fileURLWithPath: w.dir.path)
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = Pipe()
+            try process.run()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return CommandResult(status: process.terminationStatus, stdout: "", stderr: stderr)
         }
         #expect(result.status == 0, "\(result)")
         #expect(FileManager.default.fileExists(atPath: w.dir.file(path)))
