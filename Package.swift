@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "FieldSyncClient", targets: ["FieldSyncClient"]),
         .library(name: "FieldSyncVault", targets: ["FieldSyncVault"]),
         .library(name: "FieldSyncBlobs", targets: ["FieldSyncBlobs"]),
+        .library(name: "FieldSyncPostgres", targets: ["FieldSyncPostgres"]),
         .library(name: "FieldSyncTestSupport", targets: ["FieldSyncTestSupport"]),
     ],
     dependencies: [
@@ -34,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
         // zlib for ByteBuffer: gzip-compressed pull responses for documenters on weak links.
         .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
+        // The central node on PostgreSQL (issue 17): PostgresClient directly, no ORM.
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // Pure core: record model, version vectors, merge, validation, canonical JSON. No I/O, no Foundation.
@@ -93,6 +96,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The central node's storage on PostgreSQL, shared by several `serve` instances.
+        .target(
+            name: "FieldSyncPostgres",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncProtocol", "FieldSyncBlobs",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The sync driver and its HTTP transport.
         .target(
             name: "FieldSyncClient",
@@ -110,7 +125,7 @@ let package = Package(
             name: "FieldSyncCLI",
             dependencies: [
                 "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncVault",
-                "FieldSyncBlobs",
+                "FieldSyncBlobs", "FieldSyncPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,6 +138,7 @@ let package = Package(
             name: "FieldSyncTestSupport",
             dependencies: [
                 "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncBlobs",
+                "FieldSyncPostgres",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -167,6 +183,12 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // One conformance suite for the central node's storage, run against SQLite and PostgreSQL.
+        .testTarget(
+            name: "FieldSyncStorageTests",
+            dependencies: ["FieldSyncStore", "FieldSyncPostgres", "FieldSyncBlobs", "FieldSyncClient", "FieldSyncTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -51,11 +51,11 @@ public protocol ChunkUpload: Sendable {
     /// ``BlobError`` and dropping the chunk when it does not match) and returns true; with bytes
     /// still to come, keeps what arrived and returns false.
     @discardableResult
-    func finish() throws -> Bool
+    func finish() async throws -> Bool
     /// How many of the chunk's bytes have arrived, this request's included.
     var received: Int { get }
     /// Keeps what arrived (a dropped connection).
-    func abandon()
+    func abandon() async
 }
 
 /// The outcome of re-hashing blobs.

@@ -2,6 +2,7 @@ import ArgumentParser
 import FieldSyncBlobs
 import FieldSyncClient
 import FieldSyncCore
+import FieldSyncPostgres
 import FieldSyncProtocol
 import FieldSyncServer
 import FieldSyncStore
@@ -12,7 +13,8 @@ import Logging
 /// `fieldsync serve`: runs the central node over embedded SQLite.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run the central node (HTTP, or HTTPS with --tls-cert; embedded SQLite store).",
+        commandName: "serve",
+        abstract: "Run the central node (HTTP, or HTTPS with --tls-cert; embedded SQLite, or PostgreSQL with --database).",
         discussion: """
             The store is created on first start. SIGINT or SIGTERM shut the node down cleanly: a batch \
             being stored either commits or rolls back.
@@ -20,14 +22,25 @@ struct ServeCommand: AsyncParsableCommand {
             The central node's store is plaintext (it must read what it checks): keep it on an \
             encrypted disk, as docs/DEPLOYMENT.md shows (LUKS, unlocked by a person or the TPM).
 
-            Example:
+            With --database (or $FIELDSYNC_DATABASE_URL) the node runs on PostgreSQL instead, and any \
+            number of `serve` instances may share that database behind a load balancer \
+            (docs/DEPLOYMENT.md). Attachment bytes then live in the database, or in --blobs DIR when \
+            given (a folder every instance reaches).
+
+            Examples:
               fieldsync serve --store /srv/fieldsync/central.sqlite --host 0.0.0.0 --port 8080
+              fieldsync serve --database postgres://fieldsync:PASSWORD@db.internal:5432/fieldsync?sslmode=verify-full
             """)
 
     @Option(
         help: ArgumentHelp(
             "The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite).", valueName: "PATH"))
     var store: String?
+    @Option(
+        help: ArgumentHelp(
+            "Run on PostgreSQL: postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=require] (default: $FIELDSYNC_DATABASE_URL).",
+            valueName: "URL"))
+    var database: String?
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port to listen on; 0 picks a free one.") var port = 8080
     @Option(help: ArgumentHelp("Serve HTTPS with this certificate chain (PEM).", valueName: "PEM")) var tlsCert: String?
@@ -84,6 +97,10 @@ struct ServeCommand: AsyncParsableCommand {
     static func storePath(_ store: String?) -> String { StoreOptions.resolve(store, defaultFile: "server.sqlite") }
 
     func run() async throws {
+        if let url = try DatabaseOption.url(database) {
+            guard store == nil else { throw CLIError("give --store (SQLite) or --database (PostgreSQL), not both") }
+            return try await runOnPostgres(url)
+        }
         let path = Self.storePath(store)
         let replica: ReplicaStore
         if FileManager.default.fileExists(atPath: path) {
@@ -92,33 +109,13 @@ struct ServeCommand: AsyncParsableCommand {
             replica = try ReplicaStore.create(at: path, name: "central", now: nowMilliseconds(), access: .pool)
             print("fieldsync serve: created the store \(path)")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        }
-        let logger = Logger(label: "fieldsync.serve")
-        var pinLine = ""
-        if let tlsCert {
-            do { pinLine = "; TLS public key \(try TLSProbe.pin(ofCertificateFile: tlsCert))" } catch {
-                throw CLIError("cannot use --tls-cert \(tlsCert): \(error)")
-            }
-        }
-        // The key that certifies every enrolled node: documenters may check it with `enroll --server-key`.
-        pinLine += "; central node key \(CentralNodeKey.fingerprint(ofPublicKey: try replica.publicKey()))"
+        let logger = Self.bootstrapLogging()
+        let pinLine = try self.pinLine(serverKey: try replica.publicKey())
         let scheme = tlsCert == nil ? "http" : "https"
         let blobFolder = blobs ?? path + ".blobs"
         let blobStorage: FileBlobStorage
         do { blobStorage = try FileBlobStorage(root: blobFolder) } catch { throw CLIError("cannot use --blobs \(blobFolder): \(error)") }
-        let attachments = AttachmentConfiguration(
-            blobs: blobStorage, maximumSize: try Self.bytes(maxAttachmentSize, option: "--max-attachment-size"),
-            quota: try attachmentQuota.map { try Self.bytes($0, option: "--attachment-quota") },
-            uploadExpiry: try Self.seconds(uploadExpiry, option: "--upload-expiry"))
-        let configuration = ServerConfiguration(
-            host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses, attachments: attachments)
-        do { _ = try configuration.tlsConfiguration() } catch {
-            throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
-        }
+        let configuration = try self.configuration(blobs: blobStorage)
         let storage = SQLiteSyncStorage(replica: replica)
         try await storage.startDirectoryEpoch()
         let app = try buildApplication(storage: storage, configuration: configuration, logger: logger) {
@@ -133,5 +130,65 @@ struct ServeCommand: AsyncParsableCommand {
             throw error
         }
         try replica.close()
+    }
+
+    static func bootstrapLogging() -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        return Logger(label: "fieldsync.serve")
+    }
+
+    /// The TLS pin and the central node key, for the "listening on" line.
+    func pinLine(serverKey: String) throws -> String {
+        var line = ""
+        if let tlsCert {
+            do { line = "; TLS public key \(try TLSProbe.pin(ofCertificateFile: tlsCert))" } catch {
+                throw CLIError("cannot use --tls-cert \(tlsCert): \(error)")
+            }
+        }
+        // The key that certifies every enrolled node: documenters may check it with `enroll --server-key`.
+        return line + "; central node key \(CentralNodeKey.fingerprint(ofPublicKey: serverKey))"
+    }
+
+    func configuration(blobs: any BlobStorage) throws -> ServerConfiguration {
+        let attachments = AttachmentConfiguration(
+            blobs: blobs, maximumSize: try Self.bytes(maxAttachmentSize, option: "--max-attachment-size"),
+            quota: try attachmentQuota.map { try Self.bytes($0, option: "--attachment-quota") },
+            uploadExpiry: try Self.seconds(uploadExpiry, option: "--upload-expiry"))
+        let configuration = ServerConfiguration(
+            host: host, port: port, tlsCertificatePath: tlsCert, tlsKeyPath: tlsKey, logAddresses: logAddresses, attachments: attachments)
+        do { _ = try configuration.tlsConfiguration() } catch {
+            throw CLIError("cannot set up HTTPS from --tls-cert/--tls-key: \(error)")
+        }
+        return configuration
+    }
+
+    /// The same node over a PostgreSQL database that other instances may share.
+    func runOnPostgres(_ url: PostgresURL) async throws {
+        let logger = Self.bootstrapLogging()
+        let (host, scheme) = (self.host, tlsCert == nil ? "http" : "https")
+        let blobFolder = blobs
+        let command = self
+        try await DatabaseOption.withStore(url, logger: logger) { store in
+            let blobStorage: any BlobStorage
+            if let blobFolder {
+                do { blobStorage = try FileBlobStorage(root: blobFolder) } catch {
+                    throw CLIError("cannot use --blobs \(blobFolder): \(error)")
+                }
+            } else {
+                blobStorage = PostgresBlobStorage(store: store)
+            }
+            let configuration = try command.configuration(blobs: blobStorage)
+            let pinLine = try command.pinLine(serverKey: try await store.serverKey())
+            try await store.startDirectoryEpoch()
+            let app = try buildApplication(storage: store, configuration: configuration, logger: logger) { boundPort in
+                print("fieldsync serve: listening on \(scheme)://\(host):\(boundPort) (database \(url))\(pinLine)")
+                fflush(nil)
+            }
+            try await app.runService()
+        }
     }
 }

@@ -87,6 +87,9 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         /// An upload's offset is not what the central node received of the chunk, or another
         /// request is writing it: ask `attachments/status` again and resume from there.
         case uploadConflict = "upload_conflict"
+        /// The central node's shared database could not take the write in time (another instance's
+        /// batch held it): 503 with `Retry-After`; the same request succeeds later (spec 20.3).
+        case busy = "busy"
     }
 
     public var code: Code

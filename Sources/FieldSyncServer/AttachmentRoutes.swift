@@ -203,15 +203,15 @@ struct AttachmentRoutes<Storage: AttachmentStorage & AccountStorage>: Sendable {
                 try buffer.withUnsafeReadableBytes { try upload.append($0) }
             }
         } catch let error as BlobError {
-            upload.abandon()
+            await upload.abandon()
             throw Self.protocolError(error)
         } catch {
             // The connection dropped: what arrived is kept, and the upload resumes from there.
-            upload.abandon()
+            await upload.abandon()
             throw error
         }
         let complete: Bool
-        do { complete = try upload.finish() } catch let error as BlobError { throw Self.protocolError(error) }
+        do { complete = try await upload.finish() } catch let error as BlobError { throw Self.protocolError(error) }
         // A body that ended before the chunk's end is kept: the rest may follow from `received`.
         return JSONResponse.make([
             "sha256": .string(manifest.sha256), "chunk": .int(Int64(index)), "received": .int(Int64(upload.received)),

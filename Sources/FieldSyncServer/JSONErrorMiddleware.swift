@@ -69,7 +69,10 @@ enum JSONResponse {
     }
 
     static func error(_ error: ProtocolError) -> Response {
-        make(status: status(for: error.code), error.json)
+        var response = make(status: status(for: error.code), error.json)
+        // A shared database's write lock was not free in time: the client retries, as it does any 5xx.
+        if error.code == .busy { response.headers[.retryAfter] = "1" }
+        return response
     }
 
     static func status(for code: ProtocolError.Code) -> HTTPResponse.Status {
@@ -82,6 +85,7 @@ enum JSONResponse {
         case .forbidden: .forbidden
         case .notFound: .notFound
         case .rateLimited: .tooManyRequests
+        case .busy: .serviceUnavailable
         }
     }
 }

@@ -76,8 +76,20 @@ public enum Enrolling {
         return code
     }
 
+    /// The same for a central node on any storage (a PostgreSQL database, say).
+    public static func issueCode(on storage: any AccountStorage, for user: String, role: Role) async throws -> String {
+        let code = Secrets.newEnrolmentCode()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await storage.addAccount(name: user, role: role, codeHash: Secrets.hash(code), expires: now + 3_600_000, now: now)
+        return code
+    }
+
     public static func enrol(_ replica: ReplicaStore, as user: String, role: Role, serverStore: ReplicaStore, url: String) async throws {
-        let code = try issueCode(on: serverStore, for: user, role: role)
+        try await enrol(replica, code: try issueCode(on: serverStore, for: user, role: role), url: url)
+    }
+
+    /// Enrols `replica` with the central node at `url` using `code`, over HTTP.
+    public static func enrol(_ replica: ReplicaStore, code: String, url: String) async throws {
         let node = try replica.identity().node
         let transport = try HTTPSyncTransport(baseURL: url, node: node)
         do {

@@ -9,6 +9,8 @@ public final class ServerProcess: @unchecked Sendable {
     public let url: String
 
     public var log: String { lock.withLock { output } }
+    /// The server's process id (to kill it from a proxy's thread, say).
+    public var processIdentifier: Int32 { process.processIdentifier }
 
     init(process: Process, url: String) {
         self.process = process

@@ -5,11 +5,14 @@ import Synchronization
 /// and can cut every connection after it has carried `dropAfter` bytes from the client, and slow
 /// each direction of a connection to `bytesPerSecond`. It counts the bytes it forwarded each way.
 ///
+/// Given several target ports it is a round-robin load balancer: each new connection goes to the
+/// next target that accepts it, so a dead instance is skipped, as nginx's `proxy_next_upstream` does.
+///
 /// Blocking sockets on threads: simple, and plenty for a handful of test connections.
 public final class WeakLinkProxy: Sendable {
     public let port: Int
     let listener: Int32
-    let target: Int
+    let targets: [Int]
     let dropAfter: Int?
     let bytesPerSecond: Int?
     private let state = Mutex(State())
@@ -22,7 +25,12 @@ public final class WeakLinkProxy: Sendable {
         var triggers: [(toClients: Bool, count: Int, action: @Sendable () -> Void)] = []
         var stopped = false
         var sockets: Set<Int32> = []
+        var next = 0
+        var connections: [Int: Int] = [:]
     }
+
+    /// Connections forwarded to each target port so far.
+    public var connectionsPerTarget: [Int: Int] { state.withLock { $0.connections } }
 
     /// Bytes forwarded from clients to the target so far.
     public var bytesFromClients: Int { state.withLock { $0.forwarded } }
@@ -39,8 +47,13 @@ public final class WeakLinkProxy: Sendable {
     public var drops: Int { state.withLock { $0.drops } }
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    public init(targetPort: Int, dropAfter: Int? = nil, bytesPerSecond: Int? = nil) throws {
-        target = targetPort
+    public convenience init(targetPort: Int, dropAfter: Int? = nil, bytesPerSecond: Int? = nil) throws {
+        try self.init(targetPorts: [targetPort], dropAfter: dropAfter, bytesPerSecond: bytesPerSecond)
+    }
+
+    public init(targetPorts: [Int], dropAfter: Int? = nil, bytesPerSecond: Int? = nil) throws {
+        precondition(!targetPorts.isEmpty)
+        targets = targetPorts
         self.dropAfter = dropAfter
         self.bytesPerSecond = bytesPerSecond
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -87,24 +100,40 @@ public final class WeakLinkProxy: Sendable {
                 if state.withLock({ $0.stopped }) { return }
                 continue
             }
-            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = Self.loopback(port: target)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            let first = state.withLock { state -> Int in
+                defer { state.next += 1 }
+                return state.next
             }
-            guard connected == 0 else {
+            var upstream: Int32 = -1
+            for attempt in 0..<targets.count {
+                let target = targets[(first + attempt) % targets.count]
+                let candidate = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = Self.loopback(port: target)
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(candidate, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                if connected == 0 {
+                    upstream = candidate
+                    state.withLock { $0.connections[target, default: 0] += 1 }
+                    break
+                }
+                close(candidate)
+            }
+            guard upstream >= 0 else {
                 close(client)
-                close(upstream)
                 continue
             }
+            let target = upstream
             state.withLock {
                 _ = $0.sockets.insert(client)
-                _ = $0.sockets.insert(upstream)
+                _ = $0.sockets.insert(target)
             }
             let connection = Connection()
             let proxy = self
-            Thread.detachNewThread { proxy.pump(from: client, to: upstream, counting: true, connection: connection) }
-            Thread.detachNewThread { proxy.pump(from: upstream, to: client, counting: false, connection: connection) }
+            Thread.detachNewThread { proxy.pump(from: client, to: target, counting: true, connection: connection) }
+            Thread.detachNewThread { proxy.pump(from: target, to: client, counting: false, connection: connection) }
         }
     }
 

@@ -28,7 +28,7 @@ import Testing
         try await storage.beginUpload(manifest)
         let upload = try await storage.openChunk(index, of: manifest, at: offset)
         try Array(part).withUnsafeBytes { try upload.append($0) }
-        if finish { try upload.finish() } else { upload.abandon() }
+        if finish { try await upload.finish() } else { await upload.abandon() }
     }
 
     @Test func anUploadCutMidChunkResumesFromTheBytesThatArrived() async throws {
@@ -56,12 +56,12 @@ import Testing
         wrong[10] ^= 0xFF
         let upload = try await storage.openChunk(0, of: manifest, at: 0)
         try wrong.withUnsafeBytes { try upload.append($0) }
-        #expect(throws: BlobError.self) { try upload.finish() }
+        await #expect(throws: BlobError.self) { try await upload.finish() }
         #expect(try await storage.state(of: manifest) == .partial(missing: [0, 1, 2], received: [:]))
         // More bytes than the chunk holds are refused as they arrive.
         let again = try await storage.openChunk(0, of: manifest, at: 0)
         #expect(throws: BlobError.self) { try (chunk(0) + [1]).withUnsafeBytes { try again.append($0) } }
-        again.abandon()
+        await again.abandon()
     }
 
     @Test func chunksAreRefusedUntilAnUploadIsBegun() async throws {
@@ -90,7 +90,7 @@ import Testing
         let late = try await storage.openChunk(2, of: manifest, at: manifest.length(ofChunk: 2))
         #expect(try await storage.commit(manifest) == .committed)
         #expect(throws: BlobError.self) { try [UInt8](repeating: 0, count: 0).withUnsafeBytes { try late.append($0) } }
-        late.abandon()
+        await late.abandon()
         #expect(try await storage.readChunk(0, of: manifest) == chunk(0))
     }
 
@@ -105,8 +105,8 @@ import Testing
         let second = try await storage.openChunk(0, of: manifest, at: 500)
         #expect(throws: BlobError.self) { try chunk(0)[1000..<2000].withUnsafeBytes { try first.append($0) } }
         try chunk(0)[500...].withUnsafeBytes { try second.append($0) }
-        #expect(try second.finish())
-        first.abandon()
+        #expect(try await second.finish())
+        await first.abandon()
         #expect(try await storage.state(of: manifest) == .partial(missing: [1, 2], received: [:]))
     }
 
@@ -157,13 +157,13 @@ import Testing
         for index in 0..<3 {
             let upload = try await storage.openChunk(index, of: invented, at: 0)
             try chunk(index).withUnsafeBytes { try upload.append($0) }
-            upload.abandon()
+            await upload.abandon()
         }
         #expect(try await storage.commit(invented) == .incomplete(missing: [0, 1, 2]))
         let resent = try await storage.openChunk(0, of: invented, at: 0)
-        #expect(throws: BlobError.self, "checked from the central node's copy when resent") {
+        await #expect(throws: BlobError.self, "checked from the central node's copy when resent") {
             try chunk(0).withUnsafeBytes { try resent.append($0) }
-            try resent.finish()
+            try await resent.finish()
         }
         #expect(try await storage.state(of: invented) == .partial(missing: [0, 1, 2], received: [:]))
     }
@@ -175,7 +175,7 @@ import Testing
         for index in 0..<3 {
             let upload = try await storage.openChunk(index, of: lying, at: 0)
             try chunk(index).withUnsafeBytes { try upload.append($0) }
-            try upload.finish()
+            try await upload.finish()
         }
         await #expect(throws: BlobError.self) { try await storage.commit(lying) }
         #expect(try await storage.state(of: lying) == .absent)

@@ -1,0 +1,129 @@
+import Foundation
+import NIOSSL
+import PostgresNIO
+
+/// Where a PostgreSQL-backed central node keeps its data: `postgres://USER:PASSWORD@HOST:PORT/DB`,
+/// with `?sslmode=disable|prefer|require|verify-full` (libpq's names; `prefer` when none is given)
+/// and, for `verify-full`, `&sslrootcert=FILE`.
+public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
+    public enum TLSMode: String, Sendable {
+        case disable, prefer, require
+        case verifyFull = "verify-full"
+    }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+    public var tls: TLSMode
+    public var rootCertificate: String?
+
+    public init(
+        host: String, port: Int = 5432, user: String, password: String? = nil, database: String, tls: TLSMode = .prefer,
+        rootCertificate: String? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+        self.tls = tls
+        self.rootCertificate = rootCertificate
+    }
+
+    /// Parses a connection URL; throws a one-line ``PostgresStoreError`` naming what is wrong.
+    public init(_ text: String) throws {
+        guard let components = URLComponents(string: text), let scheme = components.scheme,
+            scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw PostgresStoreError(
+                .invalid, "\(Self.redacted(text)) is not a PostgreSQL URL: give postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+        }
+        guard let host = components.host, !host.isEmpty else { throw PostgresStoreError(.invalid, "the PostgreSQL URL names no host") }
+        guard let user = components.user, !user.isEmpty else { throw PostgresStoreError(.invalid, "the PostgreSQL URL names no user") }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else {
+            throw PostgresStoreError(.invalid, "the PostgreSQL URL names no database: end it with /DATABASE")
+        }
+        var tls = TLSMode.prefer
+        var root: String?
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, let mode = TLSMode(rawValue: value == "verify-ca" ? "verify-full" : value) else {
+                    throw PostgresStoreError(.invalid, "sslmode=\(item.value ?? ""): give disable, prefer, require or verify-full")
+                }
+                tls = mode
+            case "sslrootcert": root = item.value
+            default:
+                throw PostgresStoreError(.invalid, "the PostgreSQL URL's \(item.name) parameter is not supported (sslmode, sslrootcert)")
+            }
+        }
+        self.init(
+            host: host, port: components.port ?? 5432, user: components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? user,
+            password: components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }, database: database, tls: tls,
+            rootCertificate: root)
+    }
+
+    /// The whole URL, password included, as `--database` takes it.
+    public var connectionString: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = user
+        components.password = password
+        components.host = host
+        components.port = port
+        components.path = "/" + database
+        components.queryItems =
+            [URLQueryItem(name: "sslmode", value: tls.rawValue)]
+            + (rootCertificate.map { [URLQueryItem(name: "sslrootcert", value: $0)] } ?? [])
+        return components.string ?? description
+    }
+
+    /// The URL without its password, for messages and logs.
+    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)" }
+
+    static func redacted(_ text: String) -> String {
+        guard var components = URLComponents(string: text), components.password != nil else { return text }
+        components.password = "***"
+        return components.string ?? "the URL"
+    }
+
+    /// The client configuration this URL describes.
+    func clientConfiguration() throws -> PostgresClient.Configuration {
+        var verified = TLSConfiguration.makeClientConfiguration()
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        if let rootCertificate {
+            do { verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate)) } catch {
+                throw PostgresStoreError(.invalid, "sslrootcert \(rootCertificate): cannot read a PEM certificate from it")
+            }
+        }
+        let mode: PostgresClient.Configuration.TLS =
+            switch tls {
+            case .disable: .disable
+            case .prefer: .prefer(unverified)
+            case .require: .require(unverified)
+            case .verifyFull: .require(verified)
+            }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: mode)
+        configuration.options.connectTimeout = .seconds(10)
+        return configuration
+    }
+}
+
+/// A failure of the PostgreSQL store, with a one-line message.
+public struct PostgresStoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case invalid, unreachable, schema, notEmpty, io }
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
