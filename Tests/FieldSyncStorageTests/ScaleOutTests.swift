@@ -29,12 +29,11 @@ import Testing
 
     /// `count` replicas enrolled through `proxy`, each with `revisions` incidents of its own.
     func clients(_ count: Int, revisions: Int, url: PostgresURL, proxy: WeakLinkProxy) async throws -> [ReplicaStore] {
-        var codes: [String] = []
-        try await PostgresCentralStore.withStore(url, logger: Self.logger) { store in
+        let codes = try await PostgresCentralStore.withStore(url, logger: Self.logger) { store in
             var issued: [String] = []
             for i in 0..<count { issued.append(try await Enrolling.issueCode(on: store, for: "user\(i)", role: .documenter)) }
             return issued
-        }.forEach { codes.append($0) }
+        }
         var replicas: [ReplicaStore] = []
         for (i, code) in codes.enumerated() {
             let replica = try ReplicaStore.create(at: dir.file("client\(i).sqlite"), name: "client\(i)", now: 1)
