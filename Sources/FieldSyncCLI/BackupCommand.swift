@@ -1,5 +1,6 @@
 import ArgumentParser
 import FieldSyncCore
+import FieldSyncPostgres
 import FieldSyncStore
 import FieldSyncVault
 import Foundation
@@ -23,9 +24,15 @@ struct BackupCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: ArgumentHelp("The file to write; it must not exist yet.", valueName: "FILE")) var out: String
     @Flag(help: "Leave the attachment bytes (STORE.blobs) out of the copy.") var withoutAttachments = false
+    @Option(
+        help: ArgumentHelp(
+            "Back up a central node on PostgreSQL with pg_dump --format=custom (restore: pg_restore); default: $FIELDSYNC_DATABASE_URL.",
+            valueName: "URL"))
+    var database: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
+        if storeOptions.store == nil, let url = try DatabaseOption.url(database) { return try dumpDatabase(url) }
         let key = try storeOptions.keys.dataKey()
         let store = try ReplicaStore.open(at: storeOptions.path, key: key)
         if key != nil, FileManager.default.fileExists(atPath: KeyFile.path(forStore: out)) {
@@ -59,6 +66,39 @@ struct BackupCommand: AsyncParsableCommand {
             print(
                 "wrote \(out): \(status.revisions) revisions, \(status.records + status.deletedRecords) records\(copiedBlobs ? ", attachments in \(out).blobs" : "") (a backup of \(store.path))"
             )
+        }
+    }
+}
+
+extension BackupCommand {
+    /// `pg_dump --format=custom` of the database: one consistent snapshot while the node runs,
+    /// restored with `pg_restore --dbname DB FILE` into an empty database (docs/DEPLOYMENT.md).
+    func dumpDatabase(_ url: PostgresURL) throws {
+        guard !FileManager.default.fileExists(atPath: out) else { throw CLIError("\(out) exists already; refusing to overwrite it") }
+        let candidates =
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).sorted(by: >).map {
+                "/usr/lib/postgresql/\($0)/bin/pg_dump"
+            } + ["/usr/bin/pg_dump"]
+        guard let pgDump = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw CLIError("pg_dump is not installed: apt-get install postgresql-client-15")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: pgDump)
+        process.arguments = ["--format=custom", "--file", out, "--dbname", url.connectionString]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            try? FileManager.default.removeItem(atPath: out)
+            throw CLIError("pg_dump of \(url) failed: \(message.split(separator: "\n").first ?? "exit \(process.terminationStatus)")")
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+        if json {
+            print(JSONValue.object(["database": .string(url.description), "out": .string(out), "bytes": .int(Int64(size))]).canonicalText)
+        } else {
+            print("backed up \(url) to \(out) (pg_dump, custom format, \(ByteCount.text(Int64(size)))); restore with pg_restore")
         }
     }
 }

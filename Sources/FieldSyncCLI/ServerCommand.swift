@@ -21,6 +21,7 @@ struct ServerAddUserCommand: AsyncParsableCommand {
             Example (the first admin):
               fieldsync server add-user amira --role admin --store /srv/fieldsync/central.sqlite
               fieldsync server add-user amira --role admin     # the default store of `fieldsync serve`
+              fieldsync server add-user amira --role admin --database postgres://fieldsync@db/fieldsync
             """)
 
     @Argument(help: "The account name (letters, digits, '.', '_', '-').") var name: String
@@ -30,6 +31,8 @@ struct ServerAddUserCommand: AsyncParsableCommand {
             "The server's store (default: $FIELDSYNC_STORE, else $XDG_DATA_HOME/fieldsync/server.sqlite), created when missing.",
             valueName: "PATH"))
     var store: String?
+    @Option(help: ArgumentHelp("A central node on PostgreSQL instead (default: $FIELDSYNC_DATABASE_URL).", valueName: "URL"))
+    var database: String?
     @Option(help: "Hours until the code expires (1 to 720).") var expiresHours = 24
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -40,6 +43,20 @@ struct ServerAddUserCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let url = try DatabaseOption.url(database) {
+            guard store == nil else { throw CLIError("give --store (SQLite) or --database (PostgreSQL), not both") }
+            let code = Secrets.newEnrolmentCode()
+            let now = nowMilliseconds()
+            let expires = now + Int64(expiresHours) * 3_600_000
+            let (name, role) = (self.name, Role(rawValue: role)!)
+            do {
+                try await DatabaseOption.withStore(url) { store in
+                    try await store.addAccountAudited(name: name, role: role, codeHash: Secrets.hash(code), expires: expires, now: now)
+                }
+            } catch let error as ProtocolError { throw CLIError(error.message) }
+            EnrolmentCode.print(user: name, role: role.rawValue, code: code, expires: expires, json: json)
+            return
+        }
         let path = ServeCommand.storePath(store)
         let creates = !FileManager.default.fileExists(atPath: path)
         let replica =

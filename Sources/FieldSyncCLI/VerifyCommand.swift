@@ -1,6 +1,7 @@
 import ArgumentParser
 import FieldSyncBlobs
 import FieldSyncCore
+import FieldSyncPostgres
 import FieldSyncStore
 import Foundation
 
@@ -17,14 +18,18 @@ struct VerifyCommand: AsyncParsableCommand {
             Examples:
               fieldsync verify
               fieldsync verify --store /srv/fieldsync/central.sqlite --json
+              fieldsync verify --database postgres://fieldsync@db/fieldsync   # a central node on PostgreSQL
             """)
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: ArgumentHelp("The central node's blob folder (default: STORE.blobs when it holds blobs).", valueName: "DIR"))
     var blobs: String?
+    @Option(help: ArgumentHelp("Check a central node on PostgreSQL instead (default: $FIELDSYNC_DATABASE_URL).", valueName: "URL"))
+    var database: String?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() async throws {
+        if storeOptions.store == nil, let url = try DatabaseOption.url(database) { return try await verifyDatabase(url) }
         let store = try storeOptions.open()
         var report = try store.verify()
         let attachments = try await AttachmentCheck.run(store: store, blobs: blobs)
@@ -122,5 +127,43 @@ struct AttachmentCheck {
             }
         }
         return check
+    }
+}
+
+extension VerifyCommand {
+    /// The same checks on a PostgreSQL central node, with its blobs (in the database, or --blobs).
+    func verifyDatabase(_ url: PostgresURL) async throws {
+        let folder = blobs
+        let (report, blobCheck) = try await DatabaseOption.withStore(url) { store in
+            let report = try await store.verify()
+            let storage: any BlobStorage = try folder.map { try FileBlobStorage(root: $0) } ?? PostgresBlobStorage(store: store)
+            return (report, try await storage.verifyAll())
+        }
+        var problems = report.problems
+        for sha in blobCheck.damaged { problems.append("attachment \(sha): the central node's copy does not hash to its name") }
+        if json {
+            print(
+                JSONValue.object([
+                    "attachments": [
+                        "chunks": 0, "bytes": .int(blobCheck.bytes), "receipts": .int(Int64(report.receipts)),
+                        "blobs": .int(Int64(blobCheck.checked)), "damaged": .array(blobCheck.damaged.map(JSONValue.string)),
+                    ],
+                    "sound": .bool(problems.isEmpty), "revisions": .int(Int64(report.revisions)), "records": .int(Int64(report.records)),
+                    "verified_signatures": .int(Int64(report.verifiedSignatures)), "problems": .array(problems.map(JSONValue.string)),
+                    "set_aside_count": .int(Int64(report.setAside)),
+                ]).prettyText())
+        } else {
+            print("\(report.revisions) revisions, \(report.records) records, \(report.verifiedSignatures) signatures verified")
+            print(
+                "attachments: \(blobCheck.checked) blobs re-hashed (\(ByteCount.text(blobCheck.bytes))), \(report.receipts) receipts checked"
+            )
+            for problem in problems { print("problem: \(TerminalText.visible(problem))") }
+            if report.setAside > 0 { print("\(report.setAside) revisions set aside as fork evidence") }
+        }
+        if !problems.isEmpty {
+            if !json { print("the database is NOT sound (\(problems.count) problem\(problems.count == 1 ? "" : "s"))") }
+            throw ExitCode(1)
+        }
+        if !json { print("the database is sound") }
     }
 }

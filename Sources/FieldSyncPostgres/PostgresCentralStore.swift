@@ -49,18 +49,39 @@ public final class PostgresCentralStore: Sendable {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            let (node, key) = try await Self.prepare(client, url: url, logger: logger)
+            let (node, key) = try await Self.firstContact(client, url: url, logger: logger)
             let store = PostgresCentralStore(
                 url: url, client: client, logger: logger, node: node, key: key, lockTimeoutMilliseconds: lockTimeoutMilliseconds)
             return try await body(store)
         }
     }
 
-    /// The pool's own messages (reconnects) below warning are noise for an operator.
+    /// The pool's own messages (reconnects, a lease racing `run()`) below error are noise for an
+    /// operator; failures reach them as the errors of the calls that failed.
     static func quiet(_ logger: Logger) -> Logger {
         var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .warning)
+        quiet.logLevel = max(logger.logLevel, .error)
         return quiet
+    }
+
+    /// How long the first connection may take before the database counts as unreachable (the
+    /// pool would otherwise go on retrying for about a minute).
+    static let firstContactTimeout: Duration = .seconds(15)
+
+    /// ``prepare(_:url:logger:)``, failing in one line when the database does not answer in time.
+    static func firstContact(_ client: PostgresClient, url: PostgresURL, logger: Logger) async throws -> (NodeID, DeviceKey) {
+        try await withThrowingTaskGroup(of: (NodeID, DeviceKey)?.self) { group in
+            group.addTask { try await prepare(client, url: url, logger: logger) }
+            group.addTask {
+                try await Task.sleep(for: firstContactTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let identity = first else {
+                throw PostgresStoreError(.unreachable, "cannot reach PostgreSQL at \(url): no answer within 15 s")
+            }
+            return identity
+        }
     }
 
     /// Migrates and reads (or, on an empty database, creates) the central node's identity.
