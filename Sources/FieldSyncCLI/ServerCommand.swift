@@ -8,7 +8,7 @@ import Foundation
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server", abstract: "Administer the central node's store directly (on the server machine).",
-        subcommands: [ServerAddUserCommand.self])
+        subcommands: [ServerAddUserCommand.self, ServerMigrateCommand.self])
 }
 
 struct ServerAddUserCommand: AsyncParsableCommand {

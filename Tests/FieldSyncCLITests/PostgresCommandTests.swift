@@ -71,3 +71,55 @@ import Testing
         #expect(newer.status == 1 && newer.stderr.contains("newer than this fieldsync knows"), "\(newer)")
     }
 }
+
+/// `fieldsync server migrate`: an SQLite central node moved to PostgreSQL keeps serving the same
+/// documenters, with the same tokens, key, history and attachments.
+@Suite struct ServerMigrateTests {
+    let w: CLIWorkspace
+    init() throws { w = try CLIWorkspace("migrate") }
+
+    @Test func aNodeMovedFromSQLiteToPostgreSQLServesTheSameDocumentersAndRefusesASecondCopy() async throws {
+        let store = w.dir.file("central.sqlite")
+        let old = try await ServerProcess.start(binary: w.binary, store: store)
+        try await w.initReplica("rima", server: old.url, serverStore: store)
+        try await w.initReplica("omar", server: old.url, serverStore: store)
+        let id = try await w.add("rima", "--title", "Raid on the market", "--set", "casualties.killed=3")
+        let photo = w.dir.file("photo.png")
+        try Data(Fixtures.randomBytes(1_200_000, seed: 9)).write(to: URL(fileURLWithPath: photo))
+        try await w.ok("rima", "attach", id, photo)
+        try await w.ok("rima", "sync")
+        try await w.ok("omar", "sync")
+        try await w.ok("rima", "edit", id, "--set", "casualties.killed=4")
+        try await w.ok("omar", "edit", id, "--set", "casualties.killed=5")
+        try await w.ok("rima", "sync")
+        try await w.ok("omar", "sync")
+        let keyRange = try #require(old.log.range(of: #"central node key sha256:[0-9a-f]{64}"#, options: .regularExpression))
+        let keyLine = String(old.log[keyRange])
+        #expect(await old.stop() == 0)
+
+        let url = try await PostgresTestCluster.freshDatabase()
+        let migrated = try await w.binary.run(["server", "migrate", "--from", store, "--to", url.connectionString, "--json"])
+        #expect(migrated.status == 0, "\(migrated)")
+        let summary = try migrated.json()
+        #expect(summary["revisions"]?.intValue == 4)
+        #expect(summary["accounts"]?.intValue == 2)
+        #expect(summary["attachments"]?.intValue == 1)
+        #expect(summary["verified"] == true)
+        let again = try await w.binary.run(["server", "migrate", "--from", store, "--to", url.connectionString])
+        #expect(again.status == 1 && again.stderr.contains("already holds"), "\(again)")
+
+        let new = try await ServerProcess.start(
+            binary: w.binary, arguments: ["serve", "--database", url.connectionString, "--host", "127.0.0.1", "--port", "0"])
+        #expect(new.log.contains(keyLine), "the same central node key")
+        try await w.ok("rima", "edit", id, "--set", "narrative=After the move.")
+        try await w.ok("rima", "sync", "--server", new.url)
+        try await w.ok("omar", "sync", "--server", new.url, "--attachments", "all")
+        #expect(try await w.state("rima") == w.state("omar"))
+        let record = try await w.show("omar", id)
+        #expect(record["conflicts"]?.arrayValue?.count == 1, "the conflict moved with the node")
+        let verified = try await w.binary.run(["verify", "--database", url.connectionString, "--json"])
+        #expect(verified.status == 0, "\(verified)")
+        #expect(try verified.json()["revisions"]?.intValue == 5)
+        #expect(await new.stop() == 0)
+    }
+}
