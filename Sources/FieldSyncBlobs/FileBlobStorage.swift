@@ -54,8 +54,7 @@ public final class FileBlobStorage: BlobStorage {
     /// Refuses a request under another manifest than the upload's.
     func checkUpload(_ manifest: AttachmentManifest) throws {
         if let current = uploadManifest(manifest.sha256), current != manifest.hash {
-            throw BlobError(
-                .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+            throw BlobError.uploadUnderWay
         }
     }
 

@@ -105,4 +105,8 @@ public struct BlobError: Error, Sendable, CustomStringConvertible {
     }
 
     public init(_ description: String) { self.init(.io, description) }
+
+    /// Another upload of the same bytes, under another manifest, is under way (every backend).
+    public static let uploadUnderWay = BlobError(
+        .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
 }

@@ -88,8 +88,7 @@ public struct PostgresBlobStorage: BlobStorage {
                 "INSERT INTO blob_upload (sha, manifest, touched) VALUES (\(manifest.sha256), \(manifest.hash), \(Self.now())) ON CONFLICT DO NOTHING",
                 logger: logger)
             guard try await uploadManifest(manifest.sha256, connection) == manifest.hash else {
-                throw BlobError(
-                    .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                throw BlobError.uploadUnderWay
             }
         }
     }
@@ -107,8 +106,7 @@ public struct PostgresBlobStorage: BlobStorage {
                     .offset(received: 0), "no upload of \(sha) is under way (it expired, or never started): send its manifest again")
             case manifest.hash?: break
             default:
-                throw BlobError(
-                    .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                throw BlobError.uploadUnderWay
             }
             var prefix: [UInt8] = []
             for try await bytes in try await connection.query(
@@ -161,8 +159,7 @@ public struct PostgresBlobStorage: BlobStorage {
                 return .incomplete(missing: Array(0..<manifest.chunkCount))
             }
             guard current == manifest.hash else {
-                throw BlobError(
-                    .busy, "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                throw BlobError.uploadUnderWay
             }
             let chunks = try await progress(sha, connection)
             let missing = (0..<manifest.chunkCount).filter {

@@ -143,10 +143,7 @@ extension PostgresCentralStore: AccountStorage {
                 held = count
             }
             guard held < SyncProtocol.maximumNodesPerDevice else {
-                throw ProtocolError(
-                    .forbidden,
-                    "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code"
-                )
+                throw ProtocolError.tooManyNodes(held: held)
             }
             let certificate = try NodeCertificate.issue(
                 node: node, publicKey: principal.publicKey, user: principal.account, role: principal.role, issued: now, by: key)
@@ -353,9 +350,7 @@ extension PostgresCentralStore: AccountStorage {
             ) { revision, current in
                 try admit(revision, current)
                 if revokedNow.contains(revision.dot.node) {
-                    throw ProtocolError(
-                        .forbidden,
-                        "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+                    throw ProtocolError.revoked(revision)
                 }
             }
             try await Self.appendAudit(connection, audit(outcome), logger: logger)

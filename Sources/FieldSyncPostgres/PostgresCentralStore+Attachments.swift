@@ -66,9 +66,7 @@ extension PostgresCentralStore: AttachmentStorage {
                 "SELECT manifest FROM attachment_upload WHERE sha = \(sha256)", logger: logger
             ).decode(String.self) {
                 guard current == manifest else {
-                    throw ProtocolError(
-                        .uploadConflict,
-                        "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                    throw ProtocolError.uploadUnderWay
                 }
                 return
             }
@@ -83,10 +81,7 @@ extension PostgresCentralStore: AttachmentStorage {
                     used = value
                 }
                 guard used + size <= quota else {
-                    throw ProtocolError(
-                        .quotaExceeded,
-                        "this attachment (\(size) bytes) would take account \(account) past its quota: \(used) of \(quota) bytes are used; ask an admin"
-                    )
+                    throw ProtocolError.quotaExceeded(size: size, account: account, used: used, quota: quota)
                 }
             }
             try await connection.query(

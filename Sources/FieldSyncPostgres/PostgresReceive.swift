@@ -41,10 +41,7 @@ struct PostgresReceive {
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) async throws {
             if contradicts, owners.contains(revision.dot.node) {
-                throw ProtocolError(
-                    .fork,
-                    "revision \(revision.dot) contradicts the history the server holds for node \(revision.dot.node) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so"
-                )
+                throw ProtocolError.fork(revision, reason: reason)
             }
             try authenticate(revision)
             var kept = 0

@@ -228,8 +228,7 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         try directory.verify(revision, checked: checked)
         let entry = directory[revision.dot.node]!
         if entry.revoked != nil {
-            throw ProtocolError(
-                .forbidden, "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+            throw ProtocolError.revoked(revision)
         }
     }
 

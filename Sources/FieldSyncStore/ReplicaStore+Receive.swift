@@ -48,10 +48,7 @@ extension ReplicaStore {
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {
             if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
-                throw ProtocolError(
-                    .fork,
-                    "revision \(revision.dot) contradicts the history the server holds for node \(revision.dot.node) (\(reason)): this replica was restored from a copy or cloned, and must take a new node id; `fieldsync sync` does so"
-                )
+                throw ProtocolError.fork(revision, reason: reason)
             }
             try authenticate(revision)
             // A few other contents per dot are evidence; more is someone filling the disk.

@@ -120,10 +120,7 @@ extension SQLiteSyncStorage: AccountStorage {
             // Each restore or fork takes one; more than a handful means something else is going on.
             let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM device WHERE token_hash = ?", arguments: [tokenHash]) ?? 0
             guard held < SyncProtocol.maximumNodesPerDevice else {
-                throw ProtocolError(
-                    .forbidden,
-                    "this device already has \(held) node ids, the most one device may register (\(SyncProtocol.maximumNodesPerDevice)); ask an admin to revoke it and give you a new enrolment code"
-                )
+                throw ProtocolError.tooManyNodes(held: held)
             }
             let certificate = try NodeCertificate.issue(
                 node: node, publicKey: principal.publicKey, user: principal.account, role: principal.role, issued: now,
@@ -342,9 +339,7 @@ extension SQLiteSyncStorage: AccountStorage {
                 ) { revision, current in
                     try admit(revision, current)
                     if revokedNow.contains(revision.dot.node) {
-                        throw ProtocolError(
-                            .forbidden,
-                            "revision \(revision.dot): node \(revision.dot.node) was revoked before the server received this revision")
+                        throw ProtocolError.revoked(revision)
                     }
                 })
             try ReplicaStore.appendAudit(db, audit(outcome))

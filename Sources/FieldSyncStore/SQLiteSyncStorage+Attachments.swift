@@ -31,9 +31,7 @@ extension SQLiteSyncStorage: AttachmentStorage {
         try await replica.asyncWrite { db in
             if let current = try String.fetchOne(db, sql: "SELECT manifest FROM attachment_upload WHERE sha = ?", arguments: [sha256]) {
                 guard current == manifest else {
-                    throw ProtocolError(
-                        .uploadConflict,
-                        "another upload of these bytes, under another manifest, is under way; try again once it is complete or expired")
+                    throw ProtocolError.uploadUnderWay
                 }
                 return
             }
@@ -47,10 +45,7 @@ extension SQLiteSyncStorage: AttachmentStorage {
                                  + (SELECT COALESCE(SUM(size), 0) FROM attachment_upload WHERE account = ?1)
                             """, arguments: [account]) ?? 0
                 guard used + size <= quota else {
-                    throw ProtocolError(
-                        .quotaExceeded,
-                        "this attachment (\(size) bytes) would take account \(account) past its quota: \(used) of \(quota) bytes are used; ask an admin"
-                    )
+                    throw ProtocolError.quotaExceeded(size: size, account: account, used: used, quota: quota)
                 }
             }
             try db.execute(
