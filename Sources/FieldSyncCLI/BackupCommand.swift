@@ -84,7 +84,11 @@ extension BackupCommand {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: pgDump)
-        process.arguments = ["--format=custom", "--file", out, "--dbname", url.connectionString]
+        // The password goes by environment, not the command line, which every local user can read.
+        process.arguments = ["--format=custom", "--file", out, "--dbname", url.connectionStringWithoutPassword]
+        var environment = ProcessInfo.processInfo.environment
+        if let password = url.password { environment["PGPASSWORD"] = password }
+        process.environment = environment
         let errors = Pipe()
         process.standardError = errors
         try process.run()

@@ -42,10 +42,16 @@ struct ServerMigrateCommand: AsyncParsableCommand {
             var bytes: Int64 = 0
             var problems: [String] = []
             let target = PostgresBlobStorage(store: store)
-            for reference in snapshot.references {
+            var done = Set<String>()
+            for reference in snapshot.references where !done.contains(reference.sha256) {
                 guard let files, let manifestBytes = snapshot.manifests[reference.content.manifest],
                     let manifest = try? AttachmentManifest(bytes: manifestBytes), try await files.state(of: manifest) == .complete
                 else { continue }
+                // Another manifest of the same bytes was copied already.
+                if try await target.state(of: manifest) == .complete {
+                    done.insert(reference.sha256)
+                    continue
+                }
                 try await target.beginUpload(manifest)
                 for index in 0..<manifest.chunkCount {
                     let chunk = try await files.readChunk(index, of: manifest)
@@ -59,6 +65,12 @@ struct ServerMigrateCommand: AsyncParsableCommand {
                 }
                 copied += 1
                 bytes += manifest.size
+                done.insert(reference.sha256)
+            }
+            // A receipt vouches that the node holds the bytes: each must have come along.
+            for stored in snapshot.receipts where !done.contains(stored.receipt.sha256) {
+                problems.append(
+                    "attachment \(stored.receipt.sha256) has a receipt but its bytes were not found in \(folder) (give --blobs DIR)")
             }
             problems += try await Self.compare(snapshot, with: store)
             return (copied, bytes, problems)

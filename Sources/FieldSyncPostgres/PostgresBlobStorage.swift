@@ -130,9 +130,9 @@ public struct PostgresBlobStorage: BlobStorage {
                 """
                 INSERT INTO blob_upload_chunk (sha, index, bytes, verified)
                 SELECT sha, \(index), \(ByteBuffer(bytes: bytes)), \(verified) FROM blob_upload
-                WHERE sha = \(manifest.sha256) AND manifest = \(manifest.hash)
+                WHERE sha = \(manifest.sha256) AND manifest = \(manifest.hash) FOR SHARE
                 ON CONFLICT (sha, index) DO UPDATE SET bytes = excluded.bytes, verified = excluded.verified
-                WHERE length(blob_upload_chunk.bytes) <= length(excluded.bytes)
+                WHERE NOT blob_upload_chunk.verified AND length(blob_upload_chunk.bytes) <= length(excluded.bytes)
                 """, logger: logger)
             try await connection.query(
                 "UPDATE blob_upload SET touched = \(Self.now()) WHERE sha = \(manifest.sha256)", logger: logger)
@@ -146,66 +146,87 @@ public struct PostgresBlobStorage: BlobStorage {
         }
     }
 
+    /// One transaction that locks the upload's row first: no chunk write, expiry or other commit
+    /// can change what is hashed between the hash and the copy.
     public func commit(_ manifest: AttachmentManifest) async throws -> CommitResult {
-        let sha = manifest.sha256
-        return try await run { connection in
-            if let size = try await hasBlob(sha, connection) {
-                guard size == manifest.size else {
-                    throw BlobError(.mismatch, "the central node holds \(sha) with another size than this manifest says")
-                }
-                return .committed
-            }
-            guard let current = try await uploadManifest(sha, connection) else {
-                return .incomplete(missing: Array(0..<manifest.chunkCount))
-            }
-            guard current == manifest.hash else {
-                throw BlobError.uploadUnderWay
-            }
-            let chunks = try await progress(sha, connection)
-            let missing = (0..<manifest.chunkCount).filter {
-                !(chunks[$0]?.verified == true && chunks[$0]?.held == manifest.length(ofChunk: $0))
-            }
-            guard missing.isEmpty else { return .incomplete(missing: missing) }
-            // The whole re-hashed from what the database holds (spec 19.4.3), one chunk in memory at
-            // a time; each chunk's own hash is checked in the same pass.
-            var whole = SHA256()
-            var bad: [Int] = []
-            for index in 0..<manifest.chunkCount {
-                let bytes = try await chunkBytes("blob_upload_chunk", sha, index, connection) ?? []
-                whole.update(data: bytes)
-                if bytes.count != manifest.length(ofChunk: index) || ContentHash.hex(of: bytes) != manifest.chunks[index] {
-                    bad.append(index)
-                }
-            }
-            if !bad.isEmpty {
-                try await connection.query(
-                    "DELETE FROM blob_upload_chunk WHERE sha = \(sha) AND index = ANY(\(bad.map(Int64.init))::bigint[])", logger: logger)
-                return .mismatch(chunks: bad)
-            }
-            guard ContentHash.hex(whole.finalize()) == sha else {
-                try await connection.query("DELETE FROM blob_upload WHERE sha = \(sha)", logger: logger)
-                throw BlobError(.mismatch, "the chunks match the manifest but the file's SHA-256 is not \(sha): the manifest is wrong")
-            }
+        try await run { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
-                try await connection.query(
-                    """
-                    INSERT INTO blob (sha, manifest, size, committed) VALUES (\(sha), \(manifest.hash), \(manifest.size), \(Int64(Self.now())))
-                    ON CONFLICT DO NOTHING
-                    """, logger: logger)
-                try await connection.query(
-                    """
-                    INSERT INTO blob_chunk (sha, index, bytes) SELECT sha, index, bytes FROM blob_upload_chunk WHERE sha = \(sha)
-                    ON CONFLICT DO NOTHING
-                    """, logger: logger)
-                try await connection.query("DELETE FROM blob_upload WHERE sha = \(sha)", logger: logger)
+                let result = try await commitLocked(manifest, connection)
                 try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch let failure as CommitFailure {
+                // What was dropped (bad chunks, a lying manifest's upload) is committed, then refused.
+                try await connection.query("COMMIT", logger: logger)
+                throw failure.error
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
+        }
+    }
+
+    struct CommitFailure: Error { var error: BlobError }
+
+    func commitLocked(_ manifest: AttachmentManifest, _ connection: PostgresConnection) async throws -> CommitResult {
+        let sha = manifest.sha256
+        if let size = try await hasBlob(sha, connection) {
+            guard size == manifest.size else {
+                throw BlobError(.mismatch, "the central node holds \(sha) with another size than this manifest says")
+            }
             return .committed
         }
+        var current: String?
+        for try await hash in try await connection.query(
+            "SELECT manifest FROM blob_upload WHERE sha = \(sha) FOR UPDATE", logger: logger
+        ).decode(String.self) {
+            current = hash
+        }
+        guard let current else { return .incomplete(missing: Array(0..<manifest.chunkCount)) }
+        guard current == manifest.hash else { throw BlobError.uploadUnderWay }
+        let chunks = try await progress(sha, connection)
+        let missing = (0..<manifest.chunkCount).filter {
+            !(chunks[$0]?.verified == true && chunks[$0]?.held == manifest.length(ofChunk: $0))
+        }
+        guard missing.isEmpty else { return .incomplete(missing: missing) }
+        // The whole re-hashed from what the database holds (spec 19.4.3), one chunk in memory at a
+        // time; each chunk's own hash is checked in the same pass.
+        var whole = SHA256()
+        var bad: [Int] = []
+        for index in 0..<manifest.chunkCount {
+            let bytes = try await chunkBytes("blob_upload_chunk", sha, index, connection) ?? []
+            whole.update(data: bytes)
+            if bytes.count != manifest.length(ofChunk: index) || ContentHash.hex(of: bytes) != manifest.chunks[index] { bad.append(index) }
+        }
+        if !bad.isEmpty {
+            try await connection.query(
+                "DELETE FROM blob_upload_chunk WHERE sha = \(sha) AND index = ANY(\(bad.map(Int64.init))::bigint[])", logger: logger)
+            return .mismatch(chunks: bad)
+        }
+        guard ContentHash.hex(whole.finalize()) == sha else {
+            try await connection.query("DELETE FROM blob_upload WHERE sha = \(sha)", logger: logger)
+            throw CommitFailure(
+                error: BlobError(.mismatch, "the chunks match the manifest but the file's SHA-256 is not \(sha): the manifest is wrong"))
+        }
+        try await connection.query(
+            "INSERT INTO blob (sha, manifest, size, committed) VALUES (\(sha), \(manifest.hash), \(manifest.size), \(Int64(Self.now())))",
+            logger: logger)
+        var copied = 0
+        for try await count in try await connection.query(
+            """
+            WITH copied AS (
+                INSERT INTO blob_chunk (sha, index, bytes) SELECT sha, index, bytes FROM blob_upload_chunk
+                WHERE sha = \(sha) AND index < \(manifest.chunkCount) RETURNING 1)
+            SELECT COUNT(*)::integer FROM copied
+            """, logger: logger
+        ).decode(Int.self) {
+            copied = count
+        }
+        guard copied == manifest.chunkCount else {
+            throw BlobError("the upload of \(sha) changed while it was committed; send it again")
+        }
+        try await connection.query("DELETE FROM blob_upload WHERE sha = \(sha)", logger: logger)
+        return .committed
     }
 
     func chunkBytes(_ table: String, _ sha: String, _ index: Int, _ connection: PostgresConnection) async throws -> [UInt8]? {

@@ -322,7 +322,7 @@ extension PostgresCentralStore: AccountStorage {
     }
 
     public func appendAudit(_ entry: AuditEntry) async throws {
-        try await write { connection in try await Self.appendAudit(connection, entry, logger: logger) }
+        try await unlockedWrite { connection in try await Self.appendAudit(connection, entry, logger: logger) }
     }
 
     public func store(

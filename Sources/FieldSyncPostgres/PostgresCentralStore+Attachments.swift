@@ -116,7 +116,7 @@ extension PostgresCentralStore: AttachmentStorage {
 
     public func forgetAttachmentUploads(_ sha256s: [String]) async throws {
         guard !sha256s.isEmpty else { return }
-        try await write { connection in
+        try await unlockedWrite { connection in
             try await connection.query("DELETE FROM attachment_upload WHERE sha = ANY(\(sha256s)::text[])", logger: logger)
         }
     }

@@ -108,7 +108,9 @@ extension PostgresCentralStore {
                     report.problems.append(
                         "record \(id): the stored state differs from a replay of its \(byRecord[id]?.count ?? 0) revisions")
                 }
-                if title != replay.value(at: "title")?.stringValue || deleted != replay.isDeleted || conflicts != replay.conflicts.count {
+                if (title ?? "") != PostgresReceive.titleColumn(replay) || deleted != replay.isDeleted
+                    || conflicts != replay.conflicts.count
+                {
                     report.problems.append("record \(id): the title, deleted or conflict columns are stale")
                 }
             }

@@ -151,19 +151,28 @@ public final class PostgresCentralStore: Sendable {
     /// Committed when `body` returns, rolled back when it throws.
     @discardableResult
     func write<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await transaction(locked: true, body)
+        try await transaction(locked: true, writable: true, body)
+    }
+
+    /// A write that needs no serialising with batches (an audit line, a dropped upload): one
+    /// transaction without the advisory lock, so pulls never queue behind a large push.
+    @discardableResult
+    func unlockedWrite<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await transaction(locked: false, writable: true, body)
     }
 
     /// A read-only transaction on one snapshot (REPEATABLE READ): no lock is taken.
     func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await transaction(locked: false, body)
+        try await transaction(locked: false, writable: false, body)
     }
 
-    private func transaction<T: Sendable>(locked: Bool, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(locked: Bool, writable: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws
+        -> T
+    {
         do {
             return try await client.withConnection { connection in
                 try await connection.query(
-                    locked ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+                    writable ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                 do {
                     if locked {
                         try await connection.query(
@@ -235,22 +244,25 @@ extension PostgresCentralStore: SyncStorage {
     }
 
     /// One statement, so one snapshot: each lagging node's run of missing revisions (an index scan
-    /// on `(node, counter)` per node), merged by log position. O(limit × lagging nodes) rows at most,
-    /// whatever the log's size.
+    /// on `(node, counter)` per node, positions only), merged by log position; bodies are read for
+    /// the page alone. O(limit × lagging nodes) index entries at most, whatever the log's size.
     public func missing(from peer: VersionVector, limit: Int) async throws -> MissingRevisions {
         let nodes = peer.nodes.map(\.rawValue)
         let counters = peer.nodes.map { Int64(peer[$0]) }
         return try await read { connection in
             let rows = try await connection.query(
                 """
-                SELECT r.node, r.body FROM knowledge k
-                LEFT JOIN unnest(\(nodes)::text[], \(counters)::bigint[]) AS p(node, counter) ON p.node = k.node
-                CROSS JOIN LATERAL (
-                    SELECT seq, node, body FROM revision
-                    WHERE node = k.node AND counter > COALESCE(p.counter, 0) AND k.counter > COALESCE(p.counter, 0)
-                    ORDER BY counter LIMIT \(limit + 1)
-                ) r
-                ORDER BY r.seq LIMIT \(limit + 1)
+                SELECT r.node, r.body FROM (
+                    SELECT l.seq FROM knowledge k
+                    LEFT JOIN unnest(\(nodes)::text[], \(counters)::bigint[]) AS p(node, counter) ON p.node = k.node
+                    CROSS JOIN LATERAL (
+                        SELECT seq FROM revision
+                        WHERE node = k.node AND counter > COALESCE(p.counter, 0) AND k.counter > COALESCE(p.counter, 0)
+                        ORDER BY counter LIMIT \(limit + 1)
+                    ) l
+                    ORDER BY l.seq LIMIT \(limit + 1)
+                ) page JOIN revision r ON r.seq = page.seq
+                ORDER BY r.seq
                 """, logger: logger)
             var page: [(node: String, body: String)] = []
             for try await row in rows.decode((String, String).self) { page.append(row) }

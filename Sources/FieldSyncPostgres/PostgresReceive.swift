@@ -291,6 +291,12 @@ struct PostgresReceive {
         }
     }
 
+    /// The `title` column: PostgreSQL's `text` holds no U+0000, which a title may carry (the state
+    /// itself is escaped JSON and keeps it). Empty for none.
+    static func titleColumn(_ state: RecordState) -> String {
+        (state.value(at: "title")?.stringValue ?? "").replacingOccurrences(of: "\u{0}", with: "")
+    }
+
     func saveStates(_ states: [RecordState]) async throws {
         guard !states.isEmpty else { return }
         let ordered = states.sorted { $0.id < $1.id }
@@ -300,7 +306,7 @@ struct PostgresReceive {
             INSERT INTO record (id, state, title, deleted, conflicts, updated)
             SELECT t.id, t.state, NULLIF(t.title, ''), t.deleted, t.conflicts, \(now)
             FROM unnest(\(ordered.map(\.id.rawValue))::text[], \(texts)::text[],
-                \(ordered.map { $0.value(at: "title")?.stringValue ?? "" })::text[], \(ordered.map(\.isDeleted))::boolean[],
+                \(ordered.map { Self.titleColumn($0) })::text[], \(ordered.map(\.isDeleted))::boolean[],
                 \(ordered.map { Int32($0.conflicts.count) })::integer[]) AS t(id, state, title, deleted, conflicts)
             ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title, deleted = excluded.deleted,
                 conflicts = excluded.conflicts, updated = excluded.updated

@@ -84,10 +84,21 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     /// The URL without its password, for messages and logs.
     public var description: String { "postgres://\(user)@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)" }
 
+    /// `text` with whatever stands between `://` and the last `@` replaced: never echo a password,
+    /// even from a URL that does not parse.
     static func redacted(_ text: String) -> String {
-        guard var components = URLComponents(string: text), components.password != nil else { return text }
-        components.password = "***"
-        return components.string ?? "the URL"
+        guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards), scheme.upperBound < at.lowerBound
+        else { return text.contains("@") ? "the URL given" : text }
+        let credentials = text[scheme.upperBound..<at.lowerBound]
+        let user = credentials.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+        return text[..<scheme.upperBound] + user + (credentials.contains(":") ? ":***" : "") + text[at.lowerBound...]
+    }
+
+    /// The URL without its password, as `pg_dump --dbname` takes it (the password goes in PGPASSWORD).
+    public var connectionStringWithoutPassword: String {
+        var copy = self
+        copy.password = nil
+        return copy.connectionString
     }
 
     /// The client configuration this URL describes.

@@ -40,6 +40,21 @@ import Testing
         }
     }
 
+    /// A NUL in a title is stored as sent (PostgreSQL's `text` holds none: only the title column,
+    /// a search aid, drops it).
+    @Test(arguments: CentralBackend.allCases)
+    func aTitleWithANulCharacterIsStoredByteForByte(backend: CentralBackend) async throws {
+        let rima = try replica("rima")
+        try Fixtures.addIncident(rima, title: "Night raid\u{0} on the camp")
+        let revisions = try rima.allRevisions()
+        try await backend.with(in: dir) { storage, _, _ in
+            let outcome = try await Self.store(storage, revisions)
+            let page = try await storage.missing(from: VersionVector(), limit: 10)
+            #expect(outcome.accepted == 1)
+            #expect(page.texts == revisions.map(\.canonicalForms.text))
+        }
+    }
+
     @Test(arguments: CentralBackend.allCases)
     func aCausalGapOrAnInvalidFieldRefusesTheWholeBatch(backend: CentralBackend) async throws {
         let rima = try replica("rima")
