@@ -64,24 +64,17 @@ public final class PostgresCentralStore: Sendable {
         return quiet
     }
 
-    /// How long the first connection may take before the database counts as unreachable (the
-    /// pool would otherwise go on retrying for about a minute).
-    static let firstContactTimeout: Duration = .seconds(15)
-
-    /// ``prepare(_:url:logger:)``, failing in one line when the database does not answer in time.
+    /// One direct connection first, outside the pool: a database that refuses or cannot be reached
+    /// fails at once in one line (the pool would retry for about a minute), while a slow but
+    /// reachable one (a loaded machine) is waited for.
     static func firstContact(_ client: PostgresClient, url: PostgresURL, logger: Logger) async throws -> (NodeID, DeviceKey) {
-        try await withThrowingTaskGroup(of: (NodeID, DeviceKey)?.self) { group in
-            group.addTask { try await prepare(client, url: url, logger: logger) }
-            group.addTask {
-                try await Task.sleep(for: firstContactTimeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let identity = first else {
-                throw PostgresStoreError(.unreachable, "cannot reach PostgreSQL at \(url): no answer within 15 s")
-            }
-            return identity
+        do {
+            let probe = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: quiet(logger))
+            try? await probe.close()
+        } catch {
+            throw Self.mapped(error, url: url)
         }
+        return try await prepare(client, url: url, logger: logger)
     }
 
     /// Migrates and reads (or, on an empty database, creates) the central node's identity.

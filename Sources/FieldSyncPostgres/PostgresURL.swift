@@ -101,6 +101,26 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         return copy.connectionString
     }
 
+    /// A single connection's configuration (the reachability probe before the pool starts).
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var verified = TLSConfiguration.makeClientConfiguration()
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        if let rootCertificate {
+            do { verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate)) } catch {
+                throw PostgresStoreError(.invalid, "sslrootcert \(rootCertificate): cannot read a PEM certificate from it")
+            }
+        }
+        let mode: PostgresConnection.Configuration.TLS =
+            switch tls {
+            case .disable: .disable
+            case .prefer: .prefer(try NIOSSLContext(configuration: unverified))
+            case .require: .require(try NIOSSLContext(configuration: unverified))
+            case .verifyFull: .require(try NIOSSLContext(configuration: verified))
+            }
+        return PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: mode)
+    }
+
     /// The client configuration this URL describes.
     func clientConfiguration() throws -> PostgresClient.Configuration {
         var verified = TLSConfiguration.makeClientConfiguration()

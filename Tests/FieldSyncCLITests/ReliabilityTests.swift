@@ -96,12 +96,15 @@ import Testing
         var stats = KillStats()
         // A budget for a loaded machine: the encrypted-replica suites (scrypt in a debug build) run
         // beside this one, and each round verifies the replica.
-        let deadline = ContinuousClock.now + .seconds(120)
+        let deadline = ContinuousClock.now + .seconds(240)
         var previous = try await progress()
+        // On a loaded machine a sync may not reach its first batch within a second: each kill that
+        // found no progress doubles the longest delay, up to 8 s.
+        var ceiling = 1000.0
         for _ in 0..<30 {
             if stats.kills >= 5 && stats.midTransfer >= 2 { break }
             if ContinuousClock.now > deadline { break }
-            let delay = Self.logUniformMilliseconds(20, 1000, &rng)
+            let delay = Self.logUniformMilliseconds(20, ceiling, &rng)
             let child = try children.spawn(
                 w.binary.url, ["sync", "--batch-size", "\(batch)", "--store", w.store(replica)], label: "sync-\(replica)", in: w.dir)
             try await Task.sleep(for: .milliseconds(delay))
@@ -124,6 +127,7 @@ import Testing
             if killed {
                 stats.kills += 1
                 if now > previous && now < all { stats.midTransfer += 1 }
+                if now == previous { ceiling = min(ceiling * 2, 8000) }
             } else {
                 stats.completed += 1
             }
