@@ -195,6 +195,7 @@ let package = Package(
             name: "FieldSyncCLITests",
             dependencies: [
                 "FieldSyncCLI", "FieldSyncClient", "FieldSyncStore", "FieldSyncTestSupport", "FieldSyncSeededRandom", "FieldSyncVault",
+                "FieldSyncBlobs", "FieldSyncPostgres",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
