@@ -101,42 +101,41 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
         return copy.connectionString
     }
 
-    /// A single connection's configuration (the reachability probe before the pool starts).
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
-        var verified = TLSConfiguration.makeClientConfiguration()
-        var unverified = TLSConfiguration.makeClientConfiguration()
-        unverified.certificateVerification = .none
-        if let rootCertificate {
-            do { verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate)) } catch {
-                throw PostgresStoreError(.invalid, "sslrootcert \(rootCertificate): cannot read a PEM certificate from it")
+    /// The TLS settings `sslmode` asks for: nil for `disable`, else whether TLS is required and
+    /// the configuration (the server's certificate checked only for `verify-full`).
+    func tlsSettings() throws -> (required: Bool, configuration: TLSConfiguration)? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch tls {
+        case .disable: return nil
+        case .prefer, .require: configuration.certificateVerification = .none
+        case .verifyFull:
+            if let rootCertificate {
+                do { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate)) } catch {
+                    throw PostgresStoreError(.invalid, "sslrootcert \(rootCertificate): cannot read a PEM certificate from it")
+                }
             }
         }
+        return (tls != .prefer, configuration)
+    }
+
+    /// A single connection's configuration (the reachability probe before the pool starts).
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
         let mode: PostgresConnection.Configuration.TLS =
-            switch tls {
-            case .disable: .disable
-            case .prefer: .prefer(try NIOSSLContext(configuration: unverified))
-            case .require: .require(try NIOSSLContext(configuration: unverified))
-            case .verifyFull: .require(try NIOSSLContext(configuration: verified))
+            switch try tlsSettings() {
+            case nil: .disable
+            case (let required, let configuration)?:
+                required
+                    ? .require(try NIOSSLContext(configuration: configuration)) : .prefer(try NIOSSLContext(configuration: configuration))
             }
         return PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: mode)
     }
 
     /// The client configuration this URL describes.
     func clientConfiguration() throws -> PostgresClient.Configuration {
-        var verified = TLSConfiguration.makeClientConfiguration()
-        var unverified = TLSConfiguration.makeClientConfiguration()
-        unverified.certificateVerification = .none
-        if let rootCertificate {
-            do { verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate)) } catch {
-                throw PostgresStoreError(.invalid, "sslrootcert \(rootCertificate): cannot read a PEM certificate from it")
-            }
-        }
         let mode: PostgresClient.Configuration.TLS =
-            switch tls {
-            case .disable: .disable
-            case .prefer: .prefer(unverified)
-            case .require: .require(unverified)
-            case .verifyFull: .require(verified)
+            switch try tlsSettings() {
+            case nil: .disable
+            case (let required, let configuration)?: required ? .require(configuration) : .prefer(configuration)
             }
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: user, password: password, database: database, tls: mode)
