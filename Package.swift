@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "FieldSyncVault", targets: ["FieldSyncVault"]),
         .library(name: "FieldSyncBlobs", targets: ["FieldSyncBlobs"]),
         .library(name: "FieldSyncPostgres", targets: ["FieldSyncPostgres"]),
+        .library(name: "FieldSyncConsole", targets: ["FieldSyncConsole"]),
         .library(name: "FieldSyncTestSupport", targets: ["FieldSyncTestSupport"]),
     ],
     dependencies: [
@@ -96,6 +97,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `fieldsync console`: a local web interface over the user's own replica (127.0.0.1 only).
+        .target(
+            name: "FieldSyncConsole",
+            dependencies: [
+                "FieldSyncCore", "FieldSyncProtocol", "FieldSyncStore", "FieldSyncBlobs",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The central node's storage on PostgreSQL, shared by several `serve` instances.
         .target(
             name: "FieldSyncPostgres",
@@ -125,7 +138,7 @@ let package = Package(
             name: "FieldSyncCLI",
             dependencies: [
                 "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncVault",
-                "FieldSyncBlobs", "FieldSyncPostgres",
+                "FieldSyncBlobs", "FieldSyncPostgres", "FieldSyncConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -182,6 +195,14 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncConsoleTests",
+            dependencies: [
+                "FieldSyncConsole", "FieldSyncTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -14,6 +14,7 @@ let package = Package(
         .package(path: ".."),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         .executableTarget(
@@ -25,9 +26,12 @@ let package = Package(
                 .product(name: "FieldSyncClient", package: main),
                 .product(name: "FieldSyncVault", package: main),
                 .product(name: "FieldSyncBlobs", package: main),
+                .product(name: "FieldSyncPostgres", package: main),
+                .product(name: "FieldSyncServer", package: main),
                 .product(name: "FieldSyncTestSupport", package: main),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         )
     ]

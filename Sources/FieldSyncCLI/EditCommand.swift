@@ -28,40 +28,14 @@ struct EditCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try storeOptions.open()
         let recordID = try store.resolveID(id)
-        // An admin's or an unenrolled replica's edit ends the conflicts it covers; anyone else's adds a candidate.
-        let resolves = try store.resolutionAuthority().mayResolve(try store.identity().node)
-        var candidatePaths: [String] = []
         var changes = try assignments.map { try FieldChange.parse(assignment: $0) }
         for path in unsetPaths.map(\.nfc) {
             _ = try IncidentSchema.kind(of: path)
             changes.append(.unset(path: path))
         }
-        _ = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
-            guard let current else { throw StoreError(.notFound, "no record with id \(id)") }
-            // Every edit writes the `deleted` register, so an edit that may resolve would silently settle a delete.
-            if resolves, current.isConflicted(at: "deleted") {
-                throw CLIError(
-                    "record \(recordID) was deleted on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --keep` or `--delete`"
-                )
-            }
-            if current.isDeleted { throw CLIError("record \(recordID) is deleted; it cannot be edited") }
-            let operations = try LocalEdit.operations(for: changes, current: current, newEntryID: AddCommand.newEntryID)
-            // Setting a field of an entry writes the entry's register too (spec 6.6).
-            let entries = Set(
-                operations.compactMap { op -> String? in
-                    if case .set(let path, _) = op { return IncidentSchema.entryPath(of: path) } else { return nil }
-                })
-            if resolves, let entry = entries.sorted().first(where: { current.isConflicted(at: $0) }) {
-                throw CLIError(
-                    "the entry \(TerminalText.visible(entry)) was removed on one replica while edited on another: settle that first with `fieldsync resolve \(recordID.short) --pick \(TerminalText.visible(entry))=N`"
-                )
-            }
-            if !resolves {
-                let conflicted = Set(current.conflicts.map(\.path))
-                candidatePaths = Set(operations.map(\.path)).union(["deleted"]).union(entries).intersection(conflicted).sorted()
-            }
-            return (.put, operations, nil)
-        }
+        let candidatePaths = try RecordEdit(changes: changes).commit(
+            to: store, record: recordID, now: nowMilliseconds(), newEntryID: AddCommand.newEntryID
+        ).candidatePaths
         for path in candidatePaths {
             let what =
                 path == "deleted"

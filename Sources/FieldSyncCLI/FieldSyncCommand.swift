@@ -26,6 +26,7 @@ public struct FieldSyncCommand: AsyncParsableCommand {
             EnrollCommand.self, ServerCommand.self, UsersCommand.self, DevicesCommand.self, AuditCommand.self, ExportCommand.self,
             ImportCommand.self, VerifyCommand.self, BackupCommand.self, UnlockCommand.self, LockCommand.self, PassphraseCommand.self,
             WipeCommand.self, EncryptCommand.self, AgentCommand.self, AttachmentCommand.self, AttachCommand.self,
+            ConsoleCommand.self,
         ])
 
     public init() {}

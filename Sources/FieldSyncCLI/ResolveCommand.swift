@@ -44,9 +44,7 @@ struct ResolveCommand: AsyncParsableCommand {
         let recordID = try store.resolveID(id)
         guard let state = try store.record(recordID) else { throw CLIError("no record with id \(id)") }
         guard state.isConflicted else { throw CLIError("record \(recordID) has no open conflicts") }
-        if let enrolment = try store.enrolment(), enrolment.role != .admin {
-            throw CLIError("only an admin may resolve conflicts; \(enrolment.user) is enrolled as a \(enrolment.role.rawValue)")
-        }
+        try ConflictResolution.checkAuthority(of: store)
         var choices = try parseChoices(state)
         var note = self.note
         if choices.isEmpty {
@@ -60,54 +58,7 @@ struct ResolveCommand: AsyncParsableCommand {
             throw CLIError("--note TEXT is required: say why you resolved it this way")
         }
         guard !choices.isEmpty else { throw CLIError("nothing chosen; the record is unchanged") }
-        // Any resolution writes the `deleted` register: it must not settle a delete the admin did not choose on.
-        if state.conflicts.contains(where: { $0.path == "deleted" }), choices["deleted"] == nil {
-            throw CLIError("record \(recordID) was also deleted on one replica while edited on another: add --keep or --delete")
-        }
-        // Setting a field of an entry also writes the entry's register: it must not keep an entry
-        // whose removal is in conflict unless the admin chose on that too.
-        for path in choices.keys {
-            if let entry = IncidentSchema.entryPath(of: path), state.isConflicted(at: entry), choices[entry] == nil, choices[path]! != nil {
-                throw CLIError(
-                    "the entry \(TerminalText.visible(entry)) is also in conflict (removed against an edit): add --pick \(TerminalText.visible(entry))=N to keep or remove it"
-                )
-            }
-        }
-        let deleting = choices["deleted"] == .bool(true)
-        var operations: [FieldOperation] = []
-        for (path, value) in choices.sorted(by: { $0.key < $1.key }) where path != "deleted" {
-            let op = RecordState.resolutionOperation(path: path, value: value)
-            try IncidentSchema.validate(op)
-            operations.append(op)
-            // Removing an entry clears what is left of it too (the edit that came back).
-            if value == nil, IncidentSchema.isEntryPath(path) {
-                let parts = path.split(separator: ".").map(String.init)
-                for field in state.entryPaths(collection: parts[0], entry: parts[1]) where choices[field] == nil {
-                    operations.append(.unset(path: field))
-                }
-            }
-        }
-        if deleting, !operations.isEmpty { throw CLIError("--delete cannot be combined with --pick or --set: a delete writes no fields") }
-        // The resolution supersedes exactly the candidates shown above: if a sync brought another
-        // candidate of a chosen path since they were read, nothing is written and the admin looks again.
-        // The registers the resolution writes: the chosen paths, `deleted`, and the entries whose
-        // fields it sets. If a sync changed any of their candidates since they were read, nothing
-        // is written and the admin looks again.
-        var written = Set(choices.keys).union(["deleted"])
-        for path in choices.keys { if let entry = IncidentSchema.entryPath(of: path) { written.insert(entry) } }
-        let shown = Dictionary(uniqueKeysWithValues: written.map { ($0, state.candidates(at: $0).map(\.dot)) })
-        let revision = try store.commitLocal(record: recordID, now: nowMilliseconds()) { current in
-            guard let current else { throw CLIError("no record with id \(id)") }
-            for path in written.sorted() {
-                let now = current.candidates(at: path).map(\.dot)
-                guard now == shown[path] else {
-                    throw CLIError(
-                        "the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); run `fieldsync conflicts` and resolve again"
-                    )
-                }
-            }
-            return (deleting ? .delete : .put, operations, note)
-        }
+        let revision = try ConflictResolution(choices: choices, note: note).commit(to: store, shown: state, now: nowMilliseconds())
         let after = try store.record(recordID)!
         if json {
             print(RecordPresenter.recordJSON(after).prettyText())

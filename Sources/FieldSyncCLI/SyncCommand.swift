@@ -49,60 +49,30 @@ struct SyncCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try storeOptions.open()
-        let transport = try await CentralNode.connect(store, override: server)
-        let url = transport.baseURL
         let interactive = isatty(STDERR_FILENO) == 1
-        let driver = SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: retries)
-        let report: SyncReport
-        do {
-            report = try await driver.run { event in
-                switch event {
-                case .nodeRetired(let old, let new):
-                    FileHandle.standardError.write(
-                        Data(
-                            "fieldsync: the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back\n"
-                                .utf8))
-                case .retrying(let attempt, let delay, let reason) where interactive:
-                    FileHandle.standardError.write(
-                        Data("fieldsync: \(TerminalText.visible(reason)); retry \(attempt) in \(delay) s\n".utf8))
-                case .pushed(let total) where interactive:
-                    FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))
-                case .pulled(let total) where interactive:
-                    FileHandle.standardError.write(Data("\rpulled \(total)…".utf8))
-                default:
-                    break
-                }
-            }
-        } catch {
-            await transport.shutdown()
-            if interactive { FileHandle.standardError.write(Data("\r".utf8)) }
-            throw CLIError("sync with \(url) failed: \(error)")
-        }
-        // Revisions first, then bytes: the central node accepts only bytes a revision references.
-        var moved = AttachmentTransfer.Report()
-        if attachments != .none {
-            let transfer = AttachmentTransfer(store: store, transport: transport, retries: retries)
-            let meter = ProgressMeter(enabled: interactive)
-            do {
-                if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-                moved = try await transfer.uploadAll { _, done, total in meter.show("uploaded", done, total) }
-                if attachments == .all {
-                    let fetched = try await transfer.downloadAll { _, done, total in meter.show("fetched", done, total) }
-                    moved.downloaded = fetched.downloaded
-                    moved.downloadedBytes = fetched.downloadedBytes
-                    moved.retries += fetched.retries
-                    moved.failed += fetched.failed
-                }
+        let meter = ProgressMeter(enabled: interactive)
+        let session = SyncSession(server: server, retries: retries, batchSize: batchSize, attachments: attachments)
+        let outcome = try await session.run(store) { event in
+            switch event {
+            case .revisions(.nodeRetired(let old, let new)):
+                FileHandle.standardError.write(Data("fieldsync: \(SyncSession.retiredText(old, new))\n".utf8))
+            case .revisions(.retrying(let attempt, let delay, let reason)) where interactive:
+                FileHandle.standardError.write(Data("fieldsync: \(TerminalText.visible(reason)); retry \(attempt) in \(delay) s\n".utf8))
+            case .revisions(.pushed(let total)) where interactive:
+                FileHandle.standardError.write(Data("\rpushed \(total)…".utf8))
+            case .revisions(.pulled(let total)) where interactive:
+                FileHandle.standardError.write(Data("\rpulled \(total)…".utf8))
+            case .attachments(let verb, let done, let total):
+                meter.show(verb, done, total)
+            case .attachmentsStarted where interactive:
+                FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            case .finished:
                 meter.end()
-            } catch {
-                meter.end()
-                await transport.shutdown()
-                throw CLIError(
-                    "sync with \(url): the revisions were exchanged, but moving attachments failed: \(error) (run `fieldsync sync` again: it resumes)"
-                )
+            default:
+                break
             }
         }
-        await transport.shutdown()
+        let (report, moved) = (outcome.report, outcome.attachments)
         for line in moved.failed { FileHandle.standardError.write(Data("fieldsync: attachment \(TerminalText.visible(line))\n".utf8)) }
         for line in moved.incomplete {
             FileHandle.standardError.write(Data("fieldsync: warning: attachment \(TerminalText.visible(line))\n".utf8))
@@ -111,7 +81,7 @@ struct SyncCommand: AsyncParsableCommand {
         let duration = (report.durationSeconds * 100).rounded() / 100
         if json {
             var o: [String: JSONValue] = [
-                "server": .string(url), "pushed": .int(Int64(report.pushed)), "pulled": .int(Int64(report.pulled)),
+                "server": .string(outcome.url), "pushed": .int(Int64(report.pushed)), "pulled": .int(Int64(report.pulled)),
                 "new_conflicts": .int(Int64(report.newConflicts)), "duration_seconds": .number(duration),
                 "retries": .int(Int64(report.retries)), "node": .string(try store.identity().node.rawValue),
             ]
@@ -129,49 +99,128 @@ struct SyncCommand: AsyncParsableCommand {
             ]
             print(JSONValue.object(o).canonicalText)
         } else {
-            if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
-                print(
-                    "this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)"
-                )
-            }
-            if report.replaced > 0 {
-                print(
-                    "took the central node's history of \(report.replaced) revision\(report.replaced == 1 ? "" : "s") that a bundle had brought from a forked replica; this replica's copies are kept aside"
-                )
-            }
-            if report.setAside > 0 {
-                print(
-                    "the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)"
-                )
-            }
-            if report.heldBack > 0 {
-                print(
-                    "held back \(report.heldBack) revision\(report.heldBack == 1 ? "" : "s") a bundle had brought that your central node refuses (revoked or not vouched for); nothing of yours was lost\(report.reminted > 0 ? ", your work built on them was re-minted" : "")"
-                )
-            }
-            if report.released > 0 {
-                print(
-                    "released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now"
-                )
-            }
-            let held = try store.status().heldRevisions
-            if held > 0 {
-                print(
-                    "still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)"
-                )
-            }
-            if moved.uploaded + moved.downloaded + moved.receipts > 0 {
-                print(
-                    "attachments: uploaded \(moved.uploaded) (\(ByteCount.text(moved.uploadedBytes))), fetched \(moved.downloaded) (\(ByteCount.text(moved.downloadedBytes))), \(moved.receipts) receipt\(moved.receipts == 1 ? "" : "s") from the central node"
-                )
-            }
-            print("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
+            for line in try SyncSession.summary(outcome, store: store) { print(line) }
         }
         // Never "success" while an attachment is still missing on the central node.
-        if !moved.failed.isEmpty {
-            throw CLIError(
-                "\(moved.failed.count) attachment\(moved.failed.count == 1 ? " was" : "s were") not moved (see above); keep the local copies and sync again"
+        if let failure = SyncSession.attachmentFailure(moved) { throw CLIError(failure) }
+    }
+}
+
+/// One `fieldsync sync`, as the command and the console both run it: the revisions first, then
+/// the attachment bytes (the central node accepts only bytes a revision references), with
+/// progress events and the summary a person reads.
+struct SyncSession: Sendable {
+    var server: String?
+    var retries = 3
+    var batchSize = 500
+    var attachments: SyncCommand.AttachmentMode = .upload
+
+    enum Event: Sendable {
+        case revisions(SyncProgress)
+        case attachmentsStarted
+        case attachments(verb: String, done: Int64, total: Int64)
+        case finished
+    }
+
+    struct Outcome: Sendable {
+        var url: String
+        var report: SyncReport
+        var attachments: AttachmentTransfer.Report
+    }
+
+    static func retiredText(_ old: NodeID, _ new: NodeID) -> String {
+        "the server holds revisions of this replica's node \(old) that this replica lacks or holds otherwise (was it restored from a copy, or copied to another laptop?); it now writes as node \(new) and pulls the server's revisions back"
+    }
+
+    func run(_ store: ReplicaStore, events: @escaping @Sendable (Event) -> Void) async throws -> Outcome {
+        let transport = try await CentralNode.connect(store, override: server)
+        let url = transport.baseURL
+        let driver = SyncDriver(store: store, transport: transport, batchSize: batchSize, retries: retries)
+        let report: SyncReport
+        do {
+            report = try await driver.run { event in events(.revisions(event)) }
+        } catch {
+            await transport.shutdown()
+            events(.finished)
+            throw CLIError("sync with \(url) failed: \(error)")
+        }
+        var moved = AttachmentTransfer.Report()
+        if attachments != .none {
+            let transfer = AttachmentTransfer(store: store, transport: transport, retries: retries)
+            do {
+                events(.attachmentsStarted)
+                moved = try await transfer.uploadAll { _, done, total in events(.attachments(verb: "uploaded", done: done, total: total)) }
+                if attachments == .all {
+                    let fetched = try await transfer.downloadAll { _, done, total in
+                        events(.attachments(verb: "fetched", done: done, total: total))
+                    }
+                    moved.downloaded = fetched.downloaded
+                    moved.downloadedBytes = fetched.downloadedBytes
+                    moved.retries += fetched.retries
+                    moved.failed += fetched.failed
+                }
+            } catch {
+                events(.finished)
+                await transport.shutdown()
+                throw CLIError(
+                    "sync with \(url): the revisions were exchanged, but moving attachments failed: \(error) (run `fieldsync sync` again: it resumes)"
+                )
+            }
+        }
+        events(.finished)
+        await transport.shutdown()
+        return Outcome(url: url, report: report, attachments: moved)
+    }
+
+    /// The lines `fieldsync sync` prints after a sync.
+    static func summary(_ outcome: Outcome, store: ReplicaStore) throws -> [String] {
+        let (report, moved) = (outcome.report, outcome.attachments)
+        var lines: [String] = []
+        if let old = report.retiredNode, let new = report.newNode, report.reminted > 0 {
+            lines.append(
+                "this replica had forked from the server's history of node \(old): re-minted \(report.reminted) revision\(report.reminted == 1 ? "" : "s") as node \(new); nothing was lost (the originals are kept aside, see `fieldsync verify`)"
             )
         }
+        if report.replaced > 0 {
+            lines.append(
+                "took the central node's history of \(report.replaced) revision\(report.replaced == 1 ? "" : "s") that a bundle had brought from a forked replica; this replica's copies are kept aside"
+            )
+        }
+        if report.setAside > 0 {
+            lines.append(
+                "the server kept \(report.setAside) relayed revision\(report.setAside == 1 ? "" : "s") aside: another content of \(report.setAside == 1 ? "its dot" : "their dots") is already there (a forked replica's; it re-mints on its next sync)"
+            )
+        }
+        if report.heldBack > 0 {
+            lines.append(
+                "held back \(report.heldBack) revision\(report.heldBack == 1 ? "" : "s") a bundle had brought that your central node refuses (revoked or not vouched for); nothing of yours was lost\(report.reminted > 0 ? ", your work built on them was re-minted" : "")"
+            )
+        }
+        if report.released > 0 {
+            lines.append(
+                "released \(report.released) held revision\(report.released == 1 ? "" : "s") from bundles: your central node vouches for them now"
+            )
+        }
+        let held = try store.status().heldRevisions
+        if held > 0 {
+            lines.append(
+                "still holding \(held) revision\(held == 1 ? "" : "s") from bundles that your central node does not vouch for (`fieldsync bundle held`)"
+            )
+        }
+        if moved.uploaded + moved.downloaded + moved.receipts > 0 {
+            lines.append(
+                "attachments: uploaded \(moved.uploaded) (\(ByteCount.text(moved.uploadedBytes))), fetched \(moved.downloaded) (\(ByteCount.text(moved.downloadedBytes))), \(moved.receipts) receipt\(moved.receipts == 1 ? "" : "s") from the central node"
+            )
+        }
+        let duration = (report.durationSeconds * 100).rounded() / 100
+        lines.append("pushed \(report.pushed), pulled \(report.pulled), new conflicts \(report.newConflicts), \(duration) s")
+        return lines
+    }
+
+    /// The error a sync ends with while an attachment it should have moved is still missing.
+    static func attachmentFailure(_ moved: AttachmentTransfer.Report) -> String? {
+        guard !moved.failed.isEmpty else { return nil }
+        return
+            "\(moved.failed.count) attachment\(moved.failed.count == 1 ? " was" : "s were") not moved (see above); keep the local copies and sync again"
     }
 }

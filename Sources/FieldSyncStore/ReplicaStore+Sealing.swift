@@ -3,14 +3,37 @@ import Foundation
 import GRDB
 
 extension ReplicaStore {
-    /// Records what the central node holds after a sync (its version vector), in one transaction.
-    public func rememberCentralKnowledge(_ knowledge: VersionVector) throws {
+    /// Records what the central node holds after a sync (its version vector) and when the sync
+    /// completed, in one transaction.
+    public func rememberCentralKnowledge(_ knowledge: VersionVector, at time: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws {
         try write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO last_sync (id, time) VALUES (1, seal(?, 'last_sync.time'))", arguments: [time])
             try db.execute(sql: "DELETE FROM central_knowledge")
             for node in knowledge.nodes {
                 try db.execute(
                     sql: "INSERT INTO central_knowledge (node, counter) VALUES (?, ?)", arguments: [node.rawValue, Int64(knowledge[node])])
             }
+        }
+    }
+
+    /// When the last sync with the central node completed (milliseconds since 1970), or nil.
+    public func lastSync() throws -> Int64? {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT unseal(time, 'last_sync.time') FROM last_sync WHERE id = 1") }
+    }
+
+    /// How many of this replica's own revisions the central node did not hold at the last sync.
+    public func unsyncedRevisions() throws -> Int {
+        try read { db in
+            let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
+            var count = 0
+            for node in own {
+                let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
+                let central =
+                    try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
+                count += Int(max(0, held - central))
+            }
+            return count
         }
     }
 
@@ -148,6 +171,7 @@ extension ReplicaStore {
                 seal(received, 'revision.received/' || node || '/' || counter) FROM plain.revision;
         INSERT INTO main.knowledge (node, counter) SELECT node, counter FROM plain.knowledge;
         INSERT INTO main.central_knowledge (node, counter) SELECT node, counter FROM plain.central_knowledge;
+        INSERT INTO main.last_sync (id, time) SELECT id, seal(time, 'last_sync.time') FROM plain.last_sync;
         INSERT INTO main.record (id, state, title, deleted, conflicts, updated)
             SELECT lookup(id), seal(state, 'record.state/' || hex(lookup(id))), seal(title, 'record.title/' || hex(lookup(id))), deleted, conflicts,
                 seal(updated, 'record.updated/' || hex(lookup(id))) FROM plain.record;

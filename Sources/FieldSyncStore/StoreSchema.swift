@@ -209,6 +209,11 @@ enum StoreSchema {
                     );
                     """)
         }
+        migrator.registerMigration("v10-last-sync") { db in
+            // When the last sync with the central node completed (sealed in an encrypted replica:
+            // it says when the documenter was online), for the console's status page.
+            try db.execute(sql: "CREATE TABLE last_sync (id INTEGER PRIMARY KEY CHECK (id = 1), time BLOB NOT NULL)")
+        }
         return migrator
     }
 }

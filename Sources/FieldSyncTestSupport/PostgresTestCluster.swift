@@ -136,7 +136,10 @@ public enum PostgresTestCluster {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func start() throws -> PostgresURL {
+    /// Starts a cluster of its own (stopped when the process exits) and returns its admin URL. The
+    /// tests' cluster runs with `fsync=off`; a `durable` one keeps PostgreSQL's defaults (fsync and
+    /// synchronous commit on), for benchmarks that compare it with SQLite's durable commits.
+    public static func start(durable: Bool = false) throws -> PostgresURL {
         let initdb = try binary("initdb")
         let pgctl = try binary("pg_ctl")
         let asPostgres = getuid() == 0
@@ -153,8 +156,9 @@ public enum PostgresTestCluster {
             initdb, ["-D", data, "-U", "fieldsync", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], asPostgres: asPostgres)
         guard made.status == 0 else { throw ClusterError("initdb failed: \(made.output.suffix(400))") }
         let port = try freePort()
+        let fast = durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         let options =
-            "-c listen_addresses=127.0.0.1 -p \(port) -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c unix_socket_directories='\(folder)' -c max_connections=200"
+            "-c listen_addresses=127.0.0.1 -p \(port)\(fast) -c unix_socket_directories='\(folder)' -c max_connections=200"
         // Not through Foundation's Process: the postmaster pg_ctl leaves behind kept its exit from
         // being noticed (the child stayed a zombie, waitUntilExit never returned).
         let prefix = asPostgres ? ["/usr/sbin/runuser", "-u", "postgres", "--", pgctl] : [pgctl]

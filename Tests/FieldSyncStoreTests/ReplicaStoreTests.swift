@@ -34,6 +34,7 @@ import Testing
         #expect(
             applied == [
                 "v1", "v2-security", "v3-tls", "v4-backup", "v5-forks", "v6-authority", "v7-certificates", "v8-sealing", "v9-attachments",
+                "v10-last-sync",
             ])
         let tables = try queue.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

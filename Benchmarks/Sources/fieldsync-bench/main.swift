@@ -4,6 +4,8 @@
 //   fieldsync-bench [--scale N]          the whole suite at an archive of N revisions
 //   fieldsync-bench --attachments [M T R] only section 9, attachments: memory at an M MiB file,
 //                                        throughput at T MiB, resumption at R MiB (4096 1024 256)
+//   fieldsync-bench --postgres [--scale N] [--rounds R] [--clients C]
+//                                        only section 10, the PostgreSQL central node against SQLite
 //   fieldsync-bench --pull-into PATH     (internal) one sync of the enrolled replica at PATH, in a
 //                                        child process so that its peak memory is the client's alone;
 //                                        with --sealed, an encrypted one whose key comes on stdin
@@ -182,6 +184,15 @@ if let index = arguments.firstIndex(of: "--encryption"), let count = Int(argumen
     await transport.shutdown()
     await central.stop()
     try await encryptionSection(source: archive, sourceKey: try archive.publicKey(), scale: count, serverStore: serverPath)
+    exit(0)
+}
+
+// `--postgres [--clients C]`: only section 10, the PostgreSQL central node against the SQLite one
+// at `--scale` (push, pull, no-op at scale, C clients' no-op p99; C defaults to 50).
+if arguments.contains("--postgres") {
+    let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 1
+    let clients = arguments.firstIndex(of: "--clients").flatMap { Int(arguments[$0 + 1]) } ?? 50
+    try await postgresSection(scale: scale, rounds: rounds, clientCount: clients)
     exit(0)
 }
 
