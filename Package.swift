@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "FieldSyncTestSupport",
             dependencies: [
-                "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncBlobs",
+                "CFieldSyncSystem", "FieldSyncCore", "FieldSyncStore", "FieldSyncProtocol", "FieldSyncServer", "FieldSyncClient", "FieldSyncBlobs",
                 "FieldSyncPostgres",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

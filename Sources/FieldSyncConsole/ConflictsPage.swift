@@ -60,6 +60,7 @@ struct ConflictsPage {
                 let base = baseValue(of: conflict.path, candidates: conflict.candidates, history: history)
                 let fieldID = "p-\(state.id.rawValue)-\(conflict.path)".map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
                 var rows: [HTML] = []
+                var corrected: HTML = ""
                 for (index, candidate) in conflict.candidates.enumerated() {
                     let id = "\(fieldID)-\(index + 1)"
                     let choice: HTML =
@@ -78,9 +79,10 @@ struct ConflictsPage {
                     rows.append(
                         """
                         <tr><td><input type="radio" id="\(id)" name="pick.\(conflict.path)" value="new"><label for="\(id)">new</label></td>
-                        <td colspan="5"><label for="\(id)-value">A corrected value for \(conflict.path)</label>
-                        <input type="text" id="\(id)-value" name="value.\(conflict.path)" dir="auto"></td></tr>
+                        <td colspan="5">a corrected value, entered below</td></tr>
                         """)
+                    corrected =
+                        "<label for=\"\(id)-value\">A corrected value for \(conflict.path) (pick “new”)</label><input type=\"text\" id=\"\(id)-value\" name=\"value.\(conflict.path)\" dir=\"auto\">"
                 }
                 let shownDots = conflict.candidates.map(\.dot.description).joined(separator: ",")
                 let baseText: HTML =
@@ -89,12 +91,14 @@ struct ConflictsPage {
                     : "<span class=\"hint\">(none: both were first writes)</span>"
                 paths.append(
                     """
-                    <fieldset><legend>\(conflict.path)</legend>
+                    <h3>\(conflict.path)</h3>
                     <p>Base value: \(baseText)</p>
                     <input type="hidden" name="shown.\(conflict.path)" value="\(shownDots)">
+                    <fieldset><legend>Candidates for \(conflict.path)</legend>
                     <table><thead><tr><th scope="col">Pick</th><th scope="col">Value</th><th scope="col">Author</th><th scope="col">Node</th>
                     <th scope="col">Time</th><th scope="col">Candidate id</th></tr></thead><tbody>\(rows)</tbody></table>
                     </fieldset>
+                    \(corrected)
                     """)
             }
             var feedback: HTML = ""

@@ -52,6 +52,8 @@ enum ConsoleAssets {
         figure { margin: 0 0 1rem; }
         img.attachment { max-width: 100%; max-height: 24rem; border: 1px solid var(--line); }
         svg text { font: 12px system-ui, sans-serif; fill: #1a1a1a; }
+        .legend { list-style: none; display: flex; flex-wrap: wrap; gap: .25rem 1.25rem; padding: 0; }
+        td label { display: inline; margin: 0 0 0 .35rem; }
         """
 
     static let javascript = """

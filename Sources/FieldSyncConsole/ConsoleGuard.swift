@@ -39,7 +39,8 @@ struct ConsoleGuard: RouterMiddleware {
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xFrameOptions] = "DENY"
         response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.referrerPolicy] = "no-referrer"
+        // Not no-referrer: under it a browser sends `Origin: null` with every form, and forms are checked by origin.
+        response.headers[.referrerPolicy] = "same-origin"
         response.headers[.cacheControl] = "no-store"
         return response
     }

@@ -64,8 +64,8 @@ struct TimelineChart {
     func svg() -> HTML {
         let days = self.days
         guard !days.isEmpty else { return "<p>No incident has a start date with a day yet.</p>" }
-        let (left, top, plotHeight, bottom) = (48.0, 16.0, 240.0, 56.0)
-        let barWidth = max(3.0, min(28.0, 840.0 / Double(days.count)))
+        let (left, top, plotHeight, bottom) = (56.0, 16.0, 240.0, 84.0)
+        let barWidth = max(3.0, min(48.0, 840.0 / Double(days.count)))
         let width = left + barWidth * Double(days.count) + 16
         let maximum = max(1, days.map { counts[$0]?.values.reduce(0, +) ?? 0 }.max() ?? 1)
         let step = Swift.max(1, Int((Double(maximum) / 5).rounded(.up)))
@@ -89,7 +89,7 @@ struct TimelineChart {
                 )
             }
         }
-        let labelEvery = max(1, Int((60 / barWidth).rounded(.up)))
+        let labelEvery = max(1, Int((36 / barWidth).rounded(.up)))
         for index in stride(from: 0, to: days.count, by: labelEvery) {
             let x = left + Double(index) * barWidth + barWidth / 2
             let y = top + plotHeight + 14
@@ -99,6 +99,12 @@ struct TimelineChart {
         }
         shapes.append(
             "<line x1=\"\(Self.n(left))\" x2=\"\(Self.n(width - 8))\" y1=\"\(Self.n(top + plotHeight))\" y2=\"\(Self.n(top + plotHeight))\" stroke=\"#1a1a1a\"/>"
+        )
+        shapes.append(
+            "<text x=\"14\" y=\"\(Self.n(top + plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(Self.n(top + plotHeight / 2)))\">Incidents</text>"
+        )
+        shapes.append(
+            "<text x=\"\(Self.n(left + barWidth * Double(days.count) / 2))\" y=\"\(Self.n(top + plotHeight + bottom - 6))\" text-anchor=\"middle\">Day the incident began</text>"
         )
         let legend = HTML.joined(
             order.map { governorate in
@@ -112,7 +118,7 @@ struct TimelineChart {
             <desc id="chart-desc">\(total) incidents from \(days.first!) to \(days.last!); the busiest day had \(maximum).</desc>
             \(shapes)
             </svg>
-            <figcaption><ul class="checks" aria-label="Governorates">\(legend)</ul></figcaption>
+            <figcaption><ul class="legend" aria-label="Governorates">\(legend)</ul></figcaption>
             </figure>
             """
     }

@@ -1,3 +1,4 @@
+import CFieldSyncSystem
 import FieldSyncPostgres
 import Foundation
 import Synchronization
@@ -101,12 +102,19 @@ public enum PostgresTestCluster {
 
     /// Runs `command` (an absolute path first) with its output discarded, waiting with waitpid;
     /// returns its exit status, or -1 when it could not start.
+    ///
+    /// The child inherits no descriptor but stdin, stdout and stderr: the postmaster that `pg_ctl
+    /// start` leaves behind lives as long as the test process, and with the write ends of other
+    /// tests' pipes it kept their readers from ever seeing end-of-file (a CI run hung on four
+    /// `serve` children whose output never ended), and it held their sockets too.
     static func spawnAndWait(_ command: [String]) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        fieldsync_spawn_close_from(&actions, 3)
         var pid: pid_t = 0
         let arguments = command.map { strdup($0) } + [nil]
         defer { for argument in arguments { free(argument) } }

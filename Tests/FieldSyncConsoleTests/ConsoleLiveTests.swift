@@ -1,0 +1,83 @@
+import FieldSyncConsole
+import FieldSyncStore
+import FieldSyncTestSupport
+import Foundation
+import Hummingbird
+import Logging
+import Testing
+
+/// The console on a real socket (127.0.0.1, port 0), spoken to in raw HTTP so that the Host and
+/// Origin headers are exactly what a DNS-rebinding page or another site would send.
+@Suite struct ConsoleLiveTests {
+    /// Sends one HTTP/1.1 request and returns the response's status line and headers and body.
+    static func request(port: Int, _ text: String) async throws -> String {
+        try await DedicatedThread.run {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            var response: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                response += buffer[0..<n]
+            }
+            return String(decoding: response, as: UTF8.self)
+        }
+    }
+
+    @Test func aForeignHostOrOriginIsRefusedAndTheCookieIsNeeded() async throws {
+        let dir = try TemporaryDirectory("console-live")
+        let store = try ReplicaStore.create(at: dir.file("replica.sqlite"), name: "Rima", now: 1)
+        _ = try Fixtures.addIncident(store, title: "Raid on the market")
+        let configuration = ConsoleConfiguration(
+            replica: ConsoleReplica(opener: { _ in store }), sessions: ConsoleSessions(loginToken: "live-token"),
+            sync: ConsoleSyncJob(runner: nil), newEntryID: { "e" })
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = buildConsoleApplication(configuration, port: 0, logger: Logger(label: "console-live")) { continuation.yield($0) }
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+
+        func get(_ path: String, host: String, cookie: String? = nil) async throws -> String {
+            let cookieLine = cookie.map { "Cookie: \($0)\r\n" } ?? ""
+            return try await Self.request(port: port, "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\(cookieLine)Connection: close\r\n\r\n")
+        }
+        // A page on another name that resolves to 127.0.0.1 (DNS rebinding) is refused, even with the token.
+        let rebound = try await get("/login?token=live-token", host: "attacker.example:\(port)")
+        #expect(rebound.hasPrefix("HTTP/1.1 421"), "\(rebound.prefix(200))")
+        #expect(!rebound.contains("Set-Cookie"))
+        #expect(try await get("/incidents", host: "127.0.0.1:\(port + 1)").hasPrefix("HTTP/1.1 421"))
+        // Without the cookie: 401, and nothing of the replica.
+        let anonymous = try await get("/incidents", host: "127.0.0.1:\(port)")
+        #expect(anonymous.hasPrefix("HTTP/1.1 401") && !anonymous.contains("Raid on the market"))
+        let login = try await get("/login?token=live-token", host: "127.0.0.1:\(port)")
+        #expect(login.hasPrefix("HTTP/1.1 303"))
+        let cookieLine = try #require(login.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") })
+        #expect(cookieLine.contains("HttpOnly") && cookieLine.contains("SameSite=Strict"))
+        let cookie = String(cookieLine.dropFirst("set-cookie: ".count).split(separator: ";")[0])
+        let page = try await get("/incidents", host: "localhost:\(port)", cookie: cookie)
+        #expect(page.hasPrefix("HTTP/1.1 200") && page.contains("Raid on the market"))
+        #expect(page.contains("X-Frame-Options: DENY") || page.lowercased().contains("x-frame-options: deny"))
+        // A form posted from another site is refused before its body is read, CSRF token or not.
+        let form = try await get("/incidents/new", host: "127.0.0.1:\(port)", cookie: cookie)
+        let csrf = try #require(form.range(of: "name=\"_csrf\" value=\"").map { String(form[$0.upperBound...].prefix { $0 != "\"" }) })
+        let body = "_csrf=\(csrf)&f.title=Forged"
+        let crossSite = try await Self.request(
+            port: port,
+            "POST /incidents HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nOrigin: http://attacker.example\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        )
+        #expect(crossSite.hasPrefix("HTTP/1.1 403"), "\(crossSite.prefix(200))")
+        #expect(try store.records().count == 1, "nothing was written")
+    }
+}
