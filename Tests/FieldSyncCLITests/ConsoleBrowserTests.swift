@@ -41,11 +41,17 @@ import Testing
         try #require(setup.status == 0, "the browser tests cannot start: \(setup.stderr)")
         let python = setup.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let screenshots =
-            ProcessInfo.processInfo.environment["FIELDSYNC_CONSOLE_SCREENSHOTS"] ?? Self.root.appendingPathComponent(".build/console-screenshots").path
-        for name in ["list", "incident", "conflict-review", "chart"] { try? FileManager.default.removeItem(atPath: "\(screenshots)/\(name).png") }
+            ProcessInfo.processInfo.environment["FIELDSYNC_CONSOLE_SCREENSHOTS"]
+            ?? Self.root.appendingPathComponent(".build/console-screenshots").path
+        for name in ["list", "incident", "conflict-review", "chart"] {
+            try? FileManager.default.removeItem(atPath: "\(screenshots)/\(name).png")
+        }
         let binary = try FieldSyncBinary()
         let result = try await Self.run(
-            [python, "Scripts/console-browser-test.py", "--fieldsync", binary.url.path, "--workdir", dir.path, "--screenshots", screenshots],
+            [
+                python, "Scripts/console-browser-test.py", "--fieldsync", binary.url.path, "--workdir", dir.path, "--screenshots",
+                screenshots,
+            ],
             in: dir, name: "browser")
         #expect(result.status == 0, "\(result.stderr.suffix(3000))")
         let summary = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
