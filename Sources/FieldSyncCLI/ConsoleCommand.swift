@@ -34,6 +34,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             throw CLIError("no replica at \(path): create one with `fieldsync init`, or give --store PATH")
         }
         let options = storeOptions
+        if keys.isEncrypted { ReplicaKeys.hardenProcess() }  // the data key will be in this process's memory
         let replica = ConsoleReplica { passphrase in
             if let passphrase {
                 let key = try keys.unlock(try KeyFile.read(at: keys.keyFilePath), passphrase: passphrase).key
