@@ -288,6 +288,37 @@ import Testing
         #expect(try Fixtures.canonicalState(store) == before)
     }
 
+    @Test func imagesShowInlineAndOtherFilesDownloadAsBytes() async throws {
+        let id = try Fixtures.addIncident(store, title: "Burned shops")
+        let bytes = Fixtures.randomBytes(300_000, seed: 7)
+        let manifest = try Fixtures.attach(store, id, bytes: bytes, in: dir.path)
+        let link = "/incidents/\(id.rawValue)/attachments/\(manifest.sha256)"
+        let stranger = String(repeating: "ab", count: 32)
+        try await withConsole { client in
+            #expect(try await client.get("/incidents/\(id.rawValue)").body.contains("<img class=\"attachment\" src=\"\(link)\""))
+            let image = try await client.client.execute(uri: link, method: .get, headers: [.cookie: client.cookie])
+            #expect(image.status == .ok && image.headers[.contentType] == "image/jpeg")
+            #expect(Array(image.body.readableBytesView) == bytes, "the bytes exactly")
+            #expect(try await client.get("/incidents/\(id.rawValue)/attachments/\(stranger)").status == .notFound)
+        }
+        // A type that could carry script is never served as itself, and a name cannot break the header.
+        try Fixtures.edit(
+            store, id,
+            [
+                .set(path: "attachments.\(manifest.sha256).media_type", value: "image/svg+xml"),
+                .set(path: "attachments.\(manifest.sha256).name", value: "evil\"; filename=x.html\r\nSet-Cookie: a=b.svg"),
+            ])
+        try await withConsole { client in
+            let page = try await client.get("/incidents/\(id.rawValue)").body
+            #expect(!page.contains("<img class=\"attachment\""), "an SVG is a download, not an image")
+            let file = try await client.client.execute(uri: link, method: .get, headers: [.cookie: client.cookie])
+            #expect(file.headers[.contentType] == "application/octet-stream")
+            let disposition = try #require(file.headers[.contentDisposition])
+            #expect(disposition.hasPrefix("attachment; filename=\"") && disposition.filter { $0 == "\"" }.count == 2, "\(disposition)")
+            #expect(file.headers[.setCookie] == nil)
+        }
+    }
+
     @Test func theTimelineChartCountsIncidentsByDayAndGovernorate() async throws {
         for (day, governorate) in [("2025-03-07", "Latakia"), ("2025-03-07~", "Tartus"), ("2025-03-09", "Latakia"), ("2025-03", "Hama")] {
             _ = try Fixtures.addIncident(
