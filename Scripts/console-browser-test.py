@@ -91,7 +91,7 @@ def navigate(driver, element):
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def submit(driver, selector="form button[type=submit]"):
+def submit(driver, selector="main form button[type=submit]"):
     navigate(driver, driver.find_element(By.CSS_SELECTOR, selector))
 
 
@@ -134,7 +134,7 @@ def main():
         fill(driver, "f.casualties.killed", "12")
         fill(driver, "f.narrative", "شهود يصفون رجالاً مسلحين ينتقلون من بيت إلى بيت.")
         driver.find_element(By.ID, "f-violations-summary-execution").click()
-        fill(driver, "e.victims.new0.pseudonym", "V-01")
+        fill(driver, "n.victims.0.pseudonym", "V-01")
         submit(driver)
         heading = driver.find_element(By.TAG_NAME, "h1")
         check(heading.text == ARABIC_TITLE, f"the incident page's heading is {heading.text!r}")
@@ -175,7 +175,7 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "input[type=radio][name='pick.casualties.killed'][value=new]").click()
         fill(driver, "value.casualties.killed", "15")
         fill(driver, "note", "Hospital list names 15; the 16th was counted twice")
-        submit(driver, f"form[action='/conflicts/{record}'] button[type=submit]")
+        submit(driver, f"form[action$='/conflicts/{record}'] button[type=submit]")
         check("Resolved casualties.killed" in driver.page_source, "no confirmation of the resolution")
         check("No open conflicts" in driver.page_source, "the conflict is still listed")
 

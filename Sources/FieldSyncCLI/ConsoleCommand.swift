@@ -33,28 +33,29 @@ struct ConsoleCommand: AsyncParsableCommand {
         guard keys.isEncrypted || FileManager.default.fileExists(atPath: path) else {
             throw CLIError("no replica at \(path): create one with `fieldsync init`, or give --store PATH")
         }
-        let options = storeOptions
         if keys.isEncrypted { ReplicaKeys.hardenProcess() }  // the data key will be in this process's memory
         let replica = ConsoleReplica { passphrase in
             if let passphrase {
                 let key = try keys.unlock(try KeyFile.read(at: keys.keyFilePath), passphrase: passphrase).key
-                return try ReplicaStore.open(at: path, key: key)
+                return try ReplicaStore.open(at: path, access: .pool, key: key)
             }
-            guard keys.isEncrypted else { return try ReplicaStore.open(at: path) }
+            // A pool: the pages' reads do not wait for one another.
+            guard keys.isEncrypted else { return try ReplicaStore.open(at: path, access: .pool) }
             // Without a passphrase file or an agent the page asks: never the terminal.
-            if keys.explicitPassphraseFile != nil { return try options.open() }
+            if keys.explicitPassphraseFile != nil { return try ReplicaStore.open(at: path, access: .pool, key: try keys.dataKey()) }
             guard let key = KeyAgent.fetchKey(for: try KeyFile.read(at: keys.keyFilePath)) else { return nil }
-            return try ReplicaStore.open(at: path, key: key)
+            return try ReplicaStore.open(at: path, access: .pool, key: key)
         }
         if !keys.isEncrypted { _ = try ReplicaStore.open(at: path) }  // a broken file fails here, in one line
         let token = ConsoleSessions.newToken()
         let configuration = ConsoleConfiguration(
             replica: replica, sessions: ConsoleSessions(loginToken: token), sync: ConsoleSyncJob(runner: Self.syncRunner),
-            newEntryID: AddCommand.newEntryID)
+            base: ConsoleConfiguration.randomBase(), newEntryID: AddCommand.newEntryID)
+        let base = configuration.base
         let logger = ServeCommand.bootstrapLogging()
         let open = !noOpen
         let app = buildConsoleApplication(configuration, port: port, logger: logger) { bound in
-            let url = "http://127.0.0.1:\(bound)/login?token=\(token)"
+            let url = "http://127.0.0.1:\(bound)\(base)login?token=\(token)"
             print("fieldsync console: \(url)")
             print("Open it in a browser on this computer; Ctrl-C stops the console.")
             fflush(nil)
@@ -95,10 +96,18 @@ struct ConsoleCommand: AsyncParsableCommand {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/xdg-open" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let path else { return }
+        // Created 0600 by open(2) itself, never wider for a moment (another user watching the
+        // folder could open it in that moment and keep reading it).
         let file = NSTemporaryDirectory() + "fieldsync-console-\(UUID().uuidString).html"
         let page =
             "<!DOCTYPE html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=\(url)\"><title>FieldSync console</title>"
-        guard FileManager.default.createFile(atPath: file, contents: Data(page.utf8), attributes: [.posixPermissions: 0o600]) else {
+        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let bytes = Array(page.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else {
+            unlink(file)
             return
         }
         let process = Process()

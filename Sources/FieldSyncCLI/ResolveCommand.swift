@@ -58,7 +58,12 @@ struct ResolveCommand: AsyncParsableCommand {
             throw CLIError("--note TEXT is required: say why you resolved it this way")
         }
         guard !choices.isEmpty else { throw CLIError("nothing chosen; the record is unchanged") }
-        let revision = try ConflictResolution(choices: choices, note: note).commit(to: store, shown: state, now: nowMilliseconds())
+        let revision: Revision
+        do {
+            revision = try ConflictResolution(choices: choices, note: note).commit(to: store, shown: state, now: nowMilliseconds())
+        } catch let refusal as ConflictResolution.Refusal {
+            throw CLIError(Self.wording(refusal))
+        }
         let after = try store.record(recordID)!
         if json {
             print(RecordPresenter.recordJSON(after).prettyText())
@@ -77,6 +82,19 @@ struct ResolveCommand: AsyncParsableCommand {
             }
             let remaining = after.conflicts.map(\.path)
             if !remaining.isEmpty { print("still in conflict: \(TerminalText.visible(remaining.joined(separator: ", ")))") }
+        }
+    }
+
+    /// A refusal in terms of this command's options.
+    static func wording(_ refusal: ConflictResolution.Refusal) -> String {
+        switch refusal {
+        case .deleteNotChosen(let id):
+            "record \(id) was also deleted on one replica while edited on another: add --keep or --delete"
+        case .entryNotChosen(let entry):
+            "the entry \(TerminalText.visible(entry)) is also in conflict (removed against an edit): add --pick \(TerminalText.visible(entry))=N to keep or remove it"
+        case .deleteWithValues: "--delete cannot be combined with --pick or --set: a delete writes no fields"
+        case .candidatesChanged(let path, let now):
+            "the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); run `fieldsync conflicts` and resolve again"
         }
     }
 

@@ -81,8 +81,11 @@ struct ConflictsPage {
                         <tr><td><input type="radio" id="\(id)" name="pick.\(conflict.path)" value="new"><label for="\(id)">new</label></td>
                         <td colspan="5">a corrected value, entered below</td></tr>
                         """)
+                    let label: HTML = "<label for=\"\(id)-value\">A corrected value for \(conflict.path) (pick “new”)</label>"
                     corrected =
-                        "<label for=\"\(id)-value\">A corrected value for \(conflict.path) (pick “new”)</label><input type=\"text\" id=\"\(id)-value\" name=\"value.\(conflict.path)\" dir=\"auto\">"
+                        conflict.path == "narrative"
+                        ? "\(label)<textarea id=\"\(id)-value\" name=\"value.\(conflict.path)\" dir=\"auto\"></textarea>"
+                        : "\(label)<input type=\"text\" id=\"\(id)-value\" name=\"value.\(conflict.path)\" dir=\"auto\">"
                 }
                 let shownDots = conflict.candidates.map(\.dot.description).joined(separator: ",")
                 let baseText: HTML =
@@ -107,9 +110,12 @@ struct ConflictsPage {
                     message.isError
                     ? "<p class=\"error\" role=\"alert\">\(message.text)</p>" : "<p class=\"notice\" role=\"status\">\(message.text)</p>"
             }
+            // The `deleted` register is written by every resolution: what it held when shown is checked too.
+            let deletedDots = state.candidates(at: "deleted").map(\.dot.description).joined(separator: ",")
             let controls: HTML =
                 mayResolve
                 ? """
+                <input type="hidden" name="shown.deleted" value="\(deletedDots)">
                 <label for="note-\(state.id.rawValue)">Note: why you resolved it this way (required)</label>
                 <textarea id="note-\(state.id.rawValue)" name="note" dir="auto" required></textarea>
                 <p><button type="submit">Resolve</button></p>
@@ -134,6 +140,11 @@ struct ConflictsPage {
     /// candidate id must still be a candidate, the candidates must be those the page showed.
     static func resolution(_ form: FormData, state: RecordState) throws -> ConflictResolution {
         var choices: [String: JSONValue?] = [:]
+        if !state.isConflicted(at: "deleted"),
+            form["shown.deleted"] != state.candidates(at: "deleted").map(\.dot.description).joined(separator: ",")
+        {
+            throw ConsoleError(.conflict, "the record changed since the page was shown; look again and resolve again")
+        }
         for conflict in state.conflicts {
             let shownDots = form["shown.\(conflict.path)"]
             let current = conflict.candidates.map(\.dot.description).joined(separator: ",")
@@ -143,8 +154,11 @@ struct ConflictsPage {
                     .conflict, "the candidates of \(conflict.path) changed since the page was shown; look again and resolve again")
             }
             if pick == "new" {
-                let text = (form["value.\(conflict.path)"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-                guard !text.isEmpty else { throw ConsoleError(.unprocessableContent, "give the corrected value for \(conflict.path)") }
+                let typed = IncidentForm.lines(form["value.\(conflict.path)"] ?? "")
+                let text = conflict.path == "narrative" ? typed : typed.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                    throw ConsoleError(.unprocessableContent, "give the corrected value for \(conflict.path)")
+                }
                 guard case .scalar(let type) = try IncidentSchema.kind(of: conflict.path) else {
                     throw ConsoleError(.unprocessableContent, "\(conflict.path) takes one of its candidates")
                 }
@@ -162,8 +176,11 @@ struct ConflictsPage {
         for name in form.names(withPrefix: "pick.") where !state.isConflicted(at: String(name.dropFirst(5))) {
             throw ConsoleError(.conflict, "\(name.dropFirst(5)) is no longer in conflict; look again")
         }
-        let note = (form["note"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !note.isEmpty else { throw ConsoleError(.unprocessableContent, "a note is required: say why you resolved it this way") }
+        // The note as typed, as `resolve --note` keeps it.
+        let note = IncidentForm.lines(form["note"] ?? "")
+        guard !note.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ConsoleError(.unprocessableContent, "a note is required: say why you resolved it this way")
+        }
         guard !choices.isEmpty else { throw ConsoleError(.unprocessableContent, "pick a candidate or enter a corrected value") }
         return ConflictResolution(choices: choices, note: note)
     }

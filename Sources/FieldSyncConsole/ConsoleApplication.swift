@@ -21,17 +21,23 @@ public final class ConsoleReplica: Sendable {
 
     /// The open replica; throws ``ReplicaLocked`` while it waits for a passphrase.
     func store() throws -> ReplicaStore {
-        if let store = opened.withLock({ $0 }) { return store }
-        guard let store = try opener(nil) else { throw ReplicaLocked() }
-        opened.withLock { $0 = store }
-        return store
+        // Opened under the lock: two first requests at once must not open it twice.
+        try opened.withLock { opened in
+            if let store = opened { return store }
+            guard let store = try opener(nil) else { throw ReplicaLocked() }
+            opened = store
+            return store
+        }
     }
 
-    var isLocked: Bool { (try? store()) == nil }
-
+    /// Opens the replica with `passphrase`; once it is open, nothing is opened again (a duress
+    /// passphrase must not switch the file under a replica already in use).
     func unlock(passphrase: String) throws {
-        guard let store = try opener(passphrase) else { throw ConsoleError(.unauthorized, "the replica stayed locked") }
-        opened.withLock { $0 = store }
+        try opened.withLock { opened in
+            guard opened == nil else { return }
+            guard let store = try opener(passphrase) else { throw ConsoleError(.unauthorized, "the replica stayed locked") }
+            opened = store
+        }
     }
 }
 
@@ -42,11 +48,17 @@ public struct ConsoleConfiguration: Sendable {
     public var sync: ConsoleSyncJob
     public var port: ConsolePort
     public var newEntryID: @Sendable () -> String
+    /// The path every page lives under, `/` or `/PREFIX/`: the session cookie's path.
+    public var base: String
+
+    /// A base path nobody can guess, for ``base``.
+    public static func randomBase() -> String { "/" + ConsoleSessions.newToken().prefix(22) + "/" }
 
     public init(
         replica: ConsoleReplica, sessions: ConsoleSessions, sync: ConsoleSyncJob, port: ConsolePort = ConsolePort(),
-        newEntryID: @escaping @Sendable () -> String
+        base: String = "/", newEntryID: @escaping @Sendable () -> String
     ) {
+        self.base = base
         self.replica = replica
         self.sessions = sessions
         self.sync = sync
@@ -58,8 +70,10 @@ public struct ConsoleConfiguration: Sendable {
 /// The console's routes: pages, forms and the static files, behind ``ConsoleGuard``.
 public func buildConsoleRouter(_ configuration: ConsoleConfiguration, logger: Logger) -> Router<ConsoleRequestContext> {
     let router = Router(context: ConsoleRequestContext.self)
-    router.add(middleware: ConsoleGuard(sessions: configuration.sessions, port: configuration.port, logger: logger))
-    ConsoleRoutes(configuration: configuration, logger: logger).add(to: router)
+    router.add(
+        middleware: ConsoleGuard(sessions: configuration.sessions, port: configuration.port, base: configuration.base, logger: logger))
+    let prefix = configuration.base.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+    ConsoleRoutes(configuration: configuration, logger: logger).add(to: prefix.isEmpty ? router.group() : router.group(RouterPath(prefix)))
     return router
 }
 
@@ -84,7 +98,7 @@ struct ConsoleRoutes: Sendable {
 
     var replica: ConsoleReplica { configuration.replica }
 
-    func add(to router: Router<ConsoleRequestContext>) {
+    func add(to router: RouterGroup<ConsoleRequestContext>) {
         router.get("/static/console.css") { _, _ in asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/static/console.js") { _, _ in asset(ConsoleAssets.javascript, type: "text/javascript; charset=utf-8") }
         router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
@@ -94,7 +108,7 @@ struct ConsoleRoutes: Sendable {
             if let session = context.session { configuration.sessions.end(session: session.id) }
             var response = ConsolePage.response(
                 ConsolePage.render(title: "Signed out", current: nil, session: nil, body: "<h1>Signed out</h1><p>Close this tab.</p>"))
-            response.headers[.setCookie] = "\(ConsoleGuard.cookieName)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+            response.headers[.setCookie] = "\(ConsoleGuard.cookieName)=; Path=\(configuration.base); HttpOnly; SameSite=Strict; Max-Age=0"
             return response
         }
         router.get("/") { _, _ in ConsolePage.redirect(to: "/incidents") }
@@ -122,7 +136,7 @@ struct ConsoleRoutes: Sendable {
         router.post("/incidents") { request, context in
             let store = try replica.store()
             let form = try await form(request, context)
-            let reading = IncidentForm.read(form, current: nil)
+            let reading = IncidentForm.read(form, current: nil, mayResolve: try mayResolve(store))
             guard reading.errors.isEmpty else {
                 return formPage(
                     title: "New incident", action: "/incidents", state: nil, submitted: form, errors: reading.errors, context: context,
@@ -166,7 +180,7 @@ struct ConsoleRoutes: Sendable {
             let form = try await form(request, context)
             let title = "Edit: \(state.value(at: "title")?.stringValue ?? "")"
             let action = "/incidents/\(state.id.rawValue)"
-            let reading = IncidentForm.read(form, current: state)
+            let reading = IncidentForm.read(form, current: state, mayResolve: try mayResolve(store))
             guard reading.errors.isEmpty else {
                 return formPage(
                     title: title, action: action, state: state, submitted: form, errors: reading.errors, context: context,
@@ -227,6 +241,8 @@ struct ConsoleRoutes: Sendable {
                     context, message: (state.id, "Resolved \(settled) as \(revision.dot), signed by this replica.", false), status: .ok)
             } catch let error as ConsoleError {
                 return try conflictsPage(context, message: (state.id, error.message, true), status: error.status)
+            } catch let refusal as ConflictResolution.Refusal {
+                return try conflictsPage(context, message: (state.id, refusal.message, true), status: .conflict)
             } catch let error as StoreError {
                 return try conflictsPage(context, message: (state.id, error.message, true), status: .conflict)
             } catch let error as ValidationError {
@@ -236,9 +252,17 @@ struct ConsoleRoutes: Sendable {
         router.get("/chart") { _, context in
             let store = try replica.store()
             let chart = TimelineChart(try store.records())
-            let note: HTML =
-                chart.undated > 0
-                ? "<p class=\"hint\">\(chart.undated) incident\(chart.undated == 1 ? "" : "s") without a start day are not shown.</p>" : ""
+            var notes: [HTML] = []
+            if chart.undated > 0 {
+                notes.append(
+                    "<p class=\"hint\">\(chart.undated) incident\(chart.undated == 1 ? "" : "s") without a start day are not shown.</p>")
+            }
+            if chart.beforeChart > 0 {
+                notes.append(
+                    "<p class=\"hint\">\(chart.beforeChart) incident\(chart.beforeChart == 1 ? "" : "s") before \(chart.days.first ?? "") are not shown (the chart spans the last year that has incidents).</p>"
+                )
+            }
+            let note = HTML.joined(notes)
             let body: HTML = "<h1>Timeline</h1>\(chart.svg())\(note)\(chart.table())"
             return ConsolePage.response(ConsolePage.render(title: "Timeline", current: "/chart", session: context.session, body: body))
         }
@@ -269,6 +293,19 @@ struct ConsoleRoutes: Sendable {
         }
     }
 
+    /// `attachment; filename="ASCII"; filename*=UTF-8''PERCENT-ENCODED` (RFC 6266): the name as
+    /// written, Arabic included, and nothing in it can end the header or the parameter.
+    static func contentDisposition(name: String, fallback: String) -> String {
+        let ascii = String(
+            name.unicodeScalars.filter {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-_ ".unicodeScalars.contains($0))
+            })
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        allowed.insert(charactersIn: ".-_")
+        let encoded = name.addingPercentEncoding(withAllowedCharacters: allowed) ?? fallback
+        return "attachment; filename=\"\(ascii.isEmpty ? fallback : ascii)\"; filename*=UTF-8''\(encoded)"
+    }
+
     func asset(_ text: String, type: String) -> Response {
         Response(
             status: .ok, headers: [.contentType: type, .cacheControl: "no-store"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
@@ -283,14 +320,18 @@ struct ConsoleRoutes: Sendable {
                 .unauthorized, "this login link is not valid or was used already: restart `fieldsync console` for a new one")
         }
         var response = ConsolePage.redirect(to: "/incidents")
-        response.headers[.setCookie] = "\(ConsoleGuard.cookieName)=\(session); Path=/; HttpOnly; SameSite=Strict"
+        // Path: the browser sends the cookie to this console's pages only, never to another server
+        // on 127.0.0.1 (cookies ignore ports).
+        response.headers[.setCookie] = "\(ConsoleGuard.cookieName)=\(session); Path=\(configuration.base); HttpOnly; SameSite=Strict"
         return response
     }
 
     /// The body of a POSTed form, once its CSRF token checks out.
     func form(_ request: Request, _ context: ConsoleRequestContext) async throws -> FormData {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
-        let form = FormData(String(buffer: body))
+        guard let form = FormData(validating: String(buffer: body)) else {
+            throw ConsoleError(.badRequest, "the form was not sent as a browser sends one (bad percent-encoding): nothing was changed")
+        }
         guard let session = context.session, configuration.sessions.checkCSRF(session: session.id, offered: form["_csrf"] ?? "") else {
             throw ConsoleError(.forbidden, "the form's security token is missing or stale: reload the page and try again")
         }
@@ -309,8 +350,18 @@ struct ConsoleRoutes: Sendable {
         return enrolment.role == .admin
     }
 
+    /// A message for the form field that holds `error.path`, and on top of the form.
     func errors(for error: ValidationError) -> [String: String] {
-        [error.path.isEmpty ? "" : "f.\(error.path)": error.message, "": error.description]
+        var errors = ["": error.description]
+        let path = error.path
+        if path.hasPrefix("custom.") {
+            errors["c.\(path.dropFirst("custom.".count))"] = error.message
+        } else if IncidentSchema.entryPath(of: path) != nil {
+            errors["e.\(path)"] = error.message
+        } else if !path.isEmpty {
+            errors["f.\(path)"] = error.message
+        }
+        return errors
     }
 
     func formPage(
@@ -354,7 +405,7 @@ struct ConsoleRoutes: Sendable {
         let body: HTML = """
             <h1>Sync</h1>
             <p>Central node: \(server). Last sync: \(try store.lastSync().map(ConsolePage.time) ?? "never").</p>
-            <div id="sync-progress" data-running="\(state.running ? "true" : "false")" aria-live="polite">
+            <div id="sync-progress" data-href="/sync/progress" data-running="\(state.running ? "true" : "false")" aria-live="polite">
             <p data-progress-text>\(state.progress.text)</p>\(progress)
             </div>
             \(state.running ? HTML("<p class=\"hint\">This page follows the sync; <a href=\"/sync\">reload</a> if it does not.</p>") : HTML("<form method=\"post\" action=\"/sync\">\(ConsolePage.csrfField(context.session))<button type=\"submit\">Sync now</button></form>"))

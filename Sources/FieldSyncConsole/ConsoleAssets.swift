@@ -13,6 +13,8 @@ enum ConsoleAssets {
         nav a { color: #fff; text-decoration: none; padding: .25rem .1rem; }
         nav a[aria-current="page"] { border-bottom: 3px solid #ffd24d; }
         main { padding: 1rem; max-width: 72rem; }
+        header .signout { margin-inline-start: auto; }
+        header .signout button { padding: .2rem .6rem; }
         a { color: var(--accent); }
         :focus-visible { outline: 3px solid #ffbf00; outline-offset: 2px; }
         .skip { position: absolute; left: -999px; }
@@ -71,10 +73,12 @@ enum ConsoleAssets {
               var copy = template.cloneNode(true);
               copy.removeAttribute("data-blank-entry");
               copy.setAttribute("data-new-entry", collection);
-              copy.querySelectorAll("[name], [id], [for]").forEach(function (el) {
-                ["name", "id", "for"].forEach(function (attr) {
+              var k = String(count + 1);
+              copy.querySelectorAll("[name], [id], [for], [aria-describedby]").forEach(function (el) {
+                ["name", "id", "for", "aria-describedby"].forEach(function (attr) {
                   var value = el.getAttribute(attr);
-                  if (value) { el.setAttribute(attr, value.replace(/\\.new0\\./, ".new" + (count + 1) + ".").replace(/-new0-/, "-new" + (count + 1) + "-")); }
+                  if (!value) { return; }
+                  el.setAttribute(attr, value.replace(/^n\\.([a-z]+)\\.\\d+\\./, "n.$1." + k + ".").replace(/^f-n-([a-z]+)-\\d+-/, "f-n-$1-" + k + "-"));
                 });
                 if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") { el.value = ""; }
                 if (el.tagName === "SELECT") { el.selectedIndex = 0; }
@@ -92,7 +96,7 @@ enum ConsoleAssets {
             var bar = panel.querySelector("progress");
             var text = panel.querySelector("[data-progress-text]");
             var poll = function () {
-              fetch("/sync/progress", { credentials: "same-origin", cache: "no-store" }).then(function (r) { return r.json(); }).then(function (p) {
+              fetch(panel.getAttribute("data-href"), { credentials: "same-origin", cache: "no-store" }).then(function (r) { return r.json(); }).then(function (p) {
                 if (text) { text.textContent = p.text; }
                 if (bar) {
                   if (p.total > 0) { bar.max = p.total; bar.value = p.done; } else { bar.removeAttribute("value"); }

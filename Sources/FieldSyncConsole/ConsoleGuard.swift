@@ -11,6 +11,7 @@ import Synchronization
 struct ConsoleGuard: RouterMiddleware {
     let sessions: ConsoleSessions
     let port: ConsolePort
+    let base: String
     let logger: Logger
 
     static let cookieName = "fieldsync_console"
@@ -20,6 +21,12 @@ struct ConsoleGuard: RouterMiddleware {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
     func handle(_ request: Request, context: ConsoleRequestContext, next: (Request, ConsoleRequestContext) async throws -> Response)
+        async throws -> Response
+    {
+        try await ConsolePage.$base.withValue(base) { try await placedHandle(request, context: context, next: next) }
+    }
+
+    func placedHandle(_ request: Request, context: ConsoleRequestContext, next: (Request, ConsoleRequestContext) async throws -> Response)
         async throws -> Response
     {
         var response: Response
@@ -51,9 +58,11 @@ struct ConsoleGuard: RouterMiddleware {
         guard port.allows(host: request.head.authority) else {
             throw ConsoleError(.misdirectedRequest, "this console answers only at http://127.0.0.1:\(port.value)/")
         }
-        let path = request.uri.path
+        guard request.uri.path.hasPrefix(base) else { throw ConsoleError.notFound("no such page") }
+        let path = "/" + request.uri.path.dropFirst(base.count)
         if path == "/login" || path.hasPrefix("/static/") || path == "/favicon.ico" { return try await next(request, context) }
-        guard let id = Self.sessionID(request), let csrf = sessions.csrfToken(session: id) else {
+        guard let (id, csrf) = Self.sessionIDs(request).lazy.compactMap({ id in sessions.csrfToken(session: id).map { (id, $0) } }).first
+        else {
             throw ConsoleError(.unauthorized, "not signed in: open the link `fieldsync console` printed when it started")
         }
         var context = context
@@ -69,13 +78,20 @@ struct ConsoleGuard: RouterMiddleware {
 
     /// The session id of the console's cookie, if the request carries one.
     static func sessionID(_ request: Request) -> String? {
+        sessionIDs(request).first
+    }
+
+    /// Every value the request's cookies give the console's name: one set by someone else for a
+    /// narrower path comes first, and must not hide the real one.
+    static func sessionIDs(_ request: Request) -> [String] {
+        var ids: [String] = []
         for header in request.headers[values: .cookie] {
             for part in header.split(separator: ";") {
                 let pair = part.trimmingCharacters(in: .whitespaces)
-                if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
+                if pair.hasPrefix(cookieName + "=") { ids.append(String(pair.dropFirst(cookieName.count + 1))) }
             }
         }
-        return nil
+        return ids
     }
 }
 

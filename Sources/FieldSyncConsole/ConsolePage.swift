@@ -5,6 +5,22 @@ import Hummingbird
 /// The console's page frame and responses: one layout with the navigation, a title that names the
 /// page, the session's CSRF token for forms, and nothing loaded from anywhere but the console.
 enum ConsolePage {
+    /// Where the console's pages live (`/`, or a random `/PREFIX/` so that the session cookie,
+    /// whose path it is, is never sent to another server on 127.0.0.1). Set by ``ConsoleGuard``
+    /// for each request; pages are written with root paths and placed under it on the way out.
+    @TaskLocal static var base = "/"
+
+    /// `href="/x"`, `action="/x"`, `src="/x"` and `data-href="/x"` under ``base``. Only markup
+    /// written in code can hold those: a quote in a record's text is always escaped.
+    static func placed(_ text: String) -> String {
+        guard base != "/" else { return text }
+        var text = text
+        for attribute in [" href=\"/", " action=\"/", " src=\"/", " data-href=\"/"] {
+            text = text.replacingOccurrences(of: attribute, with: attribute + base.dropFirst())
+        }
+        return text
+    }
+
     static let sections: [(path: String, label: String)] = [
         ("/incidents", "Incidents"), ("/incidents/new", "New incident"), ("/conflicts", "Conflicts"), ("/chart", "Timeline"),
         ("/sync", "Sync"), ("/status", "Status"),
@@ -22,7 +38,8 @@ enum ConsolePage {
         let meta: HTML = refresh.map { "<noscript><meta http-equiv=\"refresh\" content=\"\($0)\"></noscript>\n" } ?? ""
         let navigation: HTML =
             session == nil
-            ? "" : "<nav aria-label=\"Sections\"><ul>\(nav)</ul></nav>"
+            ? ""
+            : "<nav aria-label=\"Sections\"><ul>\(nav)</ul></nav><form method=\"post\" action=\"/logout\" class=\"signout\">\(csrfField(session))<button type=\"submit\" class=\"secondary\">Sign out</button></form>"
         return """
             <!DOCTYPE html>
             <html lang="en">
@@ -47,11 +64,12 @@ enum ConsolePage {
     static func response(_ page: HTML, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: page.text)))
+            body: ResponseBody(byteBuffer: ByteBuffer(string: placed(page.text))))
     }
 
+    /// A redirect to a page's root path, under ``base``.
     static func redirect(to location: String) -> Response {
-        Response(status: .seeOther, headers: [.location: location])
+        Response(status: .seeOther, headers: [.location: base + location.dropFirst()])
     }
 
     static func errorResponse(_ error: ConsoleError, session: (id: String, csrf: String)?) -> Response {

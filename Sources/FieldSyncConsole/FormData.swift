@@ -15,6 +15,16 @@ public struct FormData: Sendable, Equatable {
 
     public init(values: [String: [String]]) { self.values = values }
 
+    /// Nil when a name or value is not valid percent-encoding (a form a browser would never send):
+    /// read leniently it would become an empty value, and clear a field.
+    public init?(validating encoded: String) {
+        for pair in encoded.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else { return nil }
+            values[name, default: []].append(value)
+        }
+    }
+
     /// The first value of `name`, or nil.
     public subscript(name: String) -> String? { values[name]?.first }
 

@@ -41,30 +41,51 @@ struct IncidentForm {
 
     /// What a submitted form asks for: the changes, or the messages per form field.
     struct Reading {
+        /// Whether this replica's edits end conflicts (an admin's, or unenrolled).
+        var mayResolve = false
         var changes: [FieldChange] = []
         /// Form field name → message.
         var errors: [String: String] = [:]
     }
 
     /// Reads `form` against `current` (nil for a new record).
-    static func read(_ form: FormData, current: RecordState?) -> Reading {
-        var reading = Reading()
+    static func read(_ form: FormData, current: RecordState?, mayResolve: Bool) -> Reading {
+        var reading = Reading(mayResolve: mayResolve)
         func fail(_ name: String, _ error: ValidationError) { reading.errors[name] = error.message }
         for group in groups {
             for field in group.fields {
                 scalar(form, name: "f.\(field.path)", path: field.path, current: current, into: &reading)
             }
         }
-        // Set fields: violations as checkboxes, tags as a comma-separated list.
+        // Set fields: violations as checkboxes, tags as a comma-separated list; each element
+        // added or removed on its own (never the whole set rewritten), and only what the person
+        // changed from what the form showed.
         let violations = Set(form.all("violations"))
         for unknown in violations.subtracting(Vocabulary.violations).sorted() {
             fail("violations", ValidationError("violations", "\"\(unknown)\" is not a violation type"))
         }
-        let tags = Set(
-            (form["tags"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines).nfc }.filter { !$0.isEmpty }
-        )
-        for (path, wanted) in [("violations", violations), ("tags", tags)] where Set(current?.elements(of: path) ?? []) != wanted {
-            reading.changes.append(.set(path: path, value: .array(wanted.sorted(by: JSONValue.utf8Less).map(JSONValue.string))))
+        let shownViolations = Set(form.all("o.violations"))
+        let present = Set(current?.elements(of: "violations") ?? [])
+        for added in violations.subtracting(shownViolations).sorted() where !present.contains(added) {
+            reading.changes.append(.add(path: "violations", element: added))
+        }
+        for removed in shownViolations.subtracting(violations).sorted() where present.contains(removed) {
+            reading.changes.append(.remove(path: "violations", element: removed))
+        }
+        let tagsText = lines(form["tags"] ?? "")
+        if tagsText != lines(form["o.tags"] ?? "") {
+            func split(_ text: String) -> Set<String> {
+                Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines).nfc }.filter { !$0.isEmpty })
+            }
+            let wanted = split(tagsText)
+            let shown = split(lines(form["o.tags"] ?? ""))
+            let tags = Set(current?.elements(of: "tags") ?? [])
+            for added in wanted.subtracting(shown).sorted() where !tags.contains(added) {
+                reading.changes.append(.add(path: "tags", element: added))
+            }
+            for removed in shown.subtracting(wanted).sorted() where tags.contains(removed) {
+                reading.changes.append(.remove(path: "tags", element: removed))
+            }
         }
         // Collection entries: existing ones edited or removed, new ones added.
         for collection in collections {
@@ -80,15 +101,10 @@ struct IncidentForm {
                 }
             }
             guard collection.addable else { continue }
-            let newKeys = Set(
-                form.names(withPrefix: "e.\(collection.name).new").compactMap { name -> String? in
-                    let parts = name.split(separator: ".")
-                    return parts.count == 4 ? String(parts[2]) : nil
-                })
-            for key in newKeys.sorted() {
+            for key in newEntryKeys(form, collection: collection.name) {
                 var fields: [String: JSONValue] = [:]
                 for field in collection.fields {
-                    let name = "e.\(collection.name).\(key).\(field)"
+                    let name = "n.\(collection.name).\(key).\(field)"
                     guard let text = form[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else { continue }
                     let type = (try? IncidentSchema.kind(of: "\(collection.name).0.\(field)")).flatMap {
                         kind -> IncidentSchema.FieldType? in
@@ -127,14 +143,43 @@ struct IncidentForm {
         return reading
     }
 
-    /// One scalar field: a set when its text differs from the current value, a clear when emptied.
+    /// What a single-line input shows of a value: browsers drop line breaks from `<input>`.
+    static func singleLine(_ text: String) -> String { text.filter { $0 != "\n" && $0 != "\r" && $0 != "\r\n" } }
+
+    /// The text a control shows for the value at `path` of `state`.
+    static func shownText(_ state: RecordState?, _ path: String) -> String {
+        guard let value = state?.value(at: path) else { return "" }
+        let text = value.stringValue ?? value.canonicalText
+        return path == "narrative" ? text : singleLine(text)
+    }
+
+    /// Line breaks as a browser hands them back: it reads CRLF and CR in a page as LF, and sends
+    /// every line break of a form as CRLF. Both sides of a comparison go through this.
+    static func lines(_ text: String) -> String {
+        text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+    }
+
+    /// One scalar field. Untouched (the text sent is the text the form showed, `o.NAME`), it is left
+    /// alone whatever it holds now. Changed: refused when the record's value changed since the form
+    /// was shown (a sync, another window) or when it is in conflict on a replica that may resolve
+    /// (that needs a note: the conflicts page); else a set, or a clear when emptied.
     static func scalar(_ form: FormData, name: String, path: String, current: RecordState?, into reading: inout Reading) {
-        guard let raw = form[name] else { return }
+        guard let raw = form[name].map(lines) else { return }
         guard case .scalar(let type)? = try? IncidentSchema.kind(of: path) else { return }
+        let original = form["o.\(name)"].map(lines) ?? ""
+        guard raw != original else { return }
+        if current != nil, lines(shownText(current, path)) != original {
+            reading.errors[name] =
+                "changed since you opened this form (now \"\(shownText(current, path).prefix(80))\"): reload the page and make your change again"
+            return
+        }
+        if let current, reading.mayResolve, current.isConflicted(at: path) {
+            reading.errors[name] = "is in conflict: resolve it on the Conflicts page, with a note"
+            return
+        }
         let text = path == "narrative" ? raw : raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        let present = current?.value(at: path)
         if text.isEmpty {
-            guard present != nil else { return }
+            guard current?.value(at: path) != nil else { return }
             if IncidentSchema.requiredFields.contains(path) {
                 reading.errors[name] = "is required and cannot be cleared"
             } else {
@@ -143,10 +188,8 @@ struct IncidentForm {
             return
         }
         switch value(text, as: type, at: path) {
-        case .success(let value):
-            if value != present { reading.changes.append(.set(path: path, value: value)) }
-        case .failure(let error):
-            reading.errors[name] = error.message
+        case .success(let value): reading.changes.append(.set(path: path, value: value))
+        case .failure(let error): reading.errors[name] = error.message
         }
     }
 
@@ -154,10 +197,9 @@ struct IncidentForm {
     static func value(_ text: String, as type: IncidentSchema.FieldType, at path: String) -> Result<JSONValue, ValidationError> {
         let value: JSONValue
         switch type {
-        case .count:
-            value = Int64(text).map(JSONValue.int) ?? .string(text)
-        case .latitude, .longitude:
-            value = Int64(text).map(JSONValue.int) ?? Double(text).map(JSONValue.double) ?? .string(text)
+        case .count, .latitude, .longitude:
+            // As `--set PATH=VALUE` reads a number: JSON, in its one canonical form.
+            value = (try? JSONValue(parsing: text)) ?? .string(text)
         case .anyJSON:
             value = (try? JSONValue(parsing: text)) ?? .string(text)
         default:
@@ -169,6 +211,17 @@ struct IncidentForm {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// The numbers of the new entries a form holds (`n.COLLECTION.K.FIELD`: a name space that no
+    /// entry id can take, since ids never hold a dot), in order.
+    static func newEntryKeys(_ form: FormData, collection: String) -> [String] {
+        Set(
+            form.names(withPrefix: "n.\(collection).").compactMap { name -> Int? in
+                let parts = name.split(separator: ".")
+                return parts.count == 4 ? Int(parts[2]) : nil
+            }
+        ).sorted().map(String.init)
     }
 
     /// The entry ids of a collection that the record shows (removed entries are gone).
@@ -189,10 +242,11 @@ struct IncidentForm {
         action: String, state: RecordState?, submitted: FormData?, errors: [String: String], session: (id: String, csrf: String)?,
         submitLabel: String
     ) -> HTML {
-        func shown(_ name: String, _ path: String) -> String {
-            if let submitted { return submitted[name] ?? "" }
-            guard let value = state?.value(at: path) else { return "" }
-            return value.stringValue ?? value.canonicalText
+        // A form sent back with errors shows what was typed, and keeps what it first showed as
+        // the original, so that untouched fields stay untouched.
+        func shown(_ name: String, _ path: String) -> (value: String, original: String) {
+            let original = submitted.map { lines($0["o.\(name)"] ?? "") } ?? shownText(state, path)
+            return (submitted.map { lines($0[name] ?? "") } ?? original, original)
         }
         var parts: [HTML] = []
         if !errors.isEmpty {
@@ -205,8 +259,11 @@ struct IncidentForm {
             var controls: [HTML] = []
             for field in group.fields {
                 let name = "f.\(field.path)"
+                let (value, original) = shown(name, field.path)
                 controls.append(
-                    control(name: name, path: field.path, label: field.label, value: shown(name, field.path), error: errors[name]))
+                    control(
+                        name: name, path: field.path, label: field.label, value: value, original: original, error: errors[name],
+                        conflicted: state?.isConflicted(at: field.path) == true))
                 if field.path == "status" {
                     controls.append(setControls(state: state, submitted: submitted, errors: errors))
                 }
@@ -221,7 +278,11 @@ struct IncidentForm {
                 for field in collection.fields {
                     let name = "e.\(collection.name).\(entry).\(field)"
                     let path = "\(collection.name).\(entry).\(field)"
-                    controls.append(control(name: name, path: path, label: label(field), value: shown(name, path), error: errors[name]))
+                    let (value, original) = shown(name, path)
+                    controls.append(
+                        control(
+                            name: name, path: path, label: label(field), value: value, original: original, error: errors[name],
+                            conflicted: state?.isConflicted(at: path) == true))
                 }
                 let removeID = controlID("remove.\(collection.name).\(entry)")
                 let checked = submitted?["remove.\(collection.name).\(entry)"] == "1" ? " checked" : ""
@@ -233,23 +294,15 @@ struct IncidentForm {
                 )
             }
             if collection.addable {
-                let newKeys =
-                    submitted.map { form in
-                        Set(
-                            form.names(withPrefix: "e.\(collection.name).new").compactMap { name -> String? in
-                                let parts = name.split(separator: ".")
-                                return parts.count == 4 ? String(parts[2]) : nil
-                            }
-                        ).sorted()
-                    } ?? []
-                for (offset, key) in (newKeys.isEmpty ? ["new0"] : newKeys).enumerated() {
+                let newKeys = submitted.map { newEntryKeys($0, collection: collection.name) } ?? []
+                for (offset, key) in (newKeys.isEmpty ? ["0"] : newKeys).enumerated() {
                     var controls: [HTML] = []
                     for field in collection.fields {
-                        let name = "e.\(collection.name).\(key).\(field)"
+                        let name = "n.\(collection.name).\(key).\(field)"
                         controls.append(
                             control(
-                                name: name, path: "\(collection.name).0.\(field)", label: label(field), value: submitted?[name] ?? "",
-                                error: errors[name]))
+                                name: name, path: "\(collection.name).0.\(field)", label: label(field),
+                                value: submitted.map { lines($0[name] ?? "") } ?? "", original: nil, error: errors[name]))
                     }
                     let marker: HTML =
                         offset == 0 ? "data-blank-entry=\"\(collection.name)\"" : "data-new-entry=\"\(collection.name)\""
@@ -270,9 +323,11 @@ struct IncidentForm {
         var custom: [HTML] = []
         for key in customKeys(state) {
             let name = "c.\(key)"
+            let (value, original) = shown(name, "custom.\(key)")
             custom.append(
-                control(name: name, path: "custom.\(key)", label: "custom.\(key)", value: shown(name, "custom.\(key)"), error: errors[name])
-            )
+                control(
+                    name: name, path: "custom.\(key)", label: "custom.\(key)", value: value, original: original, error: errors[name],
+                    conflicted: state?.isConflicted(at: "custom.\(key)") == true))
         }
         custom.append(
             plain(
@@ -295,6 +350,8 @@ struct IncidentForm {
     /// Violations as checkboxes and tags as a list, under the incident's group.
     static func setControls(state: RecordState?, submitted: FormData?, errors: [String: String]) -> HTML {
         let chosen = Set(submitted.map { $0.all("violations") } ?? state?.elements(of: "violations") ?? [])
+        let shownViolations = submitted.map { $0.all("o.violations") } ?? state?.elements(of: "violations") ?? []
+        let originals = HTML.joined(shownViolations.map { "<input type=\"hidden\" name=\"o.violations\" value=\"\($0)\">" })
         let boxes = HTML.joined(
             Vocabulary.violations.map { violation in
                 let id = controlID("violations.\(violation)")
@@ -302,10 +359,13 @@ struct IncidentForm {
                 return
                     "<label for=\"\(id)\"><input type=\"checkbox\" id=\"\(id)\" name=\"violations\" value=\"\(violation)\"\(checked)> \(violation)</label>"
             })
-        let tags = submitted?["tags"] ?? (state?.elements(of: "tags") ?? []).joined(separator: ", ")
+        let shownTags =
+            submitted.map { lines($0["o.tags"] ?? "") } ?? singleLine((state?.elements(of: "tags") ?? []).joined(separator: ", "))
+        let tags = submitted.map { lines($0["tags"] ?? "") } ?? shownTags
         let tagsID = controlID("tags")
         return """
-            <fieldset class="checks"><legend>Violations</legend>\(boxes)\(fieldError("violations", errors["violations"]))</fieldset>
+            <fieldset class="checks"><legend>Violations</legend>\(boxes)\(fieldError("violations", errors["violations"]))</fieldset>\(originals)
+            <input type="hidden" name="o.tags" value="\(shownTags)">
             <label for="\(tagsID)">Tags</label>
             <p class="hint" id="\(tagsID)-hint">Separated by commas.</p>
             <input type="text" id="\(tagsID)" name="tags" value="\(tags)" aria-describedby="\(tagsID)-hint" dir="auto">
@@ -313,7 +373,9 @@ struct IncidentForm {
     }
 
     /// One control for a scalar path, chosen by its type.
-    static func control(name: String, path: String, label: String, value: String, error: String?) -> HTML {
+    static func control(
+        name: String, path: String, label: String, value: String, original: String?, error: String?, conflicted: Bool = false
+    ) -> HTML {
         let id = controlID(name)
         let type: IncidentSchema.FieldType? = {
             if case .scalar(let type)? = try? IncidentSchema.kind(of: path) { return type }
@@ -331,7 +393,9 @@ struct IncidentForm {
                 })
             input = "<select id=\"\(id)\" name=\"\(name)\"\(invalid) aria-describedby=\"\(id)-hint\">\(options)</select>"
         case .text? where path == "narrative":
-            input = "<textarea id=\"\(id)\" name=\"\(name)\" dir=\"auto\"\(invalid) aria-describedby=\"\(id)-hint\">\(value)</textarea>"
+            // The line break after the tag is eaten by the HTML parser: without it a narrative that
+            // begins with one would lose it.
+            input = "<textarea id=\"\(id)\" name=\"\(name)\" dir=\"auto\"\(invalid) aria-describedby=\"\(id)-hint\">\n\(value)</textarea>"
         default:
             switch type {
             case .edtfDate?:
@@ -350,10 +414,12 @@ struct IncidentForm {
                 "<input type=\"text\" id=\"\(id)\" name=\"\(name)\" value=\"\(value)\" dir=\"auto\"\(mode)\(invalid) aria-describedby=\"\(id)-hint\">"
         }
         let required: HTML = path == "title" ? " <span class=\"hint\">(required)</span>" : ""
+        let mark: HTML = conflicted ? " <span class=\"conflict\">(in conflict)</span>" : ""
+        let kept: HTML = original.map { "<input type=\"hidden\" name=\"o.\(name)\" value=\"\($0)\">" } ?? ""
         return """
-            <label for="\(id)">\(label)\(required)</label>
+            <label for="\(id)">\(label)\(required)\(mark)</label>
             <p class="hint" id="\(id)-hint">\(hint)</p>
-            \(input)\(fieldError(name, error))
+            \(input)\(kept)\(fieldError(name, error))
             """
     }
 

@@ -38,16 +38,25 @@ struct TimelineChart {
         return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
     }
 
-    /// Every day from the first to the last incident (at most 366, the last ones kept).
+    /// The most days the chart spans: the last year that has incidents.
+    static let maximumDays = 366
+
+    /// Every day from the first to the last incident, at most the last ``maximumDays`` of them.
     var days: [String] {
         guard let first = counts.keys.min().flatMap(Self.date), let last = counts.keys.max().flatMap(Self.date) else { return [] }
+        var day = max(first, last.addingTimeInterval(-86_400 * Double(Self.maximumDays - 1)))
         var all: [String] = []
-        var day = first
         while day <= last {
             all.append(Self.day(day))
             day = day.addingTimeInterval(86_400)
         }
-        return Array(all.suffix(366))
+        return all
+    }
+
+    /// Incidents on days before the chart's first day.
+    var beforeChart: Int {
+        guard let first = days.first else { return 0 }
+        return counts.filter { $0.key < first }.values.reduce(0) { $0 + $1.values.reduce(0, +) }
     }
 
     var governorates: [String] {

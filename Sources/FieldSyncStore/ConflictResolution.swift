@@ -10,6 +10,33 @@ public struct ConflictResolution: Sendable {
     /// Why it was resolved this way; required.
     public var note: String
 
+    /// A resolution refused by a rule, before anything was written. Each front end words it for its
+    /// own controls (`--keep`, a radio button); ``message`` is the neutral wording.
+    public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The record is also in a delete-against-edit conflict, and no choice was made on it.
+        case deleteNotChosen(RecordID)
+        /// A field of this entry was chosen while the entry itself is in conflict (removed against an edit).
+        case entryNotChosen(String)
+        /// Delete was chosen together with values: a delete writes no fields.
+        case deleteWithValues
+        /// A sync changed the candidates of this path since they were shown; now these.
+        case candidatesChanged(path: String, now: [Dot])
+
+        public var message: String {
+            switch self {
+            case .deleteNotChosen(let id):
+                "record \(id) was also deleted on one replica while edited on another: choose to keep or delete it"
+            case .entryNotChosen(let entry):
+                "the entry \(entry) is also in conflict (removed against an edit): choose on \(entry) too, to keep or remove it"
+            case .deleteWithValues: "a delete writes no fields: deleting the record cannot be combined with picked or new values"
+            case .candidatesChanged(let path, let now):
+                "the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); look at the conflicts again and resolve again"
+            }
+        }
+
+        public var description: String { message }
+    }
+
     public init(choices: [String: JSONValue?], note: String) {
         self.choices = choices
         self.note = note
@@ -42,16 +69,13 @@ public struct ConflictResolution: Sendable {
         }
         // Any resolution writes the `deleted` register: it must not settle a delete the admin did not choose on.
         if state.conflicts.contains(where: { $0.path == "deleted" }), choices["deleted"] == nil {
-            throw StoreError(
-                .invalid, "record \(recordID) was also deleted on one replica while edited on another: choose to keep or delete it")
+            throw Refusal.deleteNotChosen(recordID)
         }
         // Setting a field of an entry also writes the entry's register: it must not keep an entry
         // whose removal is in conflict unless the admin chose on that too.
         for path in choices.keys {
             if let entry = IncidentSchema.entryPath(of: path), state.isConflicted(at: entry), choices[entry] == nil, choices[path]! != nil {
-                throw StoreError(
-                    .invalid,
-                    "the entry \(entry) is also in conflict (removed against an edit): choose on \(entry) too, to keep or remove it")
+                throw Refusal.entryNotChosen(entry)
             }
         }
         let deleting = choices["deleted"] == .bool(true)
@@ -68,9 +92,7 @@ public struct ConflictResolution: Sendable {
                 }
             }
         }
-        if deleting, !operations.isEmpty {
-            throw StoreError(.invalid, "a delete writes no fields: deleting the record cannot be combined with picked or new values")
-        }
+        if deleting, !operations.isEmpty { throw Refusal.deleteWithValues }
         // The registers the resolution writes: the chosen paths, `deleted`, and the entries whose
         // fields it sets. If a sync changed any of their candidates since they were read, nothing
         // is written and the admin looks again.
@@ -82,12 +104,7 @@ public struct ConflictResolution: Sendable {
             guard let current else { throw StoreError(.notFound, "no record with id \(recordID)") }
             for path in written.sorted() {
                 let now = current.candidates(at: path).map(\.dot)
-                guard now == shown[path] else {
-                    throw StoreError(
-                        .invalid,
-                        "the candidates of \(path) changed while resolving (now \(now.map(\.description).joined(separator: ", "))); look at the conflicts again and resolve again"
-                    )
-                }
+                guard now == shown[path] else { throw Refusal.candidatesChanged(path: path, now: now) }
             }
             return (deleting ? .delete : .put, operations, note)
         }

@@ -159,7 +159,7 @@ import Testing
                 [
                     ("f.title", "مداهمة في حي الرمل"), ("f.occurred.start", "2025-03-07~"), ("f.location.governorate", "Latakia"),
                     ("f.casualties.killed", "4"), ("violations", "killing"), ("violations", "looting"), ("tags", "night, market"),
-                    ("e.victims.new0.pseudonym", "V-01"), ("e.victims.new0.sex", "female"), ("e.victims.new0.status", "killed"),
+                    ("n.victims.0.pseudonym", "V-01"), ("n.victims.0.sex", "female"), ("n.victims.0.status", "killed"),
                     ("custom.new.key", "case_file"), ("custom.new.value", "{\"box\": 3}"),
                 ])
             #expect(response.status == .seeOther, "\(response.body.prefix(500))")
@@ -191,7 +191,7 @@ import Testing
                 ([("f.title", "x"), ("f.location.lat", "91")], "from -90 to 90"),
                 ([("f.title", "x"), ("f.status", "published")], "one of draft"),
                 ([("f.title", "x"), ("violations", "genocide-denial")], "not a violation type"),
-                ([("f.title", "x"), ("e.victims.new0.age_range", "old")], "age range"),
+                ([("f.title", "x"), ("n.victims.0.age_range", "old")], "age range"),
                 ([("f.title", "x"), ("custom.new.key", "a.b"), ("custom.new.value", "1")], "without dots"),
             ]
             for (fields, message) in cases {
@@ -209,23 +209,89 @@ import Testing
     @Test func anEditWritesOnlyWhatChanged() async throws {
         let id = try Fixtures.addIncident(
             store, title: "Detentions at the checkpoint",
-            [.set(path: "casualties.missing", value: 3), .set(path: "location.place", value: "Jableh")])
+            [
+                .set(path: "casualties.missing", value: 3), .set(path: "location.place", value: "Jableh"),
+                .set(path: "narrative", value: "\nFirst line\r\nsecond line  "), .set(path: "custom.case_year", value: "2025"),
+                .add(path: "tags", element: "night, market"), .set(path: "victims.newton.pseudonym", value: "V-7"),
+                .set(path: "location.district", value: "  padded\n"),
+            ])
+        let before = try #require(try store.record(id))
         try await withConsole { client in
-            let form = try await client.get("/incidents/\(id.rawValue)/edit").body
-            #expect(form.contains("value=\"Jableh\""))
-            let unchanged = try await client.post(
-                "/incidents/\(id.rawValue)",
-                [("f.title", "Detentions at the checkpoint"), ("f.location.place", "Jableh"), ("f.casualties.missing", "3")])
-            #expect(unchanged.status == .unprocessableContent && unchanged.body.contains("nothing changed"))
-            let response = try await client.post(
-                "/incidents/\(id.rawValue)",
-                [("f.title", "Detentions at the checkpoint"), ("f.location.place", ""), ("f.casualties.missing", "5")])
-            #expect(response.status == .seeOther)
+            // The form as a browser sends it back untouched: nothing to write, nothing rewritten.
+            let untouched = try FormScraper(
+                try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            let same = try await client.post("/incidents/\(id.rawValue)", untouched.fields.filter { $0.0 != "_csrf" })
+            #expect(same.status == .unprocessableContent && same.body.contains("nothing changed"), "\(same.body.prefix(600))")
+            var form = untouched
+            form["f.casualties.missing"] = "5"
+            form["f.location.place"] = ""
+            let response = try await client.post("/incidents/\(id.rawValue)", form.fields.filter { $0.0 != "_csrf" })
+            #expect(response.status == .seeOther, "\(response.body.prefix(600))")
         }
         let state = try #require(try store.record(id))
         #expect(state.value(at: "casualties.missing") == 5 && state.value(at: "location.place") == nil)
+        for path in ["narrative", "custom.case_year", "victims.newton.pseudonym", "location.district", "title"] {
+            #expect(state.value(at: path) == before.value(at: path), "\(path) untouched")
+        }
+        #expect(state.elements(of: "tags") == ["night, market"])
+        #expect(IncidentFormEntries.count(state, "victims") == 1, "no entry added twice")
         let last = try #require(try store.history(of: id).last?.revision)
         #expect(Set(last.operations.map(\.path)) == ["casualties.missing", "location.place"])
+    }
+
+    @Test func aFormOpenedBeforeASyncNeverOverwritesWhatTheSyncBrought() async throws {
+        let id = try Fixtures.addIncident(store, title: "Shelling", [.set(path: "casualties.killed", value: 12)])
+        try await withConsole { client in
+            var form = try FormScraper(try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            // Meanwhile a sync (here a direct edit) brings another death toll.
+            try Fixtures.edit(store, id, [.set(path: "casualties.killed", value: 16)])
+            form["f.narrative"] = "Seen from the roof."
+            let narrative = try await client.post("/incidents/\(id.rawValue)", form.fields.filter { $0.0 != "_csrf" })
+            #expect(narrative.status == .seeOther, "an untouched stale field is not a change")
+            #expect(try store.record(id)?.value(at: "casualties.killed") == 16)
+            var stale = try FormScraper(try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            try Fixtures.edit(store, id, [.set(path: "casualties.killed", value: 17)])
+            stale["f.casualties.killed"] = "13"
+            let refused = try await client.post("/incidents/\(id.rawValue)", stale.fields.filter { $0.0 != "_csrf" })
+            #expect(refused.status == .unprocessableContent && refused.body.contains("changed since you opened this form"))
+        }
+        #expect(try store.record(id)?.value(at: "casualties.killed") == 17)
+    }
+
+    @Test func anAdminCannotEndAConflictThroughTheEditForm() async throws {
+        let id = try conflictedRecord()
+        let before = try Fixtures.canonicalState(store)
+        try await withConsole { client in
+            var form = try FormScraper(try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            form["f.casualties.killed"] = "15"
+            let response = try await client.post("/incidents/\(id.rawValue)", form.fields.filter { $0.0 != "_csrf" })
+            #expect(response.status == .unprocessableContent && response.body.contains("resolve it on the Conflicts page"))
+        }
+        #expect(try Fixtures.canonicalState(store) == before)
+    }
+
+    @Test func aBadEditIsExplainedAndStoresNothing() async throws {
+        let id = try Fixtures.addIncident(store, title: "Raid", [.set(path: "victims.a1.pseudonym", value: "V-1")])
+        let before = try Fixtures.canonicalState(store)
+        try await withConsole { client in
+            let form = try FormScraper(try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            for (name, value, message) in [
+                ("f.title", "", "cannot be cleared"), ("e.victims.a1.age_range", "ancient", "age range"),
+                ("f.location.country", "Syria", "ISO 3166-1"),
+            ] {
+                var bad = form
+                bad[name] = value
+                let response = try await client.post("/incidents/\(id.rawValue)", bad.fields.filter { $0.0 != "_csrf" })
+                #expect(
+                    response.status == .unprocessableContent && response.body.contains(message), "\(name): \(response.body.prefix(300))")
+            }
+            let garbled = try await client.client.execute(
+                uri: "/incidents/\(id.rawValue)", method: .post,
+                headers: [.cookie: client.cookie, .contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "_csrf=\(client.csrf)&f.title=%ZZ"))
+            #expect(garbled.status == .badRequest)
+        }
+        #expect(try Fixtures.canonicalState(store) == before)
     }
 
     @Test func anAdminResolvesWithANoteAsResolveWrites() async throws {
@@ -236,27 +302,31 @@ import Testing
             let candidates = try #require(try store.record(id)?.candidates(at: "casualties.killed"))
             for candidate in candidates { #expect(page.contains(candidate.dot.description)) }
             let shown = candidates.map(\.dot.description).joined(separator: ",")
+            let deleted = try #require(try store.record(id)).candidates(at: "deleted").map(\.dot.description).joined(separator: ",")
             let withoutNote = try await client.post(
                 "/conflicts/\(id.rawValue)",
-                [("shown.casualties.killed", shown), ("pick.casualties.killed", candidates[0].dot.description)])
+                [("shown.deleted", deleted), ("shown.casualties.killed", shown), ("pick.casualties.killed", candidates[0].dot.description)])
             #expect(withoutNote.status == .unprocessableContent && withoutNote.body.contains("a note is required"))
             let stale = try await client.post(
                 "/conflicts/\(id.rawValue)",
                 [
-                    ("shown.casualties.killed", candidates[0].dot.description), ("pick.casualties.killed", "new"),
-                    ("value.casualties.killed", "15"), ("note", "n"),
+                    ("shown.deleted", deleted), ("shown.casualties.killed", candidates[0].dot.description),
+                    ("pick.casualties.killed", "new"), ("value.casualties.killed", "15"), ("note", "n"),
                 ])
             #expect(stale.status == .conflict, "candidates other than those shown")
             let bad = try await client.post(
                 "/conflicts/\(id.rawValue)",
-                [("shown.casualties.killed", shown), ("pick.casualties.killed", "new"), ("value.casualties.killed", "many"), ("note", "n")])
+                [
+                    ("shown.deleted", deleted), ("shown.casualties.killed", shown), ("pick.casualties.killed", "new"),
+                    ("value.casualties.killed", "many"), ("note", "n"),
+                ])
             #expect(bad.status == .unprocessableContent && bad.body.contains("non-negative integer"))
             #expect(try store.record(id)?.isConflicted == true, "nothing written by the refused forms")
             let done = try await client.post(
                 "/conflicts/\(id.rawValue)",
                 [
-                    ("shown.casualties.killed", shown), ("pick.casualties.killed", "new"), ("value.casualties.killed", "15"),
-                    ("note", "Hospital list confirms 15"),
+                    ("shown.deleted", deleted), ("shown.casualties.killed", shown), ("pick.casualties.killed", "new"),
+                    ("value.casualties.killed", "15"), ("note", "Hospital list confirms 15"),
                 ])
             #expect(done.status == .ok && done.body.contains("Resolved casualties.killed"), "\(done.body.prefix(400))")
         }
@@ -399,6 +469,10 @@ import Testing
         }
         #expect(unlocked.value == 1)
     }
+}
+
+enum IncidentFormEntries {
+    static func count(_ state: RecordState, _ collection: String) -> Int { state.fields.objectValue?[collection]?.objectValue?.count ?? 0 }
 }
 
 /// A count shared with a `@Sendable` closure.
