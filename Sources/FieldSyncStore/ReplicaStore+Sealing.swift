@@ -24,34 +24,26 @@ extension ReplicaStore {
 
     /// How many of this replica's own revisions the central node did not hold at the last sync.
     public func unsyncedRevisions() throws -> Int {
-        try read { db in
-            let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
-            var count = 0
-            for node in own {
-                let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
-                let central =
-                    try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
-                count += Int(max(0, held - central))
-            }
-            return count
-        }
+        try read { db in try Self.unsyncedRevisions(db) }
     }
 
     /// How many revisions this replica wrote (under its current and retired node ids) that the
     /// central node did not hold at the last sync: what a wipe destroys for good. Reads only
     /// columns that stay in clear.
     public static func unsyncedRevisions(at path: String) throws -> Int {
-        try readWithoutKey(at: path) { db in
-            let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
-            var count = 0
-            for node in own {
-                let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
-                let central =
-                    try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
-                count += Int(max(0, held - central))
-            }
-            return count
+        try readWithoutKey(at: path) { db in try unsyncedRevisions(db) }
+    }
+
+    /// Counted from columns that stay in clear: own node ids and counters.
+    static func unsyncedRevisions(_ db: Database) throws -> Int {
+        let own = try String.fetchAll(db, sql: "SELECT node FROM replica UNION SELECT node FROM retired_node")
+        var count = 0
+        for node in own {
+            let held = try Int64.fetchOne(db, sql: "SELECT counter FROM knowledge WHERE node = ?", arguments: [node]) ?? 0
+            let central = try Int64.fetchOne(db, sql: "SELECT counter FROM central_knowledge WHERE node = ?", arguments: [node]) ?? 0
+            count += Int(max(0, held - central))
         }
+        return count
     }
 
     /// One read of clear columns of the file at `path`, opened without a key (for `wipe`).
