@@ -148,7 +148,11 @@ struct ConflictsPage {
         for conflict in state.conflicts {
             let shownDots = form["shown.\(conflict.path)"]
             let current = conflict.candidates.map(\.dot.description).joined(separator: ",")
-            guard let pick = form["pick.\(conflict.path)"], !pick.isEmpty else { continue }
+            // A corrected value typed without ticking "new" is meant as one: never ignored.
+            let typedValue = !(form["value.\(conflict.path)"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            guard let pick = form["pick.\(conflict.path)"].flatMap({ $0.isEmpty ? nil : $0 }) ?? (typedValue ? "new" : nil) else {
+                continue
+            }
             guard shownDots == current else {
                 throw ConsoleError(
                     .conflict, "the candidates of \(conflict.path) changed since the page was shown; look again and resolve again")

@@ -19,12 +19,14 @@ public final class ConsoleReplica: Sendable {
 
     public init(opener: @escaping Opener) { self.opener = opener }
 
-    /// The open replica; throws ``ReplicaLocked`` while it waits for a passphrase.
+    /// The open replica; throws ``ReplicaLocked`` while it waits for a passphrase. The opener
+    /// runs outside the lock (it may run scrypt): pages never wait on one another for it. Two
+    /// first requests at once may both open the file; the first one kept is used.
     func store() throws -> ReplicaStore {
-        // Opened under the lock: two first requests at once must not open it twice.
-        try opened.withLock { opened in
-            if let store = opened { return store }
-            guard let store = try opener(nil) else { throw ReplicaLocked() }
+        if let store = opened.withLock({ $0 }) { return store }
+        guard let store = try opener(nil) else { throw ReplicaLocked() }
+        return opened.withLock { opened in
+            if let kept = opened { return kept }
             opened = store
             return store
         }
@@ -33,11 +35,9 @@ public final class ConsoleReplica: Sendable {
     /// Opens the replica with `passphrase`; once it is open, nothing is opened again (a duress
     /// passphrase must not switch the file under a replica already in use).
     func unlock(passphrase: String) throws {
-        try opened.withLock { opened in
-            guard opened == nil else { return }
-            guard let store = try opener(passphrase) else { throw ConsoleError(.unauthorized, "the replica stayed locked") }
-            opened = store
-        }
+        guard opened.withLock({ $0 }) == nil else { return }
+        guard let store = try opener(passphrase) else { throw ConsoleError(.unauthorized, "the replica stayed locked") }
+        opened.withLock { opened in if opened == nil { opened = store } }
     }
 }
 
@@ -142,6 +142,7 @@ struct ConsoleRoutes: Sendable {
                     title: "New incident", action: "/incidents", state: nil, submitted: form, errors: reading.errors, context: context,
                     status: .unprocessableContent)
             }
+            try consumeFormToken(form, context)
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let id = RecordID.generate(millisecondsSince1970: now)
             do {
@@ -191,6 +192,7 @@ struct ConsoleRoutes: Sendable {
                     title: title, action: action, state: state, submitted: form, errors: ["": "nothing changed; the record is as it was"],
                     context: context, status: .unprocessableContent)
             }
+            try consumeFormToken(form, context)
             let outcome: [String]
             do {
                 outcome = try RecordEdit(changes: reading.changes).commit(
@@ -219,10 +221,9 @@ struct ConsoleRoutes: Sendable {
             for index in manifest.chunks.indices { buffer.writeBytes(try store.blobs.chunk(index, of: manifest)) }
             let inline = IncidentPage.inlineImages.contains(mediaType)
             var headers: HTTPFields = [.contentType: inline ? mediaType : "application/octet-stream"]
-            let name = (state.value(at: "attachments.\(sha).name")?.stringValue ?? sha).filter {
-                $0.isLetter || $0.isNumber || ".-_ ".contains($0)
-            }
-            headers[.contentDisposition] = inline ? "inline" : "attachment; filename=\"\(name.isEmpty ? sha : name)\""
+            headers[.contentDisposition] =
+                inline
+                ? "inline" : Self.contentDisposition(name: state.value(at: "attachments.\(sha).name")?.stringValue ?? sha, fallback: sha)
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
         }
         router.get("/conflicts") { _, context in try conflictsPage(context, message: nil) }
@@ -338,6 +339,14 @@ struct ConsoleRoutes: Sendable {
         return form
     }
 
+    /// Uses up the form's one-time token: the same form saved twice is refused, not written twice.
+    func consumeFormToken(_ form: FormData, _ context: ConsoleRequestContext) throws {
+        guard let session = context.session, configuration.sessions.consumeFormToken(session: session.id, form["_form"] ?? "") else {
+            throw ConsoleError(
+                .conflict, "this form was saved already (or is from an earlier session): open it again to make another change")
+        }
+    }
+
     func record(_ store: ReplicaStore, _ context: ConsoleRequestContext) throws -> RecordState {
         guard let text = context.parameters.get("id"), let id = RecordID(text), let state = try store.record(id) else {
             throw ConsoleError.notFound("no such incident")
@@ -368,8 +377,9 @@ struct ConsoleRoutes: Sendable {
         title: String, action: String, state: RecordState?, submitted: FormData?, errors: [String: String], context: ConsoleRequestContext,
         status: HTTPResponse.Status = .ok
     ) -> Response {
+        let token = context.session.map { configuration.sessions.issueFormToken(session: $0.id) } ?? ""
         let form = IncidentForm.render(
-            action: action, state: state, submitted: submitted, errors: errors, session: context.session,
+            action: action, state: state, submitted: submitted, errors: errors, session: context.session, formToken: token,
             submitLabel: state == nil ? "Record incident" : "Save changes")
         let heading: HTML = "<h1 dir=\"auto\">\(title)</h1>"
         return ConsolePage.response(

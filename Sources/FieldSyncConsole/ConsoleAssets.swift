@@ -84,7 +84,11 @@ enum ConsoleAssets {
                 if (el.tagName === "SELECT") { el.selectedIndex = 0; }
               });
               var legend = copy.querySelector("legend");
-              if (legend) { legend.textContent = legend.textContent.replace(/\\d+$/, String(count + 2)); }
+              var first = template.querySelector("legend");
+              var number = first ? parseInt((first.textContent.match(/\\d+$/) || ["1"])[0], 10) : 1;
+              if (legend) { legend.textContent = legend.textContent.replace(/\\d+$/, String(number + count + 1)); }
+              copy.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
+              copy.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
               template.parentNode.insertBefore(copy, button);
               var first = copy.querySelector("input, select, textarea");
               if (first) { first.focus(); }

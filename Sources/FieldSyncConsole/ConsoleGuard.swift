@@ -23,7 +23,31 @@ struct ConsoleGuard: RouterMiddleware {
     func handle(_ request: Request, context: ConsoleRequestContext, next: (Request, ConsoleRequestContext) async throws -> Response)
         async throws -> Response
     {
-        try await ConsolePage.$base.withValue(base) { try await placedHandle(request, context: context, next: next) }
+        // Before anything names the base path: a rebound Host or a path outside it gets a bare
+        // answer, never a page whose links would tell the secret prefix.
+        guard port.allows(host: request.head.authority) else {
+            return Self.bare(.misdirectedRequest, "this console answers only at 127.0.0.1 and its own port")
+        }
+        guard request.uri.path.hasPrefix(base) else { return Self.bare(.notFound, "no such page") }
+        return try await ConsolePage.$base.withValue(base) { try await placedHandle(request, context: context, next: next) }
+    }
+
+    /// A plain-text answer with the security headers, outside the console's pages.
+    static func bare(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        var response = Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: message + "\n")))
+        secure(&response)
+        return response
+    }
+
+    static func secure(_ response: inout Response) {
+        response.headers[.contentSecurityPolicy] = contentSecurityPolicy
+        response.headers[.xFrameOptions] = "DENY"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        // Not no-referrer: under it a browser sends `Origin: null` with every form, and forms are checked by origin.
+        response.headers[.referrerPolicy] = "same-origin"
+        response.headers[.cacheControl] = "no-store"
     }
 
     func placedHandle(_ request: Request, context: ConsoleRequestContext, next: (Request, ConsoleRequestContext) async throws -> Response)
@@ -43,22 +67,13 @@ struct ConsoleGuard: RouterMiddleware {
             logger.error("console: \(request.method) \(request.uri.path) failed: \(error)")
             response = ConsolePage.errorResponse(ConsoleError(.internalServerError, "\(error)"), session: context.session)
         }
-        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
-        response.headers[.xFrameOptions] = "DENY"
-        response.headers[.xContentTypeOptions] = "nosniff"
-        // Not no-referrer: under it a browser sends `Origin: null` with every form, and forms are checked by origin.
-        response.headers[.referrerPolicy] = "same-origin"
-        response.headers[.cacheControl] = "no-store"
+        Self.secure(&response)
         return response
     }
 
     func guarded(_ request: Request, context: ConsoleRequestContext, next: (Request, ConsoleRequestContext) async throws -> Response)
         async throws -> Response
     {
-        guard port.allows(host: request.head.authority) else {
-            throw ConsoleError(.misdirectedRequest, "this console answers only at http://127.0.0.1:\(port.value)/")
-        }
-        guard request.uri.path.hasPrefix(base) else { throw ConsoleError.notFound("no such page") }
         let path = "/" + request.uri.path.dropFirst(base.count)
         if path == "/login" || path.hasPrefix("/static/") || path == "/favicon.ico" { return try await next(request, context) }
         guard let (id, csrf) = Self.sessionIDs(request).lazy.compactMap({ id in sessions.csrfToken(session: id).map { (id, $0) } }).first
@@ -74,11 +89,6 @@ struct ConsoleGuard: RouterMiddleware {
             }
         }
         return try await next(request, context)
-    }
-
-    /// The session id of the console's cookie, if the request carries one.
-    static func sessionID(_ request: Request) -> String? {
-        sessionIDs(request).first
     }
 
     /// Every value the request's cookies give the console's name: one set by someone else for a

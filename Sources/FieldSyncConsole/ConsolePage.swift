@@ -47,6 +47,7 @@ enum ConsolePage {
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             \(meta)<title>\(title) · FieldSync</title>
+            <link rel="icon" href="data:,">
             <link rel="stylesheet" href="/static/console.css">
             <script src="/static/console.js" defer></script>
             </head>

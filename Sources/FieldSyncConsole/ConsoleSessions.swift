@@ -9,6 +9,8 @@ public final class ConsoleSessions: Sendable {
     struct State {
         var loginTokenHash: [UInt8]?
         var sessions: [String: String] = [:]
+        /// Per session, the one-time tokens of the forms it was shown and has not submitted yet.
+        var forms: [String: [String]] = [:]
     }
     let state: Mutex<State>
 
@@ -47,8 +49,33 @@ public final class ConsoleSessions: Sendable {
         return Self.constantTimeEqual(Array(expected.utf8), Array(offered.utf8))
     }
 
+    /// A token for one form shown in `session`: a second submission of the same form (a double
+    /// click on Save, a reload that posts again) is refused instead of adding a record twice.
+    func issueFormToken(session: String) -> String {
+        let token = Self.newToken()
+        state.withLock { state in
+            var tokens = state.forms[session, default: []]
+            tokens.append(token)
+            if tokens.count > 256 { tokens.removeFirst(tokens.count - 256) }
+            state.forms[session] = tokens
+        }
+        return token
+    }
+
+    /// Uses up a form token; false when it was never issued to `session` or was used already.
+    func consumeFormToken(session: String, _ token: String) -> Bool {
+        state.withLock { state in
+            guard let index = state.forms[session]?.firstIndex(of: token) else { return false }
+            state.forms[session]?.remove(at: index)
+            return true
+        }
+    }
+
     func end(session: String) {
-        _ = state.withLock { state in state.sessions.removeValue(forKey: session) }
+        state.withLock { state in
+            state.sessions[session] = nil
+            state.forms[session] = nil
+        }
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -57,7 +57,7 @@ struct IncidentForm {
                 scalar(form, name: "f.\(field.path)", path: field.path, current: current, into: &reading)
             }
         }
-        // Set fields: violations as checkboxes, tags as a comma-separated list; each element
+        // Set fields: violations and tags as checkboxes (new tags typed as a list); each element
         // added or removed on its own (never the whole set rewritten), and only what the person
         // changed from what the form showed.
         let violations = Set(form.all("violations"))
@@ -72,33 +72,52 @@ struct IncidentForm {
         for removed in shownViolations.subtracting(violations).sorted() where present.contains(removed) {
             reading.changes.append(.remove(path: "violations", element: removed))
         }
-        let tagsText = lines(form["tags"] ?? "")
-        if tagsText != lines(form["o.tags"] ?? "") {
-            func split(_ text: String) -> Set<String> {
-                Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines).nfc }.filter { !$0.isEmpty })
-            }
-            let wanted = split(tagsText)
-            let shown = split(lines(form["o.tags"] ?? ""))
-            let tags = Set(current?.elements(of: "tags") ?? [])
-            for added in wanted.subtracting(shown).sorted() where !tags.contains(added) {
-                reading.changes.append(.add(path: "tags", element: added))
-            }
-            for removed in shown.subtracting(wanted).sorted() where tags.contains(removed) {
-                reading.changes.append(.remove(path: "tags", element: removed))
-            }
+        // Tags: each shown tag a checkbox carrying its exact text (a tag may hold a comma), new
+        // ones typed in a list.
+        let keptTags = Set(form.all("tags.keep"))
+        let shownTags = Set(form.all("o.tags.keep"))
+        let tags = Set(current?.elements(of: "tags") ?? [])
+        for removed in shownTags.subtracting(keptTags).sorted() where tags.contains(removed) {
+            reading.changes.append(.remove(path: "tags", element: removed))
+        }
+        let typed = lines(form["tags.new"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines).nfc }
+        for added in Set(typed.filter { !$0.isEmpty }).sorted() where !tags.contains(added) {
+            reading.changes.append(.add(path: "tags", element: added))
         }
         // Collection entries: existing ones edited or removed, new ones added.
         for collection in collections {
             let existing = current.map { entries(of: collection.name, in: $0) } ?? []
             for entry in existing {
-                if form["remove.\(collection.name).\(entry)"] == "1" {
-                    reading.changes.append(.removeEntry(collection: collection.name, entry: entry))
+                let entryPath = "\(collection.name).\(entry)"
+                if form["remove.\(entryPath)"] == "1" {
+                    let paths = [entryPath] + collection.fields.map { "\(entryPath).\($0)" }
+                    let name = "remove.\(entryPath)"
+                    // A removal clears every field of the entry: not over what a sync brought since
+                    // the form was shown, and not as a way to end a conflict without a note.
+                    let changedSince = collection.fields.contains { field in
+                        form["o.e.\(entryPath).\(field)"].map { lines($0) != lines(shownText(current, "\(entryPath).\(field)")) } ?? false
+                    }
+                    if let current, reading.mayResolve, paths.contains(where: current.isConflicted(at:)) {
+                        reading.errors[name] = "this entry is in conflict: resolve it on the Conflicts page, with a note"
+                    } else if changedSince {
+                        reading.errors[name] = "this entry changed since you opened this form: reload the page and remove it again"
+                    } else {
+                        reading.changes.append(.removeEntry(collection: collection.name, entry: entry))
+                    }
                     continue
                 }
                 for field in collection.fields {
-                    let path = "\(collection.name).\(entry).\(field)"
+                    let path = "\(entryPath).\(field)"
                     scalar(form, name: "e.\(path)", path: path, current: current, into: &reading)
                 }
+            }
+            // An entry the form showed that a sync removed meanwhile: a change to it is not dropped silently.
+            for name in form.names(withPrefix: "e.\(collection.name).") {
+                let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+                guard parts.count == 4, !existing.contains(String(parts[2])), let original = form["o.\(name)"],
+                    lines(form[name] ?? "") != lines(original)
+                else { continue }
+                reading.errors[name] = "this entry was removed since you opened this form (a sync): reload the page"
             }
             guard collection.addable else { continue }
             for key in newEntryKeys(form, collection: collection.name) {
@@ -120,14 +139,22 @@ struct IncidentForm {
             }
         }
         // Free fields: each existing custom.KEY, and one new key with its value.
-        for key in customKeys(current) {
+        let keys = customKeys(current)
+        for key in keys {
             scalar(form, name: "c.\(key)", path: "custom.\(key)", current: current, into: &reading)
+        }
+        for name in form.names(withPrefix: "c.") where !keys.contains(String(name.dropFirst(2))) {
+            if let original = form["o.\(name)"], lines(form[name] ?? "") != lines(original) {
+                reading.errors[name] = "this free field was cleared since you opened this form (a sync): reload the page"
+            }
         }
         let newKey = (form["custom.new.key"] ?? "").trimmingCharacters(in: .whitespaces).nfc
         let newValue = form["custom.new.value"] ?? ""
         if !newKey.isEmpty || !newValue.isEmpty {
             if newKey.isEmpty || newKey.contains(".") {
                 reading.errors["custom.new.key"] = "a free field needs a key without dots"
+            } else if keys.contains(newKey) || form["c.\(newKey)"] != nil {
+                reading.errors["custom.new.key"] = "custom.\(newKey) exists already: change it in its own field above"
             } else if newValue.isEmpty {
                 reading.errors["custom.new.value"] = "give a value for custom.\(newKey)"
             } else {
@@ -146,11 +173,17 @@ struct IncidentForm {
     /// What a single-line input shows of a value: browsers drop line breaks from `<input>`.
     static func singleLine(_ text: String) -> String { text.filter { $0 != "\n" && $0 != "\r" && $0 != "\r\n" } }
 
+    /// Whether the value at `path` is edited in a textarea: the narrative, and any value that
+    /// holds a line break (an input would drop it).
+    static func isMultiline(_ path: String, _ text: String) -> Bool {
+        path == "narrative" || text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+    }
+
     /// The text a control shows for the value at `path` of `state`.
     static func shownText(_ state: RecordState?, _ path: String) -> String {
         guard let value = state?.value(at: path) else { return "" }
         let text = value.stringValue ?? value.canonicalText
-        return path == "narrative" ? text : singleLine(text)
+        return isMultiline(path, text) ? text : singleLine(text)
     }
 
     /// Line breaks as a browser hands them back: it reads CRLF and CR in a page as LF, and sends
@@ -177,8 +210,8 @@ struct IncidentForm {
             reading.errors[name] = "is in conflict: resolve it on the Conflicts page, with a note"
             return
         }
-        let text = path == "narrative" ? raw : raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.isEmpty {
+        let text = isMultiline(path, original) ? raw : raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             guard current?.value(at: path) != nil else { return }
             if IncidentSchema.requiredFields.contains(path) {
                 reading.errors[name] = "is required and cannot be cleared"
@@ -240,7 +273,7 @@ struct IncidentForm {
     /// The form, filled from `state` (or from what was submitted, when it comes back with errors).
     static func render(
         action: String, state: RecordState?, submitted: FormData?, errors: [String: String], session: (id: String, csrf: String)?,
-        submitLabel: String
+        formToken: String, submitLabel: String
     ) -> HTML {
         // A form sent back with errors shows what was typed, and keeps what it first showed as
         // the original, so that untouched fields stay untouched.
@@ -253,7 +286,14 @@ struct IncidentForm {
             parts.append(
                 "<p class=\"error\" role=\"alert\">Nothing was saved: \(errors.count == 1 ? "one field needs" : "\(errors.count) fields need") attention.</p>"
             )
-            if let general = errors[""] { parts.append("<p class=\"error\">\(general)</p>") }
+            // Every message on top too (an error summary), each with the field it is about: some
+            // fields have no control left on the page (an entry a sync removed).
+            let summary = HTML.joined(
+                errors.keys.sorted().map { name in
+                    let field = name.split(separator: ".", maxSplits: 1).dropFirst().first.map(String.init) ?? name
+                    return name.isEmpty ? "<li>\(errors[name]!)</li>" : "<li><code>\(field)</code>: \(errors[name]!)</li>"
+                })
+            parts.append("<ul class=\"error\">\(summary)</ul>")
         }
         for group in groups {
             var controls: [HTML] = []
@@ -341,6 +381,7 @@ struct IncidentForm {
         return """
             <form method="post" action="\(action)" novalidate>
             \(ConsolePage.csrfField(session))
+            <input type="hidden" name="_form" value="\(formToken)">
             \(parts)
             <p><button type="submit">\(submitLabel)</button></p>
             </form>
@@ -359,16 +400,25 @@ struct IncidentForm {
                 return
                     "<label for=\"\(id)\"><input type=\"checkbox\" id=\"\(id)\" name=\"violations\" value=\"\(violation)\"\(checked)> \(violation)</label>"
             })
-        let shownTags =
-            submitted.map { lines($0["o.tags"] ?? "") } ?? singleLine((state?.elements(of: "tags") ?? []).joined(separator: ", "))
-        let tags = submitted.map { lines($0["tags"] ?? "") } ?? shownTags
-        let tagsID = controlID("tags")
+        let shownTags = submitted.map { $0.all("o.tags.keep") } ?? state?.elements(of: "tags") ?? []
+        let keptTags = Set(submitted.map { $0.all("tags.keep") } ?? shownTags)
+        let tagBoxes = HTML.joined(
+            shownTags.enumerated().map { index, tag in
+                let id = controlID("tags.keep.\(index)")
+                let checked: HTML = keptTags.contains(tag) ? " checked" : ""
+                return
+                    "<label for=\"\(id)\"><input type=\"checkbox\" id=\"\(id)\" name=\"tags.keep\" value=\"\(tag)\"\(checked)> <span dir=\"auto\">\(tag)</span></label><input type=\"hidden\" name=\"o.tags.keep\" value=\"\(tag)\">"
+            })
+        let tagsID = controlID("tags.new")
+        let existingTags: HTML =
+            shownTags.isEmpty ? "" : "<fieldset class=\"checks\"><legend>Tags (untick to remove)</legend>\(tagBoxes)</fieldset>"
+        let typedTags = submitted.map { lines($0["tags.new"] ?? "") } ?? ""
         return """
             <fieldset class="checks"><legend>Violations</legend>\(boxes)\(fieldError("violations", errors["violations"]))</fieldset>\(originals)
-            <input type="hidden" name="o.tags" value="\(shownTags)">
-            <label for="\(tagsID)">Tags</label>
+            \(existingTags)
+            <label for="\(tagsID)">New tags</label>
             <p class="hint" id="\(tagsID)-hint">Separated by commas.</p>
-            <input type="text" id="\(tagsID)" name="tags" value="\(tags)" aria-describedby="\(tagsID)-hint" dir="auto">
+            <input type="text" id="\(tagsID)" name="tags.new" value="\(typedTags)" aria-describedby="\(tagsID)-hint" dir="auto">
             """
     }
 
@@ -392,7 +442,7 @@ struct IncidentForm {
                     return "<option value=\"\(choice)\"\(selected)>\(choice.isEmpty ? "—" : choice)</option>"
                 })
             input = "<select id=\"\(id)\" name=\"\(name)\"\(invalid) aria-describedby=\"\(id)-hint\">\(options)</select>"
-        case .text? where path == "narrative":
+        case _ where isMultiline(path, value) && type != nil:
             // The line break after the tag is eaten by the HTML parser: without it a narrative that
             // begins with one would lose it.
             input = "<textarea id=\"\(id)\" name=\"\(name)\" dir=\"auto\"\(invalid) aria-describedby=\"\(id)-hint\">\n\(value)</textarea>"

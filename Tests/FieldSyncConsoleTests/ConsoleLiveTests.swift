@@ -56,6 +56,10 @@ import Testing
         // A page on another name that resolves to 127.0.0.1 (DNS rebinding) is refused, even with the token.
         let rebound = try await get("/s3cr3t/login?token=live-token", host: "attacker.example:\(port)")
         #expect(rebound.hasPrefix("HTTP/1.1 421"), "\(rebound.prefix(200))")
+        // Refusals outside the console's pages never name its secret prefix.
+        #expect(!rebound.contains("s3cr3t"))
+        let root = try await get("/", host: "127.0.0.1:\(port)")
+        #expect(root.hasPrefix("HTTP/1.1 404") && !root.contains("s3cr3t"), "\(root)")
         #expect(!rebound.contains("Set-Cookie"))
         #expect(try await get("/s3cr3t/incidents", host: "127.0.0.1:\(port + 1)").hasPrefix("HTTP/1.1 421"))
         // Without the cookie: 401, and nothing of the replica.

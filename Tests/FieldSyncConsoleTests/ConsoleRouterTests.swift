@@ -154,15 +154,20 @@ import Testing
 
     @Test func addingAnIncidentThroughTheFormSignsARevision() async throws {
         try await withConsole { client in
-            let response = try await client.post(
-                "/incidents",
-                [
+            let blank = try FormScraper(try await client.get("/incidents/new").body, action: "/incidents")
+            let fields: [(String, String)] =
+                [("_form", blank["_form"] ?? "")] + [
                     ("f.title", "مداهمة في حي الرمل"), ("f.occurred.start", "2025-03-07~"), ("f.location.governorate", "Latakia"),
-                    ("f.casualties.killed", "4"), ("violations", "killing"), ("violations", "looting"), ("tags", "night, market"),
+                    ("f.casualties.killed", "4"), ("violations", "killing"), ("violations", "looting"), ("tags.new", "night, market"),
                     ("n.victims.0.pseudonym", "V-01"), ("n.victims.0.sex", "female"), ("n.victims.0.status", "killed"),
                     ("custom.new.key", "case_file"), ("custom.new.value", "{\"box\": 3}"),
-                ])
+                ]
+            let response = try await client.post("/incidents", fields)
             #expect(response.status == .seeOther, "\(response.body.prefix(500))")
+            // The same form sent again (a double click, a reload) adds nothing.
+            let again = try await client.post("/incidents", fields)
+            #expect(again.status == .conflict && again.body.contains("saved already"))
+            #expect(try store.records().count == 1)
             let location = try #require(response.location)
             let id = try #require(RecordID(String(location.dropFirst("/incidents/".count).prefix(while: { $0 != "?" }))))
             let state = try #require(try store.record(id))
@@ -256,6 +261,28 @@ import Testing
             #expect(refused.status == .unprocessableContent && refused.body.contains("changed since you opened this form"))
         }
         #expect(try store.record(id)?.value(at: "casualties.killed") == 17)
+    }
+
+    @Test func removingAnEntryOrAddingAFreeFieldNeverOverwritesWhatIsThere() async throws {
+        let id = try Fixtures.addIncident(
+            store, title: "Raid", [.set(path: "victims.a1.pseudonym", value: "V-1"), .set(path: "custom.box", value: 3)])
+        try await withConsole { client in
+            var form = try FormScraper(try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            // A sync edits the victim after the form was shown: removing it now would erase that.
+            try Fixtures.edit(store, id, [.set(path: "victims.a1.status", value: "killed")])
+            form["remove.victims.a1"] = "1"
+            let removal = try await client.post("/incidents/\(id.rawValue)", form.fields.filter { $0.0 != "_csrf" })
+            #expect(
+                removal.status == .unprocessableContent && removal.body.contains("changed since you opened"), "\(removal.body.prefix(300))")
+            var collision = try FormScraper(
+                try await client.get("/incidents/\(id.rawValue)/edit").body, action: "/incidents/\(id.rawValue)")
+            collision["custom.new.key"] = "box"
+            collision["custom.new.value"] = "4"
+            let added = try await client.post("/incidents/\(id.rawValue)", collision.fields.filter { $0.0 != "_csrf" })
+            #expect(added.status == .unprocessableContent && added.body.contains("exists already"))
+        }
+        let state = try #require(try store.record(id))
+        #expect(state.value(at: "victims.a1.status") == "killed" && state.value(at: "custom.box") == 3)
     }
 
     @Test func anAdminCannotEndAConflictThroughTheEditForm() async throws {
