@@ -92,6 +92,34 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
 }
 
+/// `--postgres-noop`: only the no-op sync on PostgreSQL at `scale` against min(10,000, scale/10):
+/// the archive pushed once into a durable cluster, then the pushing replica's no-op syncs.
+func postgresNoOpSection(scale: Int) async throws {
+    let admin = try await DedicatedThread.run { try PostgresTestCluster.start(durable: true) }
+    setenv("FIELDSYNC_TEST_POSTGRES", admin.connectionString, 1)
+    let logger = quietLogger("fieldsync.bench-admin")
+    emit("FieldSync no-op sync on PostgreSQL, scale \(scale) revisions (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+    func noOp(_ count: Int, name: String) async throws -> Double {
+        let replica = try ReplicaStore.create(at: work.file("pg-noop-\(name).sqlite"), name: name, now: 1)
+        let fillTime = try time { try fill(replica, count: count) }
+        let database = try await PostgresTestCluster.freshDatabase()
+        let instance = try await PostgresInstance.start(database)
+        try await PostgresCentralStore.withStore(database, logger: logger) { admin in
+            try await enrol(replica, as: name, on: admin, url: instance.url)
+        }
+        let pushTime = try await seconds { _ = try await syncOnce(replica) }
+        note(String(format: "%d revisions: filled in %.1f s, pushed to PostgreSQL in %.1f s", count, fillTime, pushTime))
+        _ = try await syncOnce(replica)
+        let noOp = try await median { try await syncOnce(replica) }
+        await instance.stop()
+        return noOp
+    }
+    let small = min(10_000, max(1, scale / 10))
+    let smallNoOp = try await noOp(small, name: "small")
+    let largeNoOp = try await noOp(scale, name: "large")
+    report("no-op sync on PostgreSQL at \(scale) vs \(small)", largeNoOp, smallNoOp, target: "<= 1.5")
+}
+
 /// `--postgres`: initial push and pull of `scale` revisions through one PostgreSQL-backed node
 /// against the SQLite node (alternating which goes first, median of `rounds`); the no-op sync at
 /// `scale` against one at min(10,000, scale/10) on PostgreSQL; and `clientCount` clients doing

@@ -6,6 +6,8 @@
 //                                        throughput at T MiB, resumption at R MiB (4096 1024 256)
 //   fieldsync-bench --postgres [--scale N] [--rounds R] [--clients C]
 //                                        only section 10, the PostgreSQL central node against SQLite
+//   fieldsync-bench --postgres-noop [--scale N]
+//                                        only its no-op sync at N against min(10,000, N/10)
 //   fieldsync-bench --pull-into PATH     (internal) one sync of the enrolled replica at PATH, in a
 //                                        child process so that its peak memory is the client's alone;
 //                                        with --sealed, an encrypted one whose key comes on stdin
@@ -189,6 +191,10 @@ if let index = arguments.firstIndex(of: "--encryption"), let count = Int(argumen
 
 // `--postgres [--clients C]`: only section 10, the PostgreSQL central node against the SQLite one
 // at `--scale` (push, pull, no-op at scale, C clients' no-op p99; C defaults to 50).
+if arguments.contains("--postgres-noop") {
+    try await postgresNoOpSection(scale: scale)
+    exit(0)
+}
 if arguments.contains("--postgres") {
     let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 1
     let clients = arguments.firstIndex(of: "--clients").flatMap { Int(arguments[$0 + 1]) } ?? 50
