@@ -9,32 +9,6 @@ import Testing
 /// The console on a real socket (127.0.0.1, port 0), spoken to in raw HTTP so that the Host and
 /// Origin headers are exactly what a DNS-rebinding page or another site would send.
 @Suite struct ConsoleLiveTests {
-    /// Sends one HTTP/1.1 request and returns the response's status line and headers and body.
-    static func request(port: Int, _ text: String) async throws -> String {
-        try await DedicatedThread.run {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
-            let bytes = Array(text.utf8)
-            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            var response: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                response += buffer[0..<n]
-            }
-            return String(decoding: response, as: UTF8.self)
-        }
-    }
-
     @Test func aForeignHostOrOriginIsRefusedAndTheCookieIsNeeded() async throws {
         let dir = try TemporaryDirectory("console-live")
         let store = try ReplicaStore.create(at: dir.file("replica.sqlite"), name: "Rima", now: 1)
@@ -51,7 +25,7 @@ import Testing
 
         func get(_ path: String, host: String, cookie: String? = nil) async throws -> String {
             let cookieLine = cookie.map { "Cookie: \($0)\r\n" } ?? ""
-            return try await Self.request(port: port, "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\(cookieLine)Connection: close\r\n\r\n")
+            return try await RawHTTP.request(port: port, "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\(cookieLine)Connection: close\r\n\r\n")
         }
         // A page on another name that resolves to 127.0.0.1 (DNS rebinding) is refused, even with the token.
         let rebound = try await get("/s3cr3t/login?token=live-token", host: "attacker.example:\(port)")
@@ -85,7 +59,7 @@ import Testing
         let form = try await get("/s3cr3t/incidents/new", host: "127.0.0.1:\(port)", cookie: cookie)
         let csrf = try #require(form.range(of: "name=\"_csrf\" value=\"").map { String(form[$0.upperBound...].prefix { $0 != "\"" }) })
         let body = "_csrf=\(csrf)&f.title=Forged"
-        let crossSite = try await Self.request(
+        let crossSite = try await RawHTTP.request(
             port: port,
             "POST /s3cr3t/incidents HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nOrigin: http://attacker.example\r\nCookie: \(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         )
