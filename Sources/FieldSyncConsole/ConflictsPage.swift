@@ -9,6 +9,7 @@ import FieldSyncStore
 struct ConflictsPage {
     /// The value the candidates of `path` were written over: the last write of the register that
     /// every candidate had seen; nil when they were the first writes (or it was cleared).
+    /// `history` is the record's history in canonical order (``HistoryOrder``).
     static func baseValue(of path: String, candidates: [Candidate], history: [StoredRevision]) -> (found: Bool, value: JSONValue?) {
         let key = RegisterKey(path: path)
         let byDot = Dictionary(history.map { ($0.revision.dot, $0.revision) }, uniquingKeysWith: { a, _ in a })
@@ -16,7 +17,7 @@ struct ConflictsPage {
         guard contexts.count == candidates.count else { return (false, nil) }
         let candidateDots = Set(candidates.map(\.dot))
         var base: (found: Bool, value: JSONValue?) = (false, nil)
-        for stored in HistoryOrder.canonical(history) {
+        for stored in history {
             let revision = stored.revision
             guard !candidateDots.contains(revision.dot), contexts.allSatisfy({ $0[revision.dot.node] >= revision.dot.counter }),
                 let op = revision.operations.last(where: { $0.key == key })
@@ -54,7 +55,7 @@ struct ConflictsPage {
         if records.isEmpty { parts.append("<p>No open conflicts.</p>") }
         for state in records {
             let title = state.value(at: "title")?.stringValue ?? "(untitled)"
-            let history = try store.history(of: state.id)
+            let history = HistoryOrder.canonical(try store.history(of: state.id))
             var paths: [HTML] = []
             for conflict in state.conflicts {
                 let base = baseValue(of: conflict.path, candidates: conflict.candidates, history: history)

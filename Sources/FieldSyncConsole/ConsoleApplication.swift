@@ -136,7 +136,7 @@ struct ConsoleRoutes: Sendable {
         router.post("/incidents") { request, context in
             let store = try replica.store()
             let form = try await form(request, context)
-            let reading = IncidentForm.read(form, current: nil, mayResolve: try mayResolve(store))
+            let reading = IncidentForm.read(form, current: nil, mayResolve: try ConflictResolution.mayResolve(in: store))
             guard reading.errors.isEmpty else {
                 return formPage(
                     title: "New incident", action: "/incidents", state: nil, submitted: form, errors: reading.errors, context: context,
@@ -181,7 +181,7 @@ struct ConsoleRoutes: Sendable {
             let form = try await form(request, context)
             let title = "Edit: \(state.value(at: "title")?.stringValue ?? "")"
             let action = "/incidents/\(state.id.rawValue)"
-            let reading = IncidentForm.read(form, current: state, mayResolve: try mayResolve(store))
+            let reading = IncidentForm.read(form, current: state, mayResolve: try ConflictResolution.mayResolve(in: store))
             guard reading.errors.isEmpty else {
                 return formPage(
                     title: title, action: action, state: state, submitted: form, errors: reading.errors, context: context,
@@ -231,7 +231,7 @@ struct ConsoleRoutes: Sendable {
             let store = try replica.store()
             let state = try record(store, context)
             let form = try await form(request, context)
-            guard try mayResolve(store) else {
+            guard try ConflictResolution.mayResolve(in: store) else {
                 throw ConsoleError(.forbidden, "only an admin may resolve conflicts: an admin decides these")
             }
             do {
@@ -354,11 +354,6 @@ struct ConsoleRoutes: Sendable {
         return state
     }
 
-    func mayResolve(_ store: ReplicaStore) throws -> Bool {
-        guard let enrolment = try store.enrolment() else { return true }
-        return enrolment.role == .admin
-    }
-
     /// A message for the form field that holds `error.path`, and on top of the form.
     func errors(for error: ValidationError) -> [String: String] {
         var errors = ["": error.description]
@@ -394,7 +389,8 @@ struct ConsoleRoutes: Sendable {
     ) throws -> Response {
         let store = try replica.store()
         let page = try ConflictsPage.render(
-            store: store, records: try store.records(conflictedOnly: true), mayResolve: try mayResolve(store), message: message,
+            store: store, records: try store.records(conflictedOnly: true), mayResolve: try ConflictResolution.mayResolve(in: store),
+            message: message,
             session: context.session)
         return ConsolePage.response(page, status: status)
     }

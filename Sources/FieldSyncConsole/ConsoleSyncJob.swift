@@ -62,9 +62,4 @@ public final class ConsoleSyncJob: Sendable {
         }
         return true
     }
-
-    /// Waits until no sync runs (tests; the console's shutdown).
-    public func settled() async {
-        while current.running { try? await Task.sleep(for: .milliseconds(20)) }
-    }
 }

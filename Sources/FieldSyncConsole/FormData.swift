@@ -4,23 +4,22 @@ import Foundation
 public struct FormData: Sendable, Equatable {
     public private(set) var values: [String: [String]] = [:]
 
-    public init(_ encoded: String) {
-        for pair in encoded.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]) else { continue }
-            let value = parts.count > 1 ? Self.decode(parts[1]) ?? "" : ""
-            values[name, default: []].append(value)
-        }
-    }
+    /// Lenient, for query strings: a pair that is not valid percent-encoding is skipped.
+    public init(_ encoded: String) { self.init(parsing: encoded, strict: false)! }
 
     public init(values: [String: [String]]) { self.values = values }
 
     /// Nil when a name or value is not valid percent-encoding (a form a browser would never send):
     /// read leniently it would become an empty value, and clear a field.
-    public init?(validating encoded: String) {
+    public init?(validating encoded: String) { self.init(parsing: encoded, strict: true) }
+
+    private init?(parsing encoded: String, strict: Bool) {
         for pair in encoded.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else { return nil }
+            guard let name = Self.decode(parts[0]), let value = parts.count > 1 ? Self.decode(parts[1]) : "" else {
+                if strict { return nil }
+                continue
+            }
             values[name, default: []].append(value)
         }
     }

@@ -42,7 +42,12 @@ public struct ConflictResolution: Sendable {
         self.note = note
     }
 
-    /// Refuses unless this replica may resolve: an admin's, or one not enrolled with a central node.
+    /// Whether this replica may resolve: an admin's, or one not enrolled with a central node.
+    public static func mayResolve(in store: ReplicaStore) throws -> Bool {
+        try store.enrolment().map { $0.role == .admin } ?? true
+    }
+
+    /// Refuses unless this replica may resolve (``mayResolve(in:)``).
     public static func checkAuthority(of store: ReplicaStore) throws {
         if let enrolment = try store.enrolment(), enrolment.role != .admin {
             throw StoreError(
