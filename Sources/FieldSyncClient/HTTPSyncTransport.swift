@@ -82,6 +82,15 @@ public final class HTTPSyncTransport: SyncTransport {
         do { return try PushResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
     }
 
+    public func push(node: NodeID, revisionTexts: [String], sequence: PushSequence) async throws -> PushResponse {
+        let body = PushBody.bytes(node: node, revisionTexts: revisionTexts, sequence: sequence)
+        let json = try await send(method: .POST, path: "/v1/push", body: body)
+        do { return try PushResponse(json: json) } catch { throw SyncError.badResponse(error.description) }
+    }
+
+    /// AsyncHTTPClient opens a second connection for a second request in flight.
+    public var pipelinesPushes: Bool { true }
+
     public func pull(_ request: PullRequest) async throws -> PullResponse {
         let json = try await send(method: .POST, path: "/v1/pull", body: request.json.canonicalBytes)
         do { return try PullResponse(json: json) } catch { throw SyncError.badResponse(error.description) }

@@ -69,8 +69,53 @@ public struct SyncDriver: Sendable {
     public func run(progress: @Sendable (SyncProgress) -> Void = { _ in }) async throws -> SyncReport {
         let started = ContinuousClock.now
         var report = SyncReport()
-        var serverKnowledge = try await checkHistory(&report, progress)
         var contested = Set<NodeID>()
+        var serverKnowledge: VersionVector
+        if let pushed = try await pushFromRememberedKnowledge(&contested, &report, progress) {
+            serverKnowledge = pushed
+        } else {
+            serverKnowledge = try await prepareAndPush(&contested, &report, progress)
+        }
+
+        // Nothing to pull when the replica already has everything the server reported: a no-op sync
+        // is then one request, which matters on a weak link.
+        if !(try store.knowledge()).covers(serverKnowledge) {
+            try await pull(&report, &contested, progress)
+            // The pull may have brought what held revisions were waiting for, or the held ones
+            // themselves (then they are dropped).
+            if try store.heldRevisionCount() > 0 {
+                let released = try store.releaseHeld(now: Self.now())
+                report.released += released
+                if released > 0 { try await push(&serverKnowledge, &contested, &report, progress) }
+            }
+        }
+        // Where this replica holds another history of some node than the server (a bundle brought a
+        // forked replica's revisions), the server's wins; the others stay as evidence.
+        var rounds = 0
+        while !contested.isEmpty, rounds < 4 {
+            let nodes = contested
+            contested = []
+            rounds += 1
+            if try await repair(nodes, serverKnowledge, &report, progress) {
+                serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
+                try await push(&serverKnowledge, &contested, &report, progress)
+                try await pull(&report, &contested, progress)
+            }
+        }
+        // What the central node holds now: what `wipe` would not lose.
+        try store.rememberCentralKnowledge(serverKnowledge)
+        let elapsed = started.duration(to: .now).components
+        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return report
+    }
+
+    /// The full way to a push: the fork check (``checkHistory(_:_:)``), bundled histories compared
+    /// with the server's, held and stranded revisions settled, then the push. Returns the server's
+    /// knowledge after it.
+    func prepareAndPush(_ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void)
+        async throws -> VersionVector
+    {
+        var serverKnowledge = try await checkHistory(&report, progress)
         // Histories that came by bundle are compared with the server's before anything built on
         // them is pushed.
         try await checkUnconfirmed(&contested, &report, progress)
@@ -124,37 +169,37 @@ public struct SyncDriver: Sendable {
             serverKnowledge = try await checkHistory(&report, progress)
             try await push(&serverKnowledge, &contested, &report, progress)
         }
+        return serverKnowledge
+    }
 
-        // Nothing to pull when the replica already has everything the server reported: a no-op sync
-        // is then one request, which matters on a weak link.
-        if !(try store.knowledge()).covers(serverKnowledge) {
-            try await pull(&report, &contested, progress)
-            // The pull may have brought what held revisions were waiting for, or the held ones
-            // themselves (then they are dropped).
-            if try store.heldRevisionCount() > 0 {
-                let released = try store.releaseHeld(now: Self.now())
-                report.released += released
-                if released > 0 { try await push(&serverKnowledge, &contested, &report, progress) }
-            }
+    /// A sync with only this replica's own new work to send pushes it at once from what the central
+    /// node held at the last sync, without asking first: one round trip instead of two. The central
+    /// node checks the rest: if it holds less of this node than remembered (restored from a backup)
+    /// the push is a causal gap, if it holds other revisions under these counters (this replica was
+    /// restored or cloned) it is a fork; either way nothing was stored, and the full way runs.
+    /// Returns nil, having sent nothing or had it refused, whenever the full way is needed.
+    func pushFromRememberedKnowledge(
+        _ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws -> VersionVector? {
+        guard var remembered = try store.centralKnowledge() else { return nil }
+        let own = try store.identity().node
+        let local = try store.knowledge()
+        // Only own work since then, under a node id the central node already holds revisions of;
+        // nothing relayed, held, unconfirmed or stranded that the full way would settle first.
+        guard remembered[own] > 0, local[own] > remembered[own],
+            local.nodes.allSatisfy({ $0 == own || local[$0] <= remembered[$0] }),
+            try store.heldRevisionCount() == 0, try store.unconfirmedNodes().isEmpty,
+            try store.ownRevisionsBuiltOnMissing(above: remembered).isEmpty
+        else { return nil }
+        do {
+            try await push(&remembered, &contested, &report, progress)
+        } catch SyncError.rejected(_, let error)
+            where [.causalGap, .fork, .conflictingDuplicate].contains(error.code) && report.pushed == 0
+        {
+            logger.info("the central node holds otherwise than remembered; asking first", metadata: ["reason": "\(error.code.rawValue)"])
+            return nil
         }
-        // Where this replica holds another history of some node than the server (a bundle brought a
-        // forked replica's revisions), the server's wins; the others stay as evidence.
-        var rounds = 0
-        while !contested.isEmpty, rounds < 4 {
-            let nodes = contested
-            contested = []
-            rounds += 1
-            if try await repair(nodes, serverKnowledge, &report, progress) {
-                serverKnowledge = try await withRetry(&report, progress) { try await transport.knowledge() }.knowledge
-                try await push(&serverKnowledge, &contested, &report, progress)
-                try await pull(&report, &contested, progress)
-            }
-        }
-        // What the central node holds now: what `wipe` would not lose.
-        try store.rememberCentralKnowledge(serverKnowledge)
-        let elapsed = started.duration(to: .now).components
-        report.durationSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        return report
+        return remembered
     }
 
     /// Asks for the server's knowledge together with its chain hash of this replica's node, and
@@ -321,6 +366,8 @@ public struct SyncDriver: Sendable {
         _ progress: @Sendable (SyncProgress) -> Void
     ) async throws {
         let node = try store.identity().node
+        if transport.pipelinesPushes { try await pushPipelined(node, &serverKnowledge, &contested, &report, progress) }
+        // One batch at a time: all of a push without a pipeline, or what is left after one stopped.
         var pushBatchSize = batchSize
         while true {
             let page = try store.missing(from: serverKnowledge, limit: pushBatchSize)
@@ -351,6 +398,98 @@ public struct SyncDriver: Sendable {
         }
     }
 
+    /// A push batch sent ahead: its request runs while the batch before it is committed.
+    struct BatchInFlight {
+        /// What the server holds once this batch is stored whole: where the next batch starts.
+        var expected: VersionVector
+        var more: Bool
+        var response: Task<PushResponse, any Error>
+    }
+
+    /// Pushes with two batches in flight (spec 8.3.1): batch k+1 is read and sent, numbered in one
+    /// sequence, while batch k is verified and committed, so the central node verifies k+1 meanwhile
+    /// and commits it right after k. Batch k+1 is read as if k were stored whole. Whenever anything
+    /// else happens (a batch set aside, refused as a gap or as too large, a transient failure), the
+    /// batches in flight are let finish, what they stored is counted, and the caller goes on one
+    /// batch at a time from the knowledge the server last reported. Any other refusal is thrown, as
+    /// one batch at a time would.
+    func pushPipelined(
+        _ node: NodeID, _ serverKnowledge: inout VersionVector, _ contested: inout Set<NodeID>, _ report: inout SyncReport,
+        _ progress: @Sendable (SyncProgress) -> Void
+    ) async throws {
+        let first = try store.missing(from: serverKnowledge, limit: batchSize)
+        // A single batch needs no pipeline, and a page without its dots cannot say where the next starts.
+        guard first.more, first.dots.count == first.texts.count else { return }
+        var sequence = PushSequence.random()
+        var inFlight: [BatchInFlight] = []
+        defer { for batch in inFlight { batch.response.cancel() } }
+        func send(_ page: MissingRevisions, after knowledge: VersionVector) -> BatchInFlight {
+            var expected = knowledge
+            for dot in page.dots { expected.add(dot) }
+            let numbered = sequence
+            sequence = sequence.next
+            let texts = page.texts
+            return BatchInFlight(
+                expected: expected, more: page.more,
+                response: Task { [transport] in try await transport.push(node: node, revisionTexts: texts, sequence: numbered) })
+        }
+        func count(_ response: PushResponse) {
+            report.pushed += response.accepted
+            report.setAside += response.setAside.count
+            contested.formUnion(response.setAside.map(\.node))
+            report.pushBatches += 1
+            serverKnowledge.merge(response.knowledge)
+            progress(.pushed(total: report.pushed))
+        }
+        // Lets the batches still in flight finish (a refusal there is expected: they were read as if
+        // the one before were stored), counting what they stored.
+        func settle() async {
+            for batch in inFlight { if let response = try? await batch.response.value { count(response) } }
+            inFlight = []
+        }
+        inFlight.append(send(first, after: serverKnowledge))
+        while let head = inFlight.first {
+            if inFlight.count == 1, head.more {
+                let next = try store.missing(from: head.expected, limit: batchSize)
+                guard next.dots.count == next.texts.count else { break }
+                if !next.texts.isEmpty { inFlight.append(send(next, after: head.expected)) }
+            }
+            inFlight.removeFirst()
+            let response: PushResponse
+            do {
+                response = try await withTaskCancellationHandler {
+                    try await head.response.value
+                } onCancel: {
+                    head.response.cancel()
+                }
+            } catch let error as SyncError where Self.endsPipeline(error) {
+                logger.info("pipelined push stopped; going on one batch at a time", metadata: ["reason": "\(error)"])
+                await settle()
+                return
+            }
+            guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty
+            else {
+                throw SyncError.badResponse("the server accepted nothing of a push batch and its knowledge did not change")
+            }
+            count(response)
+            // Something of it was set aside: the batch after it was read as if it were stored.
+            if !response.knowledge.covers(head.expected) {
+                await settle()
+                return
+            }
+        }
+        await settle()
+    }
+
+    /// Refusals after which a pipelined push goes on one batch at a time: failures worth retrying,
+    /// a gap (a batch that reached the central node before the one it follows, or followed one that
+    /// failed) and a batch too large for the server's byte limit.
+    static func endsPipeline(_ error: SyncError) -> Bool {
+        if error.isTransient { return true }
+        if case .rejected(_, let refusal) = error { return [.causalGap, .tooLarge, .busy].contains(refusal.code) }
+        return false
+    }
+
     /// Learns the central node's key directory now (only if it changed since last learned).
     func learnDirectory(_ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         let known = try store.directoryTag()
@@ -363,8 +502,10 @@ public struct SyncDriver: Sendable {
     }
 
     /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
-    /// in one transaction; while it is stored, the next one is already requested with the knowledge
-    /// the replica will have once it is, so the server's read and the transfer overlap the local write.
+    /// in one transaction. While it is stored, the next one is already requested with the knowledge
+    /// the replica will have once it is, decoded, and its signatures verified on the other cores, so
+    /// the server's read, the transfer and the Ed25519 checks overlap the local write. At most two
+    /// pages are in hand: the one being written and the one fetched ahead.
     func pull(_ report: inout SyncReport, _ contested: inout Set<NodeID>, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         // The directory only when it changed since this replica learned it (an entity tag): with
         // thousands of enrolled nodes it is the largest thing a small sync would otherwise move.
@@ -373,38 +514,45 @@ public struct SyncDriver: Sendable {
         var keys = answer.map { Array($0.directory.entries.values) } ?? []
         var source = KeySource.centralNode(serverKey: answer?.directory.serverKey)
         var tag = answer?.tag
-        var prefetched: (knowledge: VersionVector, response: Task<PullResponse, any Error>)?
-        defer { prefetched?.response.cancel() }
+        var prefetched: (knowledge: VersionVector, page: Task<PulledPage, any Error>)?
+        defer { prefetched?.page.cancel() }
+        // The keys pages fetched ahead are verified with: what this replica holds, read once, and what
+        // this pull learns. A key here is only a hint: the transaction takes a signature checked ahead
+        // only if it verified with the key the replica holds for that node by then.
+        var keysAhead: KeyDirectory?
         while true {
             let knowledge = try store.knowledge()
-            let response = try await withRetry(&report, progress) {
+            let page = try await withRetry(&report, progress) {
                 if let ahead = prefetched, ahead.knowledge == knowledge {
                     prefetched = nil
                     // The prefetch is an unstructured task: pass a cancellation of this sync on to it.
                     return try await withTaskCancellationHandler {
-                        try await ahead.response.value
+                        try await ahead.page.value
                     } onCancel: {
-                        ahead.response.cancel()
+                        ahead.page.cancel()
                     }
                 }
-                prefetched?.response.cancel()
+                prefetched?.page.cancel()
                 prefetched = nil
-                return try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize))
+                return PulledPage(response: try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize)), checked: .none)
             }
+            let response = page.response
             if response.revisions.isEmpty { break }
+            // The page's certificates vouch for its authors too, for nodes the directory did not name.
+            let named = Set(keys.map(\.node))
+            let certified = response.certificates.filter { !named.contains($0.node) }.map { KeyEntry(certificate: $0) }
             if response.more {
                 var expected = knowledge
                 for revision in response.revisions { expected.add(revision.dot) }
-                let request = PullRequest(knowledge: expected, limit: batchSize)
-                prefetched = (expected, Task { [transport] in try await transport.pull(request) })
+                if keysAhead == nil { keysAhead = try store.signingKeys() }
+                for key in keys + certified where keysAhead?[key.node] == nil { keysAhead?.entries[key.node] = key }
+                prefetched = (expected, Self.fetchAhead(PullRequest(knowledge: expected, limit: batchSize), transport, keysAhead!))
             }
             let outcome: ReceiveOutcome
             do {
-                // The page's certificates vouch for its authors too, for nodes the directory did not name.
-                let named = Set(keys.map(\.node))
-                let certified = response.certificates.filter { !named.contains($0.node) }.map { KeyEntry(certificate: $0) }
                 outcome = try store.receiveVerified(
-                    response.revisions, learning: keys + certified, from: source, directoryTag: tag, now: Self.now())
+                    response.revisions, learning: keys + certified, from: source, directoryTag: tag, prechecked: page.checked,
+                    now: Self.now())
                 // Learned with the first batch, in its transaction: later batches verify against the store.
                 keys = []
                 source = .centralNode(serverKey: nil)
@@ -420,6 +568,28 @@ public struct SyncDriver: Sendable {
             if !response.more { break }
             // A batch that was all set aside would come again: stop, and let the caller reconcile.
             if outcome.accepted == 0 { break }
+        }
+    }
+
+    /// A pulled page, with the signatures verified ahead of its transaction.
+    struct PulledPage: Sendable {
+        var response: PullResponse
+        var checked: CheckedSignatures
+    }
+
+    /// Requests the next page and verifies its signatures with `keys` (and the page's own
+    /// certificates), on every core the write of the current page leaves free.
+    static func fetchAhead(_ request: PullRequest, _ transport: any SyncTransport, _ keys: KeyDirectory) -> Task<PulledPage, any Error> {
+        Task {
+            let response = try await transport.pull(request)
+            try Task.checkCancellation()
+            var directory = keys
+            for certificate in response.certificates where directory[certificate.node] == nil {
+                directory.entries[certificate.node] = KeyEntry(certificate: certificate)
+            }
+            let checked = await directory.checkSignatures(response.revisions, skipping: request.knowledge)
+            try Task.checkCancellation()
+            return PulledPage(response: response, checked: checked)
         }
     }
 

@@ -8,6 +8,11 @@ public protocol SyncTransport: Sendable {
     func knowledge(probing: Dot?) async throws -> KnowledgeResponse
     /// Sends one batch of revisions, given as their canonical JSON texts.
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse
+    /// Sends one batch of a pipelined push: the driver sends batch k+1 before batch k is answered
+    /// when ``pipelinesPushes`` is true, numbering them in `sequence` (spec 8.3.1).
+    func push(node: NodeID, revisionTexts: [String], sequence: PushSequence) async throws -> PushResponse
+    /// Whether batches may be in flight together (each request its own connection).
+    var pipelinesPushes: Bool { get }
     func pull(_ request: PullRequest) async throws -> PullResponse
     /// The server's key directory: every enrolled node's public key, user, role and revocation.
     func keys() async throws -> KeyDirectory
@@ -21,6 +26,13 @@ public protocol SyncTransport: Sendable {
 
 extension SyncTransport {
     public func knowledge() async throws -> KnowledgeResponse { try await knowledge(probing: nil) }
+
+    /// Transports that do not pipeline send one batch at a time and need no sequence.
+    public func push(node: NodeID, revisionTexts: [String], sequence: PushSequence) async throws -> PushResponse {
+        try await push(node: node, revisionTexts: revisionTexts)
+    }
+
+    public var pipelinesPushes: Bool { false }
 
     /// Transports without entity tags always send the directory.
     public func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? { (try await keys(), nil) }

@@ -57,6 +57,29 @@ extension KeyDirectory {
         return CheckedSignatures(results)
     }
 
+    /// Like ``checkSignatures(_:skipping:)``, but takes what `prechecked` verified (ahead, while an
+    /// earlier batch was written) where its key is the one this directory holds for the node, and
+    /// checks only the rest. Nothing is trusted that a key of this directory did not verify.
+    public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector, given prechecked: CheckedSignatures)
+        -> CheckedSignatures
+    {
+        guard prechecked.count > 0 else { return checkSignatures(revisions, skipping: known) }
+        var taken: [Dot: CheckedSignatures.Entry] = [:]
+        var rest: [Revision] = []
+        for revision in revisions {
+            if let entry = entries[revision.dot.node], prechecked.covers(revision, with: entry.publicKey) {
+                taken[revision.dot] = prechecked.verified[revision.dot]
+            } else {
+                rest.append(revision)
+            }
+        }
+        // A dot twice in the batch is never taken from the precheck (which left it out): the
+        // transaction decides, as without one.
+        let checked = checkSignatures(rest, skipping: known)
+        for (dot, entry) in checked.verified where taken[dot] == nil { taken[dot] = entry }
+        return CheckedSignatures(verified: taken)
+    }
+
     /// The same as ``checkSignatures(_:skipping:)`` for async callers: child tasks instead of
     /// blocking a thread of the cooperative pool.
     public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector) async -> CheckedSignatures {

@@ -35,14 +35,21 @@ public struct PushRequest: Sendable, Equatable {
     /// The pushing replica's node id (it may relay revisions of other nodes).
     public var node: NodeID
     public var revisions: [Revision]
+    /// Where the batch stands in a pipelined push (spec 8.3.1), if the client sends several at once.
+    public var sequence: PushSequence?
 
-    public init(node: NodeID, revisions: [Revision]) {
+    public init(node: NodeID, revisions: [Revision], sequence: PushSequence? = nil) {
         self.node = node
         self.revisions = revisions
+        self.sequence = sequence
     }
 
     public var json: JSONValue {
-        ["protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "revisions": .array(revisions.map(\.json))]
+        var object: [String: JSONValue] = [
+            "protocol": .int(SyncProtocol.version), "node": .string(node.rawValue), "revisions": .array(revisions.map(\.json)),
+        ]
+        if let sequence { object["sequence"] = sequence.json }
+        return .object(object)
     }
 
     public init(json: JSONValue) throws(ProtocolError) {
@@ -51,7 +58,50 @@ public struct PushRequest: Sendable, Equatable {
         guard let text = o["node"]?.stringValue, let node = NodeID(text) else {
             throw ProtocolError(.malformed, "node: expected a node id")
         }
-        self.init(node: node, revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions))
+        let sequence = try o["sequence"].map { value throws(ProtocolError) in try PushSequence(json: value) }
+        self.init(
+            node: node, revisions: try SyncProtocol.revisions(o["revisions"], limit: SyncProtocol.maximumBatchRevisions), sequence: sequence
+        )
+    }
+}
+
+/// A batch's place in a pipelined push (spec 8.3.1): a client that sends batch k+1 before batch k
+/// is answered numbers them in one sequence, and the central node commits a device's batches of a
+/// sequence in that order, verifying each while the one before it is committed.
+public struct PushSequence: Sendable, Hashable {
+    /// Chosen at random for each sync: 32 lowercase hexadecimal digits (16 to 64 are accepted).
+    public var id: String
+    /// 0 for the first batch of the sequence, then 1, 2, …
+    public var batch: Int
+
+    public init(id: String, batch: Int) {
+        self.id = id
+        self.batch = batch
+    }
+
+    /// A new sequence, at its first batch.
+    public static func random() -> PushSequence {
+        let hex = Array("0123456789abcdef".utf8)
+        var generator = SystemRandomNumberGenerator()
+        let digits = (0..<32).map { _ in hex[Int.random(in: 0..<16, using: &generator)] }
+        return PushSequence(id: String(decoding: digits, as: UTF8.self), batch: 0)
+    }
+
+    /// The same sequence at its next batch.
+    public var next: PushSequence { PushSequence(id: id, batch: batch + 1) }
+
+    public var json: JSONValue { ["id": .string(id), "batch": .int(Int64(batch))] }
+
+    public init(json: JSONValue) throws(ProtocolError) {
+        guard case .object(let o) = json, let id = o["id"]?.stringValue, (16...64).contains(id.utf8.count),
+            id.utf8.allSatisfy({
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            }),
+            case .int(let batch)? = o["batch"], (0...Int64(Int32.max)).contains(batch)
+        else {
+            throw ProtocolError(.malformed, "sequence: expected {\"id\": 16 to 64 lowercase hex digits, \"batch\": an integer ≥ 0}")
+        }
+        self.init(id: id, batch: Int(batch))
     }
 }
 
@@ -174,13 +224,17 @@ public struct PullResponse: Sendable, Equatable {
 
 /// Splices already-canonical revision texts into a push body without re-encoding them.
 public enum PushBody {
-    public static func bytes(node: NodeID, revisionTexts: [String]) -> [UInt8] {
+    /// The canonical body of `POST /v1/push` with the stored texts spliced in (members in canonical
+    /// order: `node`, `protocol`, `revisions`, `sequence`).
+    public static func bytes(node: NodeID, revisionTexts: [String], sequence: PushSequence? = nil) -> [UInt8] {
         var bytes = Array("{\"node\":\"\(node.rawValue)\",\"protocol\":\(SyncProtocol.version),\"revisions\":[".utf8)
         for (i, text) in revisionTexts.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
             bytes += Array(text.utf8)
         }
-        bytes += Array("]}".utf8)
+        bytes += Array("]".utf8)
+        if let sequence { bytes += Array(",\"sequence\":\(sequence.json.canonicalText)".utf8) }
+        bytes += Array("}".utf8)
         return bytes
     }
 }

@@ -53,10 +53,14 @@ public struct MissingRevisions: Sendable, Equatable {
     public var more: Bool
     /// The nodes that authored them: whose certificates a pull page carries.
     public var nodes: Set<NodeID>
+    /// The dot of each text, in the same order, where the storage reads them anyway (a replica's
+    /// store does; empty otherwise): a pipelined push reads the next batch as if this one were stored.
+    public var dots: [Dot]
 
-    public init(texts: [String], more: Bool, nodes: Set<NodeID> = []) {
+    public init(texts: [String], more: Bool, nodes: Set<NodeID> = [], dots: [Dot] = []) {
         self.texts = texts
         self.more = more
         self.nodes = nodes
+        self.dots = dots
     }
 }

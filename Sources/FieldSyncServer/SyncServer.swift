@@ -60,7 +60,8 @@ public func buildRouter<Storage: SyncStorage & AccountStorage & AttachmentStorag
 ) -> Router<SyncRequestContext> {
     let router = Router(context: SyncRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
-    let routes = SyncRoutes(storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses)
+    let routes = SyncRoutes(
+        storage: storage, logger: logger, limiter: EnrolmentRateLimiter(), logAddresses: logAddresses, sequencer: PushSequencer())
     // The signing key is public: a documenter may compare its fingerprint before sending a code.
     router.get("/v1/health") { _, _ in
         JSONResponse.make(["status": "ok", "protocol": .int(SyncProtocol.version), "server_key": .string(try await storage.serverKey())])
@@ -113,6 +114,8 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
     let logger: Logger
     let limiter: EnrolmentRateLimiter
     let logAddresses: Bool
+    /// Orders the batches of pipelined pushes (spec 8.3.1).
+    let sequencer: PushSequencer
 
     /// The client's address for an audit entry, or nil unless the operator opted in.
     func auditAddress(_ context: SyncRequestContext) -> String? { logAddresses ? context.sourceAddress : nil }
@@ -187,9 +190,27 @@ struct SyncRoutes<Storage: SyncStorage & AccountStorage>: Sendable {
         let started = ContinuousClock.now
         let principal = try context.requirePrincipal()
         let push = try PushRequest(json: try await JSONBody.read(request))
+        // A pipelined batch is verified while the one before it is committed, then waits for it.
+        let sequenced = push.sequence.map { (key: PushSequencer.Key(device: principal.node, id: $0.id), batch: $0.batch) }
+        if let sequenced { await sequencer.begin(sequenced.key, batch: sequenced.batch) }
+        do {
+            let response = try await store(push, principal, context, started: started, after: sequenced)
+            if let sequenced { await sequencer.finish(sequenced.key, batch: sequenced.batch) }
+            return response
+        } catch {
+            if let sequenced { await sequencer.finish(sequenced.key, batch: sequenced.batch) }
+            throw error
+        }
+    }
+
+    func store(
+        _ push: PushRequest, _ principal: Principal, _ context: SyncRequestContext, started: ContinuousClock.Instant,
+        after sequenced: (key: PushSequencer.Key, batch: Int)?
+    ) async throws -> Response {
         let directory = try await storage.keyDirectory()
         // Ed25519 checks on all cores before the write transaction, which then only compares keys.
         let checked = await directory.checkSignatures(push.revisions, skipping: try await storage.knowledge())
+        if let sequenced { await sequencer.waitForTurn(sequenced.key, batch: sequenced.batch) }
         let address = auditAddress(context)
         // The fork refusal goes by who pushes, not by the `node` the body names: every node id of
         // the pushing account is its own.

@@ -298,13 +298,23 @@ extension ReplicaStore {
             for node in [identity.node] + identity.retiredNodes where local[node] > serverKnowledge[node] {
                 var first: UInt64?
                 var caps: [NodeID: UInt64] = [:]
-                for body in try String.fetchAll(
-                    db, sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT counter, \(Sealed.revisionBody) AS body FROM revision WHERE node = ? AND counter > ? ORDER BY counter",
                     arguments: [node.rawValue, Int64(serverKnowledge[node])])
-                {
-                    let revision = try Revision(json: JSONValue(parsing: body))
-                    for other in revision.context.nodes where other != node && revision.context[other] > local[other] {
-                        first = first ?? revision.dot.counter
+                // Only each revision's context is needed, read on all cores: a first push reads the
+                // whole log of this node here.
+                let contexts = rows.map { $0["body"] as String }.parallelMap { body in
+                    Result { () throws -> VersionVector in
+                        guard let context = try JSONValue(parsing: body)["context"] else {
+                            throw StoreError(.invalid, "a stored revision has no context")
+                        }
+                        return try VersionVector(json: context, at: "context")
+                    }
+                }
+                for (row, context) in zip(rows, contexts) {
+                    let context = try context.get()
+                    for other in context.nodes where other != node && context[other] > local[other] {
+                        first = first ?? UInt64(row["counter"] as Int64)
                         caps[other] = local[other]
                     }
                 }

@@ -205,6 +205,12 @@ extension ReplicaStore {
         }
     }
 
+    /// The keys this replica knows, without parsing their certificates: enough to verify signatures
+    /// ahead of a transaction (``CheckedSignatures`` counts only where the transaction holds the same key).
+    public func signingKeys() throws -> KeyDirectory {
+        try read { db in try Self.keyDirectory(db, certificates: false) }
+    }
+
     /// The keys this replica knows: its own (for its current and retired node ids) and those it learned
     /// from the server's key directory or from bundles.
     public func keyDirectory() throws -> KeyDirectory {

@@ -17,6 +17,19 @@ extension ReplicaStore {
         }
     }
 
+    /// What the central node held when the last sync completed, or nil before the first one.
+    public func centralKnowledge() throws -> VersionVector? {
+        try read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM last_sync WHERE id = 1)") == true else { return nil }
+            var knowledge = VersionVector()
+            for row in try Row.fetchAll(db, sql: "SELECT node, counter FROM central_knowledge") {
+                guard let node = NodeID(row["node"] as String) else { continue }
+                knowledge[node] = UInt64(row["counter"] as Int64)
+            }
+            return knowledge
+        }
+    }
+
     /// When the last sync with the central node completed (milliseconds since 1970), or nil.
     public func lastSync() throws -> Int64? {
         try read { db in try Int64.fetchOne(db, sql: "SELECT unseal(time, 'last_sync.time') FROM last_sync WHERE id = 1") }

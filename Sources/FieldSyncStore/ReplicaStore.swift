@@ -313,9 +313,13 @@ public final class ReplicaStore: Sendable {
     /// `holding`: on a replica that pinned its central node's key, hold (neither merge nor push)
     /// each revision that central node would refuse, and what depends on it, instead of refusing
     /// the batch (a bundle import, spec 12.4); ``ReceiveOutcome/held`` lists them.
+    ///
+    /// `prechecked`: signatures already verified ahead (a pull verifies page k+1 while page k is
+    /// written); each counts only where it verified with the key this replica holds for its node,
+    /// and the rest are checked here as usual.
     public func receiveVerified(
         _ revisions: [Revision], learning keys: [KeyEntry] = [], from source: KeySource = .bundle, directoryTag: String? = nil,
-        unconfirmed: Bool = false,
+        unconfirmed: Bool = false, prechecked: CheckedSignatures = .none,
         remintingAs fresh: NodeID? = nil, holding: Bool = false, now: Int64,
         admit: @escaping @Sendable (Revision, RecordState?, KeyDirectory) throws -> Void = { _, _, _ in }
     ) throws -> ReceiveOutcome {
@@ -328,7 +332,7 @@ public final class ReplicaStore: Sendable {
         let (known, knowledge) = try read { db in (try Self.keyDirectory(db, certificates: false, only: authors), try Self.knowledge(db)) }
         var offered = known
         for key in keys where offered[key.node] == nil { offered.entries[key.node] = key }
-        let checked = offered.checkSignatures(revisions, skipping: knowledge)
+        let checked = offered.checkSignatures(revisions, skipping: knowledge, given: prechecked)
         return try write { db in
             try Self.rememberKeys(db, keys, from: source)
             if let directoryTag { try db.execute(sql: "UPDATE replica SET keys_tag = ? WHERE id = 1", arguments: [directoryTag]) }
@@ -524,11 +528,14 @@ public final class ReplicaStore: Sendable {
         if lagging.isEmpty { return MissingRevisions(texts: [], more: false) }
         if peer.isEmpty || lagging.allSatisfy({ peer[$0] == 0 }) && lagging.count == mine.nodes.count {
             let rows = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT node, \(Sealed.revisionBody) AS body FROM revision ORDER BY seq LIMIT ?"),
+                db.cachedStatement(sql: "SELECT node, counter, \(Sealed.revisionBody) AS body FROM revision ORDER BY seq LIMIT ?"),
                 arguments: [limit + 1])
             let page = rows.prefix(limit)
+            let dots = page.compactMap { row in
+                NodeID(row["node"] as String).map { Dot(node: $0, counter: UInt64(row["counter"] as Int64)) }
+            }
             return MissingRevisions(
-                texts: page.map { $0["body"] }, more: rows.count > limit, nodes: Set(page.compactMap { NodeID($0["node"] as String) }))
+                texts: page.map { $0["body"] }, more: rows.count > limit, nodes: Set(dots.map(\.node)), dots: dots)
         }
         struct Next: Comparable {
             var seq: Int64
@@ -548,15 +555,18 @@ public final class ReplicaStore: Sendable {
         let body = try db.cachedStatement(sql: "SELECT \(Sealed.revisionBody) FROM revision WHERE seq = ?")
         var texts: [String] = []
         var nodes = Set<NodeID>()
+        var dots: [Dot] = []
         texts.reserveCapacity(min(limit, 1024))
+        dots.reserveCapacity(min(limit, 1024))
         while texts.count < limit, let top = heap.pop() {
             if let text = try String.fetchOne(body, arguments: [top.seq]) {
                 texts.append(text)
                 nodes.insert(top.node)
+                dots.append(Dot(node: top.node, counter: top.counter))
             }
             if let following = try next(top.node, top.counter + 1) { heap.push(following) }
         }
-        return MissingRevisions(texts: texts, more: !heap.isEmpty, nodes: nodes)
+        return MissingRevisions(texts: texts, more: !heap.isEmpty, nodes: nodes, dots: dots)
     }
 
     /// Every revision in log order, for bundle export.

@@ -48,6 +48,30 @@ import Testing
         #expect(spliced == PushRequest(node: node, revisions: revisions).json.canonicalBytes)
     }
 
+    @Test func aPipelinedPushBodyCarriesItsSequenceCanonically() throws {
+        let revisions = [try revision(1), try revision(2)]
+        let sequence = PushSequence(id: "00112233445566778899aabbccddeeff", batch: 7)
+        let spliced = PushBody.bytes(node: node, revisionTexts: revisions.map { $0.json.canonicalText }, sequence: sequence)
+        #expect(spliced == PushRequest(node: node, revisions: revisions, sequence: sequence).json.canonicalBytes)
+        let parsed = try PushRequest(json: JSONValue.parseMessage(spliced))
+        #expect(parsed.sequence == sequence)
+        #expect(parsed.sequence?.next == PushSequence(id: sequence.id, batch: 8))
+        let fresh = PushSequence.random()
+        #expect(fresh.batch == 0 && fresh.id.utf8.count == 32 && fresh != PushSequence.random())
+        #expect(try PushSequence(json: fresh.json) == fresh)
+        for bad: JSONValue in [
+            ["id": "short", "batch": 0], ["id": "00112233445566778899AABBCCDDEEFF", "batch": 0],
+            ["id": .string(sequence.id), "batch": -1], ["id": .string(sequence.id)], "0011",
+        ] {
+            var body = PushRequest(node: node, revisions: revisions).json
+            if case .object(var members) = body {
+                members["sequence"] = bad
+                body = .object(members)
+            }
+            #expect { try PushRequest(json: body) } throws: { ($0 as? ProtocolError)?.code == .malformed }
+        }
+    }
+
     @Test func bundlesCarryAChecksumAndKeys() throws {
         let bundle = BundleFile(
             from: node, knowledge: VersionVector([node: 1]), revisions: [try revision()], created: 5,

@@ -1,0 +1,186 @@
+import FieldSyncClient
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import FieldSyncTestSupport
+import Synchronization
+import Testing
+
+/// The pull's pipeline (page k+1 fetched and its signatures verified while page k is written) keeps
+/// every guarantee of one page at a time: each page is one transaction, a forged revision in the
+/// page fetched ahead is refused without storing it while the page before stays committed, a
+/// signature checked ahead counts only with the key the replica holds, and the prefetch ends with
+/// the sync.
+@Suite struct PullPipelineTests {
+    let dir: TemporaryDirectory
+
+    init() throws { dir = try TemporaryDirectory("pipeline") }
+
+    /// A central node holding `count` incidents written by one replica, and a fresh replica to pull them.
+    func archive(_ count: Int) async throws -> (
+        central: ReplicaStore, writer: ReplicaStore, reader: ReplicaStore, transport: StorageTransport<SQLiteSyncStorage>
+    ) {
+        let central = try ReplicaStore.create(at: dir.file("central.sqlite"), name: "central", now: 1, access: .pool)
+        let writer = try ReplicaStore.create(at: dir.file("writer.sqlite"), name: "Writer", now: 1)
+        let reader = try ReplicaStore.create(at: dir.file("reader.sqlite"), name: "Reader", now: 1)
+        for i in 0..<count { _ = try Fixtures.addIncident(writer, title: "Incident \(i)") }
+        let directory = KeyDirectory([
+            KeyEntry(node: try writer.identity().node, publicKey: try writer.publicKey()),
+            KeyEntry(node: try reader.identity().node, publicKey: try reader.publicKey()),
+        ])
+        let transport = StorageTransport(storage: SQLiteSyncStorage(replica: central), directory: directory)
+        _ = try await SyncDriver(store: writer, transport: transport, batchSize: 100, retries: 0).run()
+        #expect(try central.status().revisions == count)
+        return (central, writer, reader, transport)
+    }
+
+    @Test func aForgedRevisionInThePageFetchedAheadIsRefusedWhileThePageBeforeStaysCommitted() async throws {
+        let (_, writer, reader, transport) = try await archive(10)
+        let writerNode = try writer.identity().node
+        // A hostile relay alters one revision of the second page and keeps its signature.
+        let altering = AlteringTransport(inner: transport) { page, response in
+            guard page == 2 else { return response }
+            var response = response
+            response.revisions[1].operations = [.set(path: "title", value: "Nothing happened here")]
+            return response
+        }
+        await #expect(throws: SyncError.self) {
+            _ = try await SyncDriver(store: reader, transport: altering, batchSize: 4, retries: 0).run()
+        }
+        // Page 1 was written before page 2 was judged; nothing of page 2 was.
+        #expect(try reader.knowledge()[writerNode] == 4)
+        #expect(try reader.status().revisions == 4)
+        #expect(try reader.records().allSatisfy { $0.value(at: "title") != "Nothing happened here" })
+        #expect(altering.pulls >= 2)
+        // The honest central node's pages complete it.
+        let report = try await SyncDriver(store: reader, transport: transport, batchSize: 4, retries: 0).run()
+        #expect(report.pulled == 6)
+        #expect(try Fixtures.canonicalState(reader) == Fixtures.canonicalState(writer))
+    }
+
+    @Test func aRevisionOfAnUnknownNodeInAPageFetchedAheadIsRefusedWithThePagesBeforeCommitted() async throws {
+        let (_, writer, reader, transport) = try await archive(9)
+        // The third page carries a revision that names a node the replica has no key for.
+        let stranger = try ReplicaStore.create(at: dir.file("stranger.sqlite"), name: "Stranger", now: 1)
+        _ = try Fixtures.addIncident(stranger, title: "From nowhere")
+        let unknown = try stranger.allRevisions()[0]
+        let altering = AlteringTransport(inner: transport) { page, response in
+            guard page == 3 else { return response }
+            var response = response
+            response.revisions.append(unknown)
+            return response
+        }
+        await #expect(throws: SyncError.self) {
+            _ = try await SyncDriver(store: reader, transport: altering, batchSize: 3, retries: 0).run()
+        }
+        #expect(try reader.knowledge()[writer.identity().node] == 6)
+        #expect(try reader.knowledge()[stranger.identity().node] == 0)
+    }
+
+    /// A modified client's trick: a signature verified ahead with a key of its choosing (here a
+    /// documenter's own device key) must not stand in for the check with the key the replica holds.
+    @Test func aSignatureCheckedAheadWithAnotherKeyIsNotTaken() throws {
+        let writer = try ReplicaStore.create(at: dir.file("w.sqlite"), name: "Writer", now: 1)
+        let reader = try ReplicaStore.create(at: dir.file("r.sqlite"), name: "Reader", now: 1)
+        let id = try Fixtures.addIncident(writer, title: "Raid at the market")
+        try Fixtures.edit(writer, id, [.set(path: "casualties.killed", value: 3)])
+        let genuine = try writer.allRevisions()
+        let writerKey = KeyEntry(node: try writer.identity().node, publicKey: try writer.publicKey())
+        _ = try reader.receiveVerified([genuine[0]], learning: [writerKey], now: 2)
+
+        let documenter = DeviceKey.generate()
+        var altered = genuine[1]
+        altered.operations = [.set(path: "casualties.killed", value: 0)]
+        let forged = try documenter.sign(altered)
+        let ahead = KeyDirectory([KeyEntry(node: writerKey.node, publicKey: documenter.publicKeyBase64)])
+            .checkSignatures([forged], skipping: VersionVector())
+        #expect(ahead.count == 1, "the forged revision verifies with the documenter's key")
+        #expect(throws: ProtocolError.self) { _ = try reader.receiveVerified([forged], prechecked: ahead, now: 3) }
+        #expect(try reader.knowledge()[writerKey.node] == 1)
+        #expect(try reader.record(id)?.value(at: "casualties.killed") == nil)
+
+        // The genuine revision, checked ahead with the writer's key, is taken.
+        let honest = KeyDirectory([writerKey]).checkSignatures([genuine[1]], skipping: VersionVector())
+        _ = try reader.receiveVerified([genuine[1]], prechecked: honest, now: 4)
+        #expect(try reader.record(id)?.value(at: "casualties.killed") == 3)
+    }
+
+    @Test func thePrefetchIsCancelledWithTheSync() async throws {
+        let (_, _, reader, transport) = try await archive(6)
+        let blocking = BlockingSecondPull(inner: transport)
+        let sync = Task { try await SyncDriver(store: reader, transport: blocking, batchSize: 2, retries: 0).run() }
+        // Wait until the page after the first is being fetched ahead (it never answers by itself).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !blocking.secondStarted, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(blocking.secondStarted)
+        sync.cancel()
+        let result = await sync.result
+        #expect(throws: (any Error).self) { try result.get() }
+        #expect(blocking.secondCancelled, "the page being fetched ahead was cancelled with the sync")
+        // The first page was committed and stays; nothing else arrived.
+        #expect(try reader.status().revisions == 2)
+    }
+}
+
+/// Forwards to a transport, passing each pull response through `alter` with its number (from 1).
+final class AlteringTransport: SyncTransport, Sendable {
+    let inner: any SyncTransport
+    let alter: @Sendable (Int, PullResponse) -> PullResponse
+    private let count = Mutex(0)
+
+    init(inner: any SyncTransport, alter: @escaping @Sendable (Int, PullResponse) -> PullResponse) {
+        self.inner = inner
+        self.alter = alter
+    }
+
+    var pulls: Int { count.withLock { $0 } }
+
+    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
+    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
+        try await inner.push(node: node, revisionTexts: revisionTexts)
+    }
+    func keys() async throws -> KeyDirectory { try await inner.keys() }
+    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
+    func pull(_ request: PullRequest) async throws -> PullResponse {
+        let response = try await inner.pull(request)
+        let page = count.withLock { count in
+            count += 1
+            return count
+        }
+        return alter(page, response)
+    }
+}
+
+/// Forwards to a transport, except that the second pull waits until it is cancelled.
+final class BlockingSecondPull: SyncTransport, Sendable {
+    let inner: any SyncTransport
+    private let state = Mutex((pulls: 0, started: false, cancelled: false))
+
+    init(inner: any SyncTransport) { self.inner = inner }
+
+    var secondStarted: Bool { state.withLock { $0.started } }
+    var secondCancelled: Bool { state.withLock { $0.cancelled } }
+
+    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
+    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
+        try await inner.push(node: node, revisionTexts: revisionTexts)
+    }
+    func keys() async throws -> KeyDirectory { try await inner.keys() }
+    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
+    func pull(_ request: PullRequest) async throws -> PullResponse {
+        let number = state.withLock { state in
+            state.pulls += 1
+            if state.pulls == 2 { state.started = true }
+            return state.pulls
+        }
+        if number == 2 {
+            do {
+                try await Task.sleep(for: .seconds(120))
+            } catch {
+                state.withLock { $0.cancelled = true }
+                throw error
+            }
+        }
+        return try await inner.pull(request)
+    }
+}

@@ -1,0 +1,138 @@
+import FieldSyncClient
+import FieldSyncCore
+import FieldSyncProtocol
+import FieldSyncStore
+import FieldSyncTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+@testable import FieldSyncServer
+
+/// A push of many batches keeps two in flight (spec 8.3.1): the central node verifies batch k+1
+/// while it commits batch k, and commits a sequence's batches in order whatever order they arrive in.
+@Suite struct PushPipelineTests {
+    let dir: TemporaryDirectory
+    init() throws { dir = try TemporaryDirectory("push-pipeline") }
+
+    /// A documenter with `count` incidents, enrolled with `server`, and a transport to it that
+    /// holds back the first batch of each pipelined sequence by `delay`.
+    func documenter(_ count: Int, _ server: LiveServer, delayingFirstBatchBy delay: Duration = .zero) async throws -> (
+        ReplicaStore, RecordingTransport
+    ) {
+        let store = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "Rima", now: 1)
+        try await server.enrol(store, as: "rima")
+        for i in 0..<count { _ = try Fixtures.addIncident(store, title: "Incident \(i)") }
+        return (store, RecordingTransport(inner: try Enrolling.transport(for: store), delay: delay))
+    }
+
+    @Test func aPushOfManyBatchesIsPipelinedAndStoresEverythingOnce() async throws {
+        let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
+        let (rima, transport) = try await documenter(95, server)
+        let report = try await SyncDriver(store: rima, transport: transport, batchSize: 10, retries: 0).run()
+        await transport.shutdown()
+        #expect(report.pushed == 95)
+        #expect(report.pushBatches == 10)
+        #expect(transport.batches == Array(0..<10), "every batch was numbered in one sequence, and none sent twice")
+        #expect(try server.store.status().revisions == 95)
+        #expect(try Fixtures.canonicalState(server.store) == Fixtures.canonicalState(rima))
+        let pushes = try await SQLiteSyncStorage(replica: server.store).audit(limit: 100).filter { $0.action == "push" }
+        #expect(pushes.count == 10)
+        #expect(pushes.allSatisfy { $0.detail.contains("duplicates 0") })
+        await server.stop()
+    }
+
+    @Test func aBatchThatArrivesBeforeTheOneItFollowsWaitsForIt() async throws {
+        let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
+        // Batch 1 reaches the central node about 200 ms before batch 0.
+        let (rima, transport) = try await documenter(20, server, delayingFirstBatchBy: .milliseconds(200))
+        let report = try await SyncDriver(store: rima, transport: transport, batchSize: 10, retries: 0).run()
+        await transport.shutdown()
+        #expect(report.pushed == 20)
+        #expect(transport.batches == [0, 1], "no batch was refused and sent again")
+        #expect(transport.unsequenced == 0)
+        #expect(try server.store.status().revisions == 20)
+        await server.stop()
+    }
+
+    @Test func aBatchWhosePredecessorNeverReachedThisInstanceIsAGapAndThePushGoesOnOneAtATime() async throws {
+        let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
+        // Held back longer than the central node waits for a predecessor it has not seen begin.
+        let (rima, transport) = try await documenter(30, server, delayingFirstBatchBy: .milliseconds(1500))
+        let report = try await SyncDriver(store: rima, transport: transport, batchSize: 10, retries: 0).run()
+        await transport.shutdown()
+        #expect(report.pushed == 30)
+        #expect(transport.batches.prefix(2) == [0, 1])
+        #expect(transport.unsequenced >= 1, "after the gap the rest went one batch at a time")
+        #expect(try server.store.status().revisions == 30)
+        #expect(try Fixtures.canonicalState(server.store) == Fixtures.canonicalState(rima))
+        await server.stop()
+    }
+
+    @Test func theSequencerWaitsOnlyForAPredecessorItSawBegin() async throws {
+        let sequencer = PushSequencer()
+        let key = PushSequencer.Key(device: NodeID("aaaaaaaaaaaaaaaa")!, id: "00112233445566778899aabbccddeeff")
+        // The first batch never waits; one whose predecessor is unknown waits only `unseen`.
+        await sequencer.waitForTurn(key, batch: 0, unseen: .seconds(30))
+        let unseenStart = ContinuousClock.now
+        await sequencer.waitForTurn(key, batch: 3, unseen: .milliseconds(50))
+        #expect(unseenStart.duration(to: .now) < .seconds(10))
+        // A running predecessor holds it until it finishes.
+        await sequencer.begin(key, batch: 0)
+        let waiter = Task { () -> ContinuousClock.Instant in
+            await sequencer.waitForTurn(key, batch: 1, unseen: .milliseconds(50), limit: .seconds(30))
+            return .now
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let finished = ContinuousClock.now
+        await sequencer.finish(key, batch: 0)
+        let released = await waiter.value
+        #expect(released >= finished, "batch 1 waited for batch 0 to finish")
+        #expect(await sequencer.stage(key, batch: 0) == .finished)
+    }
+
+    @Test func theSequencerForgetsTheLeastRecentlyUsedSequenceBeyondItsCapacity() async throws {
+        let sequencer = PushSequencer(capacity: 2)
+        let device = NodeID("aaaaaaaaaaaaaaaa")!
+        let keys = (0..<3).map { PushSequencer.Key(device: device, id: String(repeating: "\($0)", count: 32)) }
+        for key in keys { await sequencer.begin(key, batch: 0) }
+        #expect(await sequencer.stage(keys[0], batch: 0) == nil)
+        #expect(await sequencer.stage(keys[2], batch: 0) == .running)
+    }
+}
+
+/// Forwards pushes over HTTP, recording the batch number of each pipelined one (and counting the
+/// others), and holding back batch 0 of a sequence by `delay`.
+final class RecordingTransport: SyncTransport, Sendable {
+    let inner: HTTPSyncTransport
+    let delay: Duration
+    private let record = Mutex((batches: [Int](), unsequenced: 0))
+
+    init(inner: HTTPSyncTransport, delay: Duration) {
+        self.inner = inner
+        self.delay = delay
+    }
+
+    var batches: [Int] { record.withLock { $0.batches.sorted() } }
+    var unsequenced: Int { record.withLock { $0.unsequenced } }
+    var pipelinesPushes: Bool { true }
+
+    func shutdown() async { await inner.shutdown() }
+
+    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
+    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
+        record.withLock { $0.unsequenced += 1 }
+        return try await inner.push(node: node, revisionTexts: revisionTexts)
+    }
+    func push(node: NodeID, revisionTexts: [String], sequence: PushSequence) async throws -> PushResponse {
+        record.withLock { $0.batches.append(sequence.batch) }
+        if sequence.batch == 0, delay > .zero { try await Task.sleep(for: delay) }
+        return try await inner.push(node: node, revisionTexts: revisionTexts, sequence: sequence)
+    }
+    func keys() async throws -> KeyDirectory { try await inner.keys() }
+    func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? {
+        try await inner.keys(unlessTagged: known)
+    }
+    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
+    func pull(_ request: PullRequest) async throws -> PullResponse { try await inner.pull(request) }
+}
