@@ -177,11 +177,13 @@ public struct SyncDriver: Sendable {
     /// node checks the rest: if it holds less of this node than remembered (restored from a backup)
     /// the push is a causal gap, if it holds other revisions under these counters (this replica was
     /// restored or cloned) it is a fork; either way nothing was stored, and the full way runs.
-    /// Returns nil, having sent nothing or had it refused, whenever the full way is needed.
+    /// Returns nil whenever the full way is needed: nothing sent, the push refused, or the answers
+    /// showing that the central node holds less of another node than remembered.
     func pushFromRememberedKnowledge(
         _ contested: inout Set<NodeID>, _ report: inout SyncReport, _ progress: @Sendable (SyncProgress) -> Void
     ) async throws -> VersionVector? {
-        guard var remembered = try store.centralKnowledge() else { return nil }
+        guard let original = try store.centralKnowledge() else { return nil }
+        var remembered = original
         let own = try store.identity().node
         let local = try store.knowledge()
         // Only own work since then, under a node id the central node already holds revisions of;
@@ -193,12 +195,15 @@ public struct SyncDriver: Sendable {
         else { return nil }
         do {
             try await push(&remembered, &contested, &report, progress)
-        } catch SyncError.rejected(_, let error)
-            where [.causalGap, .fork, .conflictingDuplicate].contains(error.code) && report.pushed == 0
-        {
+        } catch SyncError.rejected(_, let error) where [.causalGap, .fork].contains(error.code) {
+            // Nothing of the refused batch was stored; the full way re-checks the history (and
+            // re-mints a fork) before it pushes the rest.
             logger.info("the central node holds otherwise than remembered; asking first", metadata: ["reason": "\(error.code.rawValue)"])
             return nil
         }
+        // The central node holds less of another node than remembered (restored from a backup that
+        // lost what colleagues pushed): the full way sends it what it lacks.
+        guard remembered.covers(original) else { return nil }
         return remembered
     }
 
@@ -366,11 +371,14 @@ public struct SyncDriver: Sendable {
         _ progress: @Sendable (SyncProgress) -> Void
     ) async throws {
         let node = try store.identity().node
-        if transport.pipelinesPushes { try await pushPipelined(node, &serverKnowledge, &contested, &report, progress) }
+        // The first page, when the pipeline read it and found it the only one.
+        var ready: MissingRevisions?
+        if transport.pipelinesPushes { ready = try await pushPipelined(node, &serverKnowledge, &contested, &report, progress) }
         // One batch at a time: all of a push without a pipeline, or what is left after one stopped.
         var pushBatchSize = batchSize
         while true {
-            let page = try store.missing(from: serverKnowledge, limit: pushBatchSize)
+            let page = try ready ?? store.missing(from: serverKnowledge, limit: pushBatchSize)
+            ready = nil
             if page.texts.isEmpty { break }
             let response: PushResponse
             do {
@@ -416,10 +424,11 @@ public struct SyncDriver: Sendable {
     func pushPipelined(
         _ node: NodeID, _ serverKnowledge: inout VersionVector, _ contested: inout Set<NodeID>, _ report: inout SyncReport,
         _ progress: @Sendable (SyncProgress) -> Void
-    ) async throws {
+    ) async throws -> MissingRevisions? {
         let first = try store.missing(from: serverKnowledge, limit: batchSize)
-        // A single batch needs no pipeline, and a page without its dots cannot say where the next starts.
-        guard first.more, first.dots.count == first.texts.count else { return }
+        // A single batch needs no pipeline, and a page without its dots cannot say where the next
+        // starts: it is handed back, for the caller to send as it is.
+        guard first.more, first.dots.count == first.texts.count else { return first }
         var sequence = PushSequence.random()
         var inFlight: [BatchInFlight] = []
         defer { for batch in inFlight { batch.response.cancel() } }
@@ -438,14 +447,21 @@ public struct SyncDriver: Sendable {
             report.setAside += response.setAside.count
             contested.formUnion(response.setAside.map(\.node))
             report.pushBatches += 1
-            serverKnowledge.merge(response.knowledge)
+            // A device's batches are stored in order and answered in order: the newest answer is
+            // what the server holds (never merged with what was assumed).
+            serverKnowledge = response.knowledge
             progress(.pushed(total: report.pushed))
         }
         // Lets the batches still in flight finish (a refusal there is expected: they were read as if
         // the one before were stored), counting what they stored.
         func settle() async {
-            for batch in inFlight { if let response = try? await batch.response.value { count(response) } }
+            let tasks = inFlight.map(\.response)
             inFlight = []
+            await withTaskCancellationHandler {
+                for task in tasks { if let response = try? await task.value { count(response) } }
+            } onCancel: {
+                for task in tasks { task.cancel() }
+            }
         }
         inFlight.append(send(first, after: serverKnowledge))
         while let head = inFlight.first {
@@ -465,7 +481,7 @@ public struct SyncDriver: Sendable {
             } catch let error as SyncError where Self.endsPipeline(error) {
                 logger.info("pipelined push stopped; going on one batch at a time", metadata: ["reason": "\(error)"])
                 await settle()
-                return
+                return nil
             }
             guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty
             else {
@@ -475,10 +491,11 @@ public struct SyncDriver: Sendable {
             // Something of it was set aside: the batch after it was read as if it were stored.
             if !response.knowledge.covers(head.expected) {
                 await settle()
-                return
+                return nil
             }
         }
         await settle()
+        return nil
     }
 
     /// Refusals after which a pipelined push goes on one batch at a time: failures worth retrying,

@@ -76,6 +76,29 @@ import Testing
         #expect(try Fixtures.canonicalState(restored) == Fixtures.canonicalState(rima))
     }
 
+    @Test func aCentralNodeThatLostAColleaguesWorkGetsItAgainAfterADelta() async throws {
+        let rima = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "Rima", now: 1)
+        let omar = try ReplicaStore.create(at: dir.file("omar.sqlite"), name: "Omar", now: 1)
+        let (_, transport) = try central(keys: [rima, omar])
+        _ = try Fixtures.addIncident(rima, title: "Shelling of the school")
+        _ = try await SyncDriver(store: rima, transport: transport, retries: 0).run()
+        _ = try Fixtures.addIncident(omar, title: "Looting of the pharmacy")
+        _ = try await SyncDriver(store: omar, transport: transport, retries: 0).run()
+        _ = try await SyncDriver(store: rima, transport: transport, retries: 0).run()
+        let omarNode = try omar.identity().node
+        #expect(try rima.centralKnowledge()?[omarNode] == 1)
+        // Restored from a copy that holds Rima's revision but lost Omar's.
+        let (restored, restoredTransport) = try central("restored", keys: [rima, omar])
+        let rimaNode = try rima.identity().node
+        _ = try restored.receive(try rima.allRevisions().filter { $0.dot.node == rimaNode }, now: 2)
+        _ = try Fixtures.addIncident(rima, title: "Detentions at the bakery")
+        let report = try await SyncDriver(store: rima, transport: restoredTransport, retries: 0).run()
+        #expect(report.pushed == 2, "Rima's new revision, then Omar's that the central node lost")
+        #expect(try restored.knowledge()[omarNode] == 1)
+        #expect(try restored.status().revisions == 3)
+        #expect(try rima.centralKnowledge() == restored.knowledge())
+    }
+
     @Test func aClonePushingRememberedCountersIsRefusedAndReMints() async throws {
         let (server, transport) = try central()
         let rima = try ReplicaStore.create(at: dir.file("rima.sqlite"), name: "Rima", now: 1)

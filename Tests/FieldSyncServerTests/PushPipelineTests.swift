@@ -91,6 +91,31 @@ import Testing
         #expect(await sequencer.stage(key, batch: 0) == .finished)
     }
 
+    @Test func aDeviceCannotMakeTheSequencerRememberOrWaitWithoutBound() async throws {
+        let sequencer = PushSequencer(capacity: 100, perDevice: 2, waitersPerDevice: 1)
+        let device = NodeID("aaaaaaaaaaaaaaaa")!
+        let theirs = PushSequencer.Key(device: NodeID("bbbbbbbbbbbbbbbb")!, id: String(repeating: "f", count: 32))
+        await sequencer.begin(theirs, batch: 0)
+        // A third sequence of one device pushes out its own oldest, not another device's.
+        let keys = (0..<3).map { PushSequencer.Key(device: device, id: String(repeating: "\($0)", count: 32)) }
+        for key in keys { await sequencer.begin(key, batch: 0) }
+        #expect(await sequencer.stage(keys[0], batch: 0) == nil)
+        #expect(await sequencer.stage(keys[2], batch: 0) == .running)
+        #expect(await sequencer.stage(theirs, batch: 0) == .running)
+        // Batch numbers sent downwards are not all remembered.
+        for batch in stride(from: 100, through: 0, by: -1) { await sequencer.begin(keys[2], batch: batch) }
+        #expect(await sequencer.rememberedBatches(keys[2]) <= PushSequencer.window + 1)
+        // One waiter per device here: a second goes ahead at once although its predecessor runs.
+        await sequencer.begin(keys[1], batch: 5)
+        let first = Task { await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(30), limit: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let start = ContinuousClock.now
+        await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(30), limit: .seconds(30))
+        #expect(start.duration(to: .now) < .seconds(10))
+        await sequencer.finish(keys[1], batch: 5)
+        await first.value
+    }
+
     @Test func theSequencerForgetsTheLeastRecentlyUsedSequenceBeyondItsCapacity() async throws {
         let sequencer = PushSequencer(capacity: 2)
         let device = NodeID("aaaaaaaaaaaaaaaa")!
