@@ -300,7 +300,7 @@ struct PostgresReceive {
     func saveStates(_ states: [RecordState]) async throws {
         guard !states.isEmpty else { return }
         let ordered = states.sorted { $0.id < $1.id }
-        let texts = ordered.parallelMap { $0.json.canonicalText }
+        let texts = ordered.parallelMap { $0.canonicalText }
         try await connection.query(
             """
             INSERT INTO record (id, state, title, deleted, conflicts, updated)

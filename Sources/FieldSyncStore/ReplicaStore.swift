@@ -476,7 +476,7 @@ public final class ReplicaStore: Sendable {
                 Result {
                     let token = try sealer.token(state.id)
                     return [
-                        token.value, try sealer.seal(text: state.json.canonicalText, place: "record.state/\(token.text)"),
+                        token.value, try sealer.seal(text: state.canonicalText, place: "record.state/\(token.text)"),
                         try state.value(at: "title")?.stringValue.map { try sealer.seal(text: $0, place: "record.title/\(token.text)") }
                             ?? .null,
                         state.isDeleted.databaseValue, state.conflicts.count.databaseValue,
@@ -495,7 +495,7 @@ public final class ReplicaStore: Sendable {
             }
             return
         }
-        let texts = ordered.parallelMap { $0.json.canonicalText }
+        let texts = ordered.parallelMap { $0.canonicalText }
         for (state, text) in zip(ordered, texts) {
             try db.cachedStatement(
                 sql: """

@@ -24,6 +24,8 @@ import Testing
             equalKnowledgeComparisons += world.equalKnowledgeComparisons
 
             try world.syncAll()
+            // The direct encoder of stored states writes exactly the canonical encoding.
+            for state in world.replicas[0].records.values { #expect(state.canonicalText == state.json.canonicalText) }
             let everything = VersionVector(
                 world.authored.reduce(into: [NodeID: UInt64]()) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) })
             let reference = world.replicas[0].canonicalBytes
