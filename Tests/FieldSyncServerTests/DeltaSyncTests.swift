@@ -123,7 +123,7 @@ import Testing
 }
 
 /// Forwards to a transport and counts its requests by kind.
-final class CountingTransport: SyncTransport, Sendable {
+final class CountingTransport: ForwardingTransport, Sendable {
     struct Counts: Equatable, Sendable {
         var knowledge = 0
         var push = 0
@@ -146,11 +146,10 @@ final class CountingTransport: SyncTransport, Sendable {
         tally.withLock { $0.push += 1 }
         return try await inner.push(node: node, revisionTexts: revisionTexts)
     }
-    func keys() async throws -> KeyDirectory {
+    func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? {
         tally.withLock { $0.keys += 1 }
-        return try await inner.keys()
+        return try await inner.keys(unlessTagged: known)
     }
-    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         tally.withLock { $0.pull += 1 }
         return try await inner.pull(request)

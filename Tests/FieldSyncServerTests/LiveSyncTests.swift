@@ -178,7 +178,7 @@ import Testing
 }
 
 /// Forwards to a transport and stops the live server once `pulls` pull responses were delivered.
-final class StopAfterPulls: SyncTransport, @unchecked Sendable {
+final class StopAfterPulls: ForwardingTransport, @unchecked Sendable {
     // Mutated only from the sync driver's sequential calls.
     let inner: any SyncTransport
     let server: LiveServer
@@ -191,12 +191,6 @@ final class StopAfterPulls: SyncTransport, @unchecked Sendable {
         self.server = server
     }
 
-    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
-    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
-        try await inner.push(node: node, revisionTexts: revisionTexts)
-    }
-    func keys() async throws -> KeyDirectory { try await inner.keys() }
-    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         let response = try await inner.pull(request)
         count += 1

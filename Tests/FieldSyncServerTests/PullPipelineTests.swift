@@ -123,7 +123,7 @@ import Testing
 }
 
 /// Forwards to a transport, passing each pull response through `alter` with its number (from 1).
-final class AlteringTransport: SyncTransport, Sendable {
+final class AlteringTransport: ForwardingTransport, Sendable {
     let inner: any SyncTransport
     let alter: @Sendable (Int, PullResponse) -> PullResponse
     private let count = Mutex(0)
@@ -135,12 +135,6 @@ final class AlteringTransport: SyncTransport, Sendable {
 
     var pulls: Int { count.withLock { $0 } }
 
-    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
-    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
-        try await inner.push(node: node, revisionTexts: revisionTexts)
-    }
-    func keys() async throws -> KeyDirectory { try await inner.keys() }
-    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         let response = try await inner.pull(request)
         let page = count.withLock { count in
@@ -152,7 +146,7 @@ final class AlteringTransport: SyncTransport, Sendable {
 }
 
 /// Forwards to a transport, except that the second pull waits until it is cancelled.
-final class BlockingSecondPull: SyncTransport, Sendable {
+final class BlockingSecondPull: ForwardingTransport, Sendable {
     let inner: any SyncTransport
     private let state = Mutex((pulls: 0, started: false, cancelled: false))
 
@@ -161,12 +155,6 @@ final class BlockingSecondPull: SyncTransport, Sendable {
     var secondStarted: Bool { state.withLock { $0.started } }
     var secondCancelled: Bool { state.withLock { $0.cancelled } }
 
-    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
-    func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
-        try await inner.push(node: node, revisionTexts: revisionTexts)
-    }
-    func keys() async throws -> KeyDirectory { try await inner.keys() }
-    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
     func pull(_ request: PullRequest) async throws -> PullResponse {
         let number = state.withLock { state in
             state.pulls += 1

@@ -128,13 +128,14 @@ import Testing
 
 /// Forwards pushes over HTTP, recording the batch number of each pipelined one (and counting the
 /// others), and holding back batch 0 of a sequence by `delay`.
-final class RecordingTransport: SyncTransport, Sendable {
-    let inner: HTTPSyncTransport
+final class RecordingTransport: ForwardingTransport, Sendable {
+    let http: HTTPSyncTransport
+    var inner: any SyncTransport { http }
     let delay: Duration
     private let record = Mutex((batches: [Int](), unsequenced: 0))
 
     init(inner: HTTPSyncTransport, delay: Duration) {
-        self.inner = inner
+        self.http = inner
         self.delay = delay
     }
 
@@ -142,22 +143,15 @@ final class RecordingTransport: SyncTransport, Sendable {
     var unsequenced: Int { record.withLock { $0.unsequenced } }
     var pipelinesPushes: Bool { true }
 
-    func shutdown() async { await inner.shutdown() }
+    func shutdown() async { await http.shutdown() }
 
-    func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse { try await inner.knowledge(probing: dot) }
     func push(node: NodeID, revisionTexts: [String]) async throws -> PushResponse {
         record.withLock { $0.unsequenced += 1 }
-        return try await inner.push(node: node, revisionTexts: revisionTexts)
+        return try await http.push(node: node, revisionTexts: revisionTexts)
     }
     func push(node: NodeID, revisionTexts: [String], sequence: PushSequence) async throws -> PushResponse {
         record.withLock { $0.batches.append(sequence.batch) }
         if sequence.batch == 0, delay > .zero { try await Task.sleep(for: delay) }
-        return try await inner.push(node: node, revisionTexts: revisionTexts, sequence: sequence)
+        return try await http.push(node: node, revisionTexts: revisionTexts, sequence: sequence)
     }
-    func keys() async throws -> KeyDirectory { try await inner.keys() }
-    func keys(unlessTagged known: String?) async throws -> (directory: KeyDirectory, tag: String?)? {
-        try await inner.keys(unlessTagged: known)
-    }
-    func registerNode(_ node: NodeID, nonce: String?) async throws { try await inner.registerNode(node, nonce: nonce) }
-    func pull(_ request: PullRequest) async throws -> PullResponse { try await inner.pull(request) }
 }
