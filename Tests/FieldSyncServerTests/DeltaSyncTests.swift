@@ -137,6 +137,8 @@ final class CountingTransport: ForwardingTransport, Sendable {
     init(inner: any SyncTransport) { self.inner = inner }
 
     var counts: Counts { tally.withLock { $0 } }
+    /// One batch at a time, so that every push is counted here.
+    var pipelinesPushes: Bool { false }
 
     func knowledge(probing dot: Dot?) async throws -> KnowledgeResponse {
         tally.withLock { $0.knowledge += 1 }
