@@ -1,3 +1,4 @@
+import Dispatch
 import FieldSyncCore
 import FieldSyncProtocol
 import FieldSyncStore
@@ -604,7 +605,15 @@ public struct SyncDriver: Sendable {
             for certificate in response.certificates where directory[certificate.node] == nil {
                 directory.entries[certificate.node] = KeyEntry(certificate: certificate)
             }
-            let checked = await directory.checkSignatures(response.revisions, skipping: request.knowledge)
+            // On Dispatch's threads (all cores), not Swift's shared pool: a page's Ed25519 checks are
+            // tenths of a second of CPU that would hold up every other task of the process meanwhile.
+            let revisions = response.revisions
+            let keys = directory
+            let checked = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: keys.checkSignatures(revisions, skipping: request.knowledge))
+                }
+            }
             try Task.checkCancellation()
             return PulledPage(response: response, checked: checked)
         }

@@ -6,6 +6,7 @@ import FieldSyncStore
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 
 /// A real central node on 127.0.0.1 and a port the system picked, running in this process.
 public final class LiveServer: Sendable {
@@ -91,7 +92,7 @@ public enum Enrolling {
     /// Enrols `replica` with the central node at `url` using `code`, over HTTP.
     public static func enrol(_ replica: ReplicaStore, code: String, url: String) async throws {
         let node = try replica.identity().node
-        let transport = try HTTPSyncTransport(baseURL: url, node: node)
+        let transport = try HTTPSyncTransport(baseURL: url, node: node, timeout: testTimeout)
         do {
             let response = try await transport.enrol(
                 EnrolRequest(code: code, node: node, publicKey: try replica.publicKey(), nonce: try replica.nodeNonce(node)))
@@ -119,6 +120,12 @@ public enum Enrolling {
     /// An authenticated transport for an enrolled replica.
     public static func transport(for replica: ReplicaStore) throws -> HTTPSyncTransport {
         guard let enrolment = try replica.enrolment() else { throw StoreError(.invalid, "not enrolled") }
-        return try HTTPSyncTransport(baseURL: enrolment.server, node: try replica.identity().node, token: enrolment.token)
+        return try HTTPSyncTransport(
+            baseURL: enrolment.server, node: try replica.identity().node, token: enrolment.token, timeout: testTimeout)
     }
+
+    /// How long a test's request may wait for its answer: the whole suite runs on two shared cores,
+    /// where debug-build scrypt and hundreds of child processes can hold up an in-process server
+    /// for over a minute. A server that never answers still fails the test.
+    public static let testTimeout = TimeAmount.seconds(300)
 }

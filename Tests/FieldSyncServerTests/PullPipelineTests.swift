@@ -110,7 +110,7 @@ import Testing
         let blocking = BlockingSecondPull(inner: transport)
         let sync = Task { try await SyncDriver(store: reader, transport: blocking, batchSize: 2, retries: 0).run() }
         // Wait until the page after the first is being fetched ahead (it never answers by itself).
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(240)
         while !blocking.secondStarted, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         #expect(blocking.secondStarted)
         sync.cancel()

@@ -75,12 +75,12 @@ import Testing
         // The first batch never waits; one whose predecessor is unknown waits only `unseen`.
         await sequencer.waitForTurn(key, batch: 0, unseen: .seconds(30))
         let unseenStart = ContinuousClock.now
-        await sequencer.waitForTurn(key, batch: 3, unseen: .milliseconds(50))
-        #expect(unseenStart.duration(to: .now) < .seconds(10))
+        await sequencer.waitForTurn(key, batch: 3, unseen: .milliseconds(50), limit: .seconds(3600))
+        #expect(unseenStart.duration(to: .now) < .seconds(600), "it did not wait for the hour-long limit")
         // A running predecessor holds it until it finishes.
         await sequencer.begin(key, batch: 0)
         let waiter = Task { () -> ContinuousClock.Instant in
-            await sequencer.waitForTurn(key, batch: 1, unseen: .milliseconds(50), limit: .seconds(30))
+            await sequencer.waitForTurn(key, batch: 1, unseen: .milliseconds(50), limit: .seconds(3600))
             return .now
         }
         try await Task.sleep(for: .milliseconds(300))
@@ -107,11 +107,11 @@ import Testing
         #expect(await sequencer.rememberedBatches(keys[2]) <= PushSequencer.window + 1)
         // One waiter per device here: a second goes ahead at once although its predecessor runs.
         await sequencer.begin(keys[1], batch: 5)
-        let first = Task { await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(30), limit: .seconds(30)) }
+        let first = Task { await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(3600), limit: .seconds(3600)) }
         try await Task.sleep(for: .milliseconds(100))
         let start = ContinuousClock.now
-        await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(30), limit: .seconds(30))
-        #expect(start.duration(to: .now) < .seconds(10))
+        await sequencer.waitForTurn(keys[1], batch: 6, unseen: .seconds(3600), limit: .seconds(3600))
+        #expect(start.duration(to: .now) < .seconds(600), "it did not wait for the hour-long limit")
         await sequencer.finish(keys[1], batch: 5)
         await first.value
     }
