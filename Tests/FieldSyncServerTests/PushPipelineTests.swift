@@ -58,7 +58,7 @@ import Testing
     @Test func aBatchWhosePredecessorNeverReachedThisInstanceIsAGapAndThePushGoesOnOneAtATime() async throws {
         let server = try await LiveServer.start(storePath: dir.file("server.sqlite"))
         // Held back longer than the central node waits for a predecessor it has not seen begin.
-        let (rima, transport) = try await documenter(30, server, delayingFirstBatchBy: .milliseconds(1500))
+        let (rima, transport) = try await documenter(30, server, delayingFirstBatchBy: .seconds(8))
         let report = try await SyncDriver(store: rima, transport: transport, batchSize: 10, retries: 0).run()
         await transport.shutdown()
         #expect(report.pushed == 30)
