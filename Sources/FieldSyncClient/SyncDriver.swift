@@ -185,6 +185,7 @@ public struct SyncDriver: Sendable {
     ) async throws -> VersionVector? {
         guard let original = try store.centralKnowledge() else { return nil }
         var remembered = original
+        let batchesBefore = report.pushBatches
         let own = try store.identity().node
         let local = try store.knowledge()
         // Only own work since then, under a node id the central node already holds revisions of;
@@ -204,7 +205,7 @@ public struct SyncDriver: Sendable {
         }
         // The central node holds less of another node than remembered (restored from a backup that
         // lost what colleagues pushed): the full way sends it what it lacks.
-        guard remembered.covers(original) else { return nil }
+        guard remembered.covers(original), report.pushBatches > batchesBefore else { return nil }
         return remembered
     }
 
@@ -431,6 +432,7 @@ public struct SyncDriver: Sendable {
         // starts: it is handed back, for the caller to send as it is.
         guard first.more, first.dots.count == first.texts.count else { return first }
         var sequence = PushSequence.random()
+        let batchesBefore = report.pushBatches
         var inFlight: [BatchInFlight] = []
         defer { for batch in inFlight { batch.response.cancel() } }
         func send(_ page: MissingRevisions, after knowledge: VersionVector) -> BatchInFlight {
@@ -479,6 +481,11 @@ public struct SyncDriver: Sendable {
                 } onCancel: {
                     head.response.cancel()
                 }
+            } catch SyncError.rejected(let status, let refusal) where refusal.code == .causalGap && report.pushBatches == batchesBefore {
+                // The first batch itself does not follow what the server holds: no pipeline caused
+                // that, and sending it again one at a time would only be refused again.
+                await settle()
+                throw SyncError.rejected(status: status, error: refusal)
             } catch let error as SyncError where Self.endsPipeline(error) {
                 logger.info("pipelined push stopped; going on one batch at a time", metadata: ["reason": "\(error)"])
                 await settle()

@@ -142,7 +142,7 @@ extension VersionVector {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             JSONValue.writeString(node.rawValue, into: &out)
             out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: String(counters[node]!).utf8)
+            out.append(contentsOf: String(Int64(counters[node]!)).utf8)
         }
         out.append(UInt8(ascii: "}"))
     }
