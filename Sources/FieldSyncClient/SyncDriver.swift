@@ -200,7 +200,7 @@ public struct SyncDriver: Sendable {
         } catch SyncError.rejected(_, let error) where [.causalGap, .fork].contains(error.code) {
             // Nothing of the refused batch was stored; the full way re-checks the history (and
             // re-mints a fork) before it pushes the rest.
-            logger.info("the central node holds otherwise than remembered; asking first", metadata: ["reason": "\(error.code.rawValue)"])
+            logger.debug("the central node holds otherwise than remembered; asking first", metadata: ["reason": "\(error.code.rawValue)"])
             return nil
         }
         // The central node holds less of another node than remembered (restored from a backup that
@@ -487,7 +487,7 @@ public struct SyncDriver: Sendable {
                 await settle()
                 throw SyncError.rejected(status: status, error: refusal)
             } catch let error as SyncError where Self.endsPipeline(error) {
-                logger.info("pipelined push stopped; going on one batch at a time", metadata: ["reason": "\(error)"])
+                logger.debug("pipelined push stopped; going on one batch at a time", metadata: ["reason": "\(error)"])
                 await settle()
                 return nil
             }

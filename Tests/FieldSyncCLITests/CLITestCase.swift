@@ -39,6 +39,14 @@ struct CLIWorkspace {
 
     func store(_ name: String) -> String { dir.file("\(name).fieldsync") }
 
+    /// Starts `fieldsync serve` over the central store `file` of this workspace, as a child process:
+    /// the built binary, with its own threads, so that no load of the test process can hold up its
+    /// answers to the commands of a test.
+    func startServer(_ file: String = "server.sqlite") async throws -> CLIServer {
+        let path = dir.file(file)
+        return CLIServer(process: try await ServerProcess.start(binary: binary, store: path), storePath: path)
+    }
+
     /// Runs a command against a replica and expects it to succeed.
     @discardableResult
     func ok(_ name: String, _ arguments: String..., stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws
@@ -122,4 +130,15 @@ struct CLIWorkspace {
         try await ok(from, "bundle", "export", "--out", file)
         return try await ok(to, "bundle", "import", file)
     }
+}
+
+/// A central node that a CLI test drives: `fieldsync serve` as a child process, and its store's path
+/// (for `fieldsync server add-user --store`). The process is killed when this is released unstopped.
+struct CLIServer {
+    let process: ServerProcess
+    let storePath: String
+    var url: String { process.url }
+
+    /// Stops the server with SIGTERM and waits until it has exited.
+    func stop() async { _ = await process.stop(signal: SIGTERM) }
 }

@@ -13,9 +13,9 @@ import Testing
     }
 
     /// Admin and two documenters; one record synced everywhere, then edited concurrently on `casualties.killed`.
-    func setUp(_ server: LiveServer) async throws -> String {
-        try await w.initReplica("admin", server: server.url, serverStore: server.store.path, role: "admin")
-        for name in ["rima", "omar"] { try await w.initReplica(name, server: server.url, serverStore: server.store.path) }
+    func setUp(_ server: CLIServer) async throws -> String {
+        try await w.initReplica("admin", server: server.url, serverStore: server.storePath, role: "admin")
+        for name in ["rima", "omar"] { try await w.initReplica(name, server: server.url, serverStore: server.storePath) }
         let id = try await w.add("rima", "--title", "Killings in Al-Snobar", "--set", "casualties.killed=10")
         for name in ["rima", "omar", "admin"] { _ = try await sync(name) }
         // A snapshot from before the conflict, for a late documenter.
@@ -31,7 +31,7 @@ import Testing
     /// Candidates carry stable ids (their dots): `--pick PATH=ID` names one whatever the numbering,
     /// and `resolve` says what it chose and what it supersedes.
     @Test func candidatesHaveStableIdsAndResolveNamesWhatItSupersedes() async throws {
-        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let server = try await w.startServer()
         let id = try await setUp(server)
         let listing = try await w.ok("admin", "conflicts", "--json").json()
         let candidates = try #require(listing[0]?["conflicts"]?[0]?["candidates"]?.arrayValue)
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func adminSeesBothSidesWithTheBaseAndResolvesEverywhere() async throws {
-        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let server = try await w.startServer()
         let id = try await setUp(server)
         let listing = try await w.ok("admin", "conflicts", "--json").json()
         let conflict = try #require(listing[0]?["conflicts"]?[0])
@@ -93,9 +93,9 @@ import Testing
     }
 
     @Test func aResolutionOnAnOutOfDateViewSettlesOnlyWhatTheAdminSaw() async throws {
-        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let server = try await w.startServer()
         let id = try await setUp(server)
-        try await w.initReplica("lina", server: server.url, serverStore: server.store.path)
+        try await w.initReplica("lina", server: server.url, serverStore: server.storePath)
         // Lina synced before the conflict arose, then wrote a third figure concurrently, and syncs late.
         try await w.ok("lina", "bundle", "import", w.dir.file("early.bundle"))
         try await w.ok("lina", "edit", id, "--set", "casualties.killed=20")
@@ -112,9 +112,9 @@ import Testing
     }
 
     @Test func twoAdminsResolvingDifferentlyMakeANewConflict() async throws {
-        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let server = try await w.startServer()
         let id = try await setUp(server)
-        try await w.initReplica("admin2", server: server.url, serverStore: server.store.path, role: "admin")
+        try await w.initReplica("admin2", server: server.url, serverStore: server.storePath, role: "admin")
         _ = try await sync("admin2")
         try await w.ok("admin", "resolve", id, "--set", "casualties.killed=12", "--note", "First admin's reading")
         try await w.ok("admin2", "resolve", id, "--set", "casualties.killed=15", "--note", "Second admin's reading")

@@ -42,21 +42,21 @@ import Testing
     }
 
     /// An encrypted replica of `account` in its own folder, enrolled, unlocked.
-    func enrolledReplica(_ name: String, account: String, role: String, server: LiveServer) async throws {
+    func enrolledReplica(_ name: String, account: String, role: String, server: CLIServer) async throws {
         try FileManager.default.createDirectory(atPath: w.dir.file("vault"), withIntermediateDirectories: true)
         try "\(account) passphrase\n".write(toFile: w.passphraseFile(account), atomically: true, encoding: .utf8)
         try await w.ok(name, "init", "--name", "\(account) AUTHORMARKER", "--passphrase-file", w.passphraseFile(account))
         try await w.ok(name, "unlock", "--for", "5m", "--passphrase-file", w.passphraseFile(account))
-        let added = try await w.binary.run(["server", "add-user", account, "--role", role, "--store", server.store.path, "--json"])
+        let added = try await w.binary.run(["server", "add-user", account, "--role", role, "--store", server.storePath, "--json"])
         let code = try #require(try added.json()["code"]?.stringValue, "\(added)")
         try await w.ok(name, "enroll", "--server", server.url, "--code", code)
     }
 
     @Test func nothingTheReplicaHoldsIsOnItsDiskInClear() async throws {
-        let server = try await LiveServer.start(storePath: w.dir.file("server.sqlite"))
+        let server = try await w.startServer()
         let amira = "vault/amira"
         try await enrolledReplica(amira, account: "amira", role: "admin", server: server)
-        try await w.initReplica("omar", server: server.url, serverStore: server.store.path)
+        try await w.initReplica("omar", server: server.url, serverStore: server.storePath)
         let id = try await w.add(
             amira, "--title", "TITLEMARKER at the bakery", "--place", "PLACEMARKER", "--set", "narrative=NARRATIVEMARKER",
             "--set", #"victims+={"pseudonym":"PSEUDONYMMARKER","status":"killed"}"#)
