@@ -54,13 +54,6 @@ public struct SyncDriver: Sendable {
     public var retries: Int
     public var initialBackoffSeconds: Double
     public var logger: Logger
-    /// Pulled pages stored in one transaction at most (1 to 16; 4 by default): a page whose
-    /// signatures were all verified ahead waits for the next ones, so that four pages cost one commit
-    /// (and, on an encrypted replica, one rewrite of the index pages their random record tokens
-    /// touch) instead of four.
-    public var pagesPerTransaction = 4 {
-        didSet { pagesPerTransaction = min(max(1, pagesPerTransaction), 16) }
-    }
 
     public init(
         store: ReplicaStore, transport: any SyncTransport, batchSize: Int = SyncProtocol.defaultBatchRevisions, retries: Int = 3,
@@ -530,6 +523,106 @@ public struct SyncDriver: Sendable {
             try store.learnDirectory(answer.directory, tag: answer.tag)
         } catch let error as ProtocolError {
             throw SyncError.badResponse("the key directory was rejected: \(error.message)")
+        }
+    }
+
+    /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
+    /// in one transaction. While it is stored, the next one is already requested with the knowledge
+    /// the replica will have once it is, decoded, and its signatures verified on the other cores, so
+    /// the server's read, the transfer and the Ed25519 checks overlap the local write. At most two
+    /// pages are in hand: the one being written and the one fetched ahead.
+    func pull(_ report: inout SyncReport, _ contested: inout Set<NodeID>, _ progress: @Sendable (SyncProgress) -> Void) async throws {
+        // The directory only when it changed since this replica learned it (an entity tag): with
+        // thousands of enrolled nodes it is the largest thing a small sync would otherwise move.
+        let known = try store.directoryTag()
+        let answer = try await withRetry(&report, progress) { try await transport.keys(unlessTagged: known) }
+        var keys = answer.map { Array($0.directory.entries.values) } ?? []
+        var source = KeySource.centralNode(serverKey: answer?.directory.serverKey)
+        var tag = answer?.tag
+        var prefetched: (knowledge: VersionVector, page: Task<PulledPage, any Error>)?
+        defer { prefetched?.page.cancel() }
+        // The keys pages fetched ahead are verified with: what this replica holds, read once, and what
+        // this pull learns. A key here is only a hint: the transaction takes a signature checked ahead
+        // only if it verified with the key the replica holds for that node by then.
+        var keysAhead: KeyDirectory?
+        while true {
+            let knowledge = try store.knowledge()
+            let page = try await withRetry(&report, progress) {
+                if let ahead = prefetched, ahead.knowledge == knowledge {
+                    prefetched = nil
+                    // The prefetch is an unstructured task: pass a cancellation of this sync on to it.
+                    return try await withTaskCancellationHandler {
+                        try await ahead.page.value
+                    } onCancel: {
+                        ahead.page.cancel()
+                    }
+                }
+                prefetched?.page.cancel()
+                prefetched = nil
+                return PulledPage(response: try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize)), checked: .none)
+            }
+            let response = page.response
+            if response.revisions.isEmpty { break }
+            // The page's certificates vouch for its authors too, for nodes the directory did not name.
+            let named = Set(keys.map(\.node))
+            let certified = response.certificates.filter { !named.contains($0.node) }.map { KeyEntry(certificate: $0) }
+            if response.more {
+                var expected = knowledge
+                for revision in response.revisions { expected.add(revision.dot) }
+                if keysAhead == nil { keysAhead = try store.signingKeys() }
+                for key in keys + certified where keysAhead?[key.node] == nil { keysAhead?.entries[key.node] = key }
+                prefetched = (expected, Self.fetchAhead(PullRequest(knowledge: expected, limit: batchSize), transport, keysAhead!))
+            }
+            let outcome: ReceiveOutcome
+            do {
+                outcome = try store.receiveVerified(
+                    response.revisions, learning: keys + certified, from: source, directoryTag: tag, prechecked: page.checked,
+                    now: Self.now())
+                // Learned with the first batch, in its transaction: later batches verify against the store.
+                keys = []
+                source = .centralNode(serverKey: nil)
+                tag = nil
+            } catch let error as ProtocolError {
+                throw SyncError.badResponse("a pulled batch was rejected: \(error.message)")
+            }
+            report.pulled += outcome.accepted
+            contested.formUnion(outcome.contested.map(\.node))
+            report.newConflicts += outcome.newConflicts
+            report.pullBatches += 1
+            progress(.pulled(total: report.pulled))
+            if !response.more { break }
+            // A batch that was all set aside would come again: stop, and let the caller reconcile.
+            if outcome.accepted == 0 { break }
+        }
+    }
+
+    /// A pulled page, with the signatures verified ahead of its transaction.
+    struct PulledPage: Sendable {
+        var response: PullResponse
+        var checked: CheckedSignatures
+    }
+
+    /// Requests the next page and verifies its signatures with `keys` (and the page's own
+    /// certificates), on every core the write of the current page leaves free.
+    static func fetchAhead(_ request: PullRequest, _ transport: any SyncTransport, _ keys: KeyDirectory) -> Task<PulledPage, any Error> {
+        Task {
+            let response = try await transport.pull(request)
+            try Task.checkCancellation()
+            var directory = keys
+            for certificate in response.certificates where directory[certificate.node] == nil {
+                directory.entries[certificate.node] = KeyEntry(certificate: certificate)
+            }
+            // On Dispatch's threads (all cores), not Swift's shared pool: a page's Ed25519 checks are
+            // tenths of a second of CPU that would hold up every other task of the process meanwhile.
+            let revisions = response.revisions
+            let keys = directory
+            let checked = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: keys.checkSignatures(revisions, skipping: request.knowledge))
+                }
+            }
+            try Task.checkCancellation()
+            return PulledPage(response: response, checked: checked)
         }
     }
 

@@ -24,20 +24,6 @@ public struct CheckedSignatures: Sendable {
     /// How many revisions were verified ahead.
     public var count: Int { verified.count }
 
-    /// The checks of two disjoint batches, for storing them in one transaction. A dot both checked,
-    /// with other contents, is left out of both: the transaction verifies it and decides.
-    public func merging(_ other: CheckedSignatures) -> CheckedSignatures {
-        var merged = verified
-        for (dot, entry) in other.verified {
-            if let mine = merged[dot] {
-                if !mine.revision.isIdentical(to: entry.revision) || mine.publicKey != entry.publicKey { merged[dot] = nil }
-            } else {
-                merged[dot] = entry
-            }
-        }
-        return CheckedSignatures(verified: merged)
-    }
-
     /// The canonical text of `revision` (with `sig`) if it was checked: what the store writes.
     public func canonicalText(of revision: Revision) -> String? {
         guard let entry = verified[revision.dot], entry.revision.isIdentical(to: revision) else { return nil }

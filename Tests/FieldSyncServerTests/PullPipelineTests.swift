@@ -77,63 +77,6 @@ import Testing
         #expect(try reader.knowledge()[stranger.identity().node] == 0)
     }
 
-    /// Pages whose signatures were all verified ahead wait to be stored with the ones after them, a
-    /// few to a transaction; the first page (learning the keys) is stored alone at once.
-    @Test func pagesVerifiedAheadAreStoredSeveralToATransaction() async throws {
-        let (_, writer, reader, transport) = try await archive(20)
-        let watching = WatchingTransport(inner: transport, store: reader)
-        let report = try await SyncDriver(store: reader, transport: watching, batchSize: 2, retries: 0).run()
-        #expect(report.pulled == 20 && report.pullBatches == 10)
-        let seen = watching.revisionsWhenRequested
-        #expect(seen.count >= 10, "\(seen)")
-        // Page 1 alone, then pages 2 to 5 in one transaction: while pages 3 to 5 were requested the
-        // replica held page 1 only (one page at a time would have held pages 1 to 3 by then), and
-        // page 7 was requested after pages 2 to 5 were stored. (Page 6 is requested ahead while they
-        // are written, so it may see either.)
-        #expect(Array(seen[2...4]) == [2, 2, 2], "\(seen)")
-        #expect(seen[6] == 10, "\(seen)")
-        #expect(try Fixtures.canonicalState(reader) == Fixtures.canonicalState(writer))
-        #expect(try reader.verify().problems.isEmpty)
-    }
-
-    @Test func aForgedRevisionLateInAGroupLeavesTheVerifiedPagesBeforeItCommitted() async throws {
-        let (_, writer, reader, transport) = try await archive(20)
-        let writerNode = try writer.identity().node
-        let altering = AlteringTransport(inner: transport) { page, response in
-            guard page == 4 else { return response }
-            var response = response
-            response.revisions[0].operations = [.set(path: "title", value: "Nothing happened here")]
-            return response
-        }
-        await #expect(throws: SyncError.self) {
-            _ = try await SyncDriver(store: reader, transport: altering, batchSize: 2, retries: 0).run()
-        }
-        // Pages 2 and 3 waited for a group; page 4 failed its check ahead, so they were stored first.
-        #expect(try reader.knowledge()[writerNode] == 6)
-        #expect(try reader.records().allSatisfy { $0.value(at: "title") != "Nothing happened here" })
-    }
-
-    /// A group its transaction refuses (here a page that skips a revision: its check ahead passed) is
-    /// stored page by page, so that each page before the bad one is committed, as without groups.
-    @Test func aGroupRefusedWholeIsStoredPageByPageUpToTheBadPage() async throws {
-        let (_, writer, reader, transport) = try await archive(20)
-        let writerNode = try writer.identity().node
-        let altering = AlteringTransport(inner: transport) { page, response in
-            guard page == 3 else { return response }
-            var response = response
-            response.revisions.removeFirst()
-            return response
-        }
-        await #expect(throws: SyncError.self) {
-            _ = try await SyncDriver(store: reader, transport: altering, batchSize: 2, retries: 0).run()
-        }
-        #expect(try reader.knowledge()[writerNode] == 4, "pages 1 and 2 committed, nothing after the gap")
-        #expect(try reader.status().revisions == 4)
-        let report = try await SyncDriver(store: reader, transport: transport, batchSize: 2, retries: 0).run()
-        #expect(report.pulled == 16)
-        #expect(try Fixtures.canonicalState(reader) == Fixtures.canonicalState(writer))
-    }
-
     /// A modified client's trick: a signature verified ahead with a key of its choosing (here a
     /// documenter's own device key) must not stand in for the check with the key the replica holds.
     @Test func aSignatureCheckedAheadWithAnotherKeyIsNotTaken() throws {
@@ -226,26 +169,6 @@ final class BlockingSecondPull: ForwardingTransport, Sendable {
                 throw error
             }
         }
-        return try await inner.pull(request)
-    }
-}
-
-/// Forwards to a transport, noting how many revisions `store` held when each pull was requested.
-final class WatchingTransport: ForwardingTransport, Sendable {
-    let inner: any SyncTransport
-    let store: ReplicaStore
-    private let seen = Mutex<[Int]>([])
-
-    init(inner: any SyncTransport, store: ReplicaStore) {
-        self.inner = inner
-        self.store = store
-    }
-
-    var revisionsWhenRequested: [Int] { seen.withLock { $0 } }
-
-    func pull(_ request: PullRequest) async throws -> PullResponse {
-        let held = try store.status().revisions
-        seen.withLock { $0.append(held) }
         return try await inner.pull(request)
     }
 }

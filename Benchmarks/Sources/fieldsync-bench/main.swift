@@ -67,11 +67,7 @@ if let index = arguments.firstIndex(of: "--pull-into") {
     }
     let store = try ReplicaStore.open(at: arguments[index + 1], key: key)
     let transport = try Enrolling.transport(for: store)
-    var driver = SyncDriver(store: store, transport: transport, batchSize: 1000, retries: 0)
-    if let grouping = arguments.firstIndex(of: "--pages-per-transaction").flatMap({ Int(arguments[$0 + 1]) }) {
-        driver.pagesPerTransaction = grouping
-    }
-    let report = try await driver.run()
+    let report = try await SyncDriver(store: store, transport: transport, batchSize: 1000, retries: 0).run()
     await transport.shutdown()
     emit("RESULT pulled \(report.pulled) bytes \(transport.bytesReceived) rss \(peakRSSMegabytes())")
     exit(0)
@@ -147,14 +143,10 @@ func forEachPage(of source: ReplicaStore, _ body: ([String], [Revision]) throws 
 }
 
 /// Runs `--pull-into` in a child process; returns its wall time and what it printed.
-func childSync(_ path: String, key: StoreKey? = nil, pagesPerTransaction: Int? = nil) async throws -> (
-    seconds: Double, pulled: Int, bytes: Int, rssMegabytes: Double
-) {
+func childSync(_ path: String, key: StoreKey? = nil) async throws -> (seconds: Double, pulled: Int, bytes: Int, rssMegabytes: Double) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-    process.arguments =
-        ["--pull-into", path] + (key == nil ? [] : ["--sealed"])
-        + (pagesPerTransaction.map { ["--pages-per-transaction", "\($0)"] } ?? [])
+    process.arguments = ["--pull-into", path] + (key == nil ? [] : ["--sealed"])
     let output = Pipe()
     let input = Pipe()
     process.standardOutput = output
@@ -602,8 +594,6 @@ func encryptionSection(source: ReplicaStore, sourceKey: String, scale: Int, serv
     var writes: [(Double, Double)] = []
     var imports: [(Double, Double)] = []
     var pulls: [(Double, Double)] = []
-    // The encrypted pull with four pages to a transaction against one page to a transaction.
-    var singlePagePulls: [(Double, Double)] = []
     var pulled = 0
     var rss = (0.0, 0.0)
     var sealedKey = StoreKey.random()
@@ -626,17 +616,10 @@ func encryptionSection(source: ReplicaStore, sourceKey: String, scale: Int, serv
         let sealedReplica = try ReplicaStore.create(at: sealedPath, name: "s", now: 1, key: sealedKey)
         try await central.enrol(sealedReplica, as: "pull-sealed-\(round)")
         try sealedReplica.close()
-        let singlePath = work.file("pull-single-\(round).sqlite")
-        let singleKey = StoreKey.random()
-        let singleReplica = try ReplicaStore.create(at: singlePath, name: "s1", now: 1, key: singleKey)
-        try await central.enrol(singleReplica, as: "pull-single-\(round)")
-        try singleReplica.close()
         let plainPull = try await childSync(plainPath)
         let sealedPull = try await childSync(sealedPath, key: sealedKey)
-        let singlePull = try await childSync(singlePath, key: singleKey, pagesPerTransaction: 1)
-        precondition(sealedPull.pulled == plainPull.pulled && plainPull.pulled >= scale && singlePull.pulled == plainPull.pulled)
+        precondition(sealedPull.pulled == plainPull.pulled && plainPull.pulled >= scale)
         pulls.append((sealedPull.seconds, plainPull.seconds))
-        singlePagePulls.append((sealedPull.seconds, singlePull.seconds))
         pulled = plainPull.pulled
         rss = (sealedPull.rssMegabytes, plainPull.rssMegabytes)
     }
@@ -648,8 +631,6 @@ func encryptionSection(source: ReplicaStore, sourceKey: String, scale: Int, serv
     report("bundle import (\(scale)), encrypted vs plaintext", imported.0, imported.1, target: "<= 1.25")
     let pull = medianPair(pulls)
     report("initial pull (\(pulled)), encrypted vs plaintext", pull.0, pull.1, target: "<= 1.25")
-    let grouped = medianPair(singlePagePulls)
-    report("encrypted pull, 4 pages per transaction vs 1", grouped.0, grouped.1, target: "< 1")
     note(
         String(
             format: "each the median of 3 alternated rounds; peak RSS of the pulling client: %.0f MB encrypted, %.0f MB plaintext", rss.0,
