@@ -388,7 +388,7 @@ public struct SyncDriver: Sendable {
             } catch SyncError.rejected(let status, let error) where error.code == .tooLarge && page.texts.count > 1 {
                 // The server counts bytes as well as revisions: long narratives need smaller batches.
                 pushBatchSize = max(1, page.texts.count / 2)
-                logger.info("push batch too large; halving", metadata: ["status": "\(status)", "batch": "\(pushBatchSize)"])
+                logger.debug("push batch too large; halving", metadata: ["status": "\(status)", "batch": "\(pushBatchSize)"])
                 continue
             }
             guard response.knowledge != serverKnowledge || response.accepted > 0 || response.duplicates > 0 || !response.setAside.isEmpty
