@@ -34,7 +34,12 @@ extension Revision {
         case (let a?, let b?) where String.sameBytes(a, b): break
         default: return false
         }
-        return zip(operations, other.operations).allSatisfy { $0.isIdentical(to: $1) }
+        // The same array storage holds the same operations: a revision compared with the copy of
+        // itself that was checked ahead (every pulled or pushed page) needs no walk through them.
+        let shared = operations.withUnsafeBufferPointer { mine in
+            other.operations.withUnsafeBufferPointer { theirs in mine.baseAddress == theirs.baseAddress }
+        }
+        return shared || zip(operations, other.operations).allSatisfy { $0.isIdentical(to: $1) }
     }
 }
 

@@ -33,18 +33,22 @@ extension ReplicaStore {
         var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
         var aside = Set<Dot>()
         var heldHere = Set<Dot>()
+        // The newest counter per node whose revision was stored: the knowledge rows to advance.
+        var storedHeads: [NodeID: UInt64] = [:]
         let own = try Self.identity(db).node
         // Records whose log is not causally closed after a fork was repaired (usually none).
         let stale = Set(try String.fetchAll(db, sql: "SELECT reveal(id) FROM stale_record").compactMap(RecordID.init))
         var replayAfter = Set<RecordID>()
         let authority = try Self.authority(db, now: now)
         // The rows of the revisions not held yet, sealed on all cores first (an encrypted replica).
-        let sealedRows = try Self.sealRows(
-            db,
-            revisions.filter { !outcome.knowledge.covers($0.dot) }.map {
-                ($0.dot, checked.canonicalText(of: $0) ?? $0.canonicalForms.text)
-            },
-            now: now)
+        let sealedRows =
+            ColumnSealer.of(db).isEncrypted
+            ? try Self.sealRows(
+                db,
+                revisions.filter { !outcome.knowledge.covers($0.dot) }.map {
+                    ($0.dot, checked.canonicalText(of: $0) ?? $0.canonicalForms.text)
+                },
+                now: now) : [:]
 
         func setAside(_ revision: Revision, text: String, because reason: String, contradicts: Bool = true) throws {
             if contradicts, case .refuseFrom(let owners) = forks, owners.contains(revision.dot.node) {
@@ -156,8 +160,11 @@ extension ReplicaStore {
                 if conflictsBefore[revision.record] == nil {
                     conflictsBefore[revision.record] = current?.conflicts.count ?? 0
                 }
-                _ = try Self.apply(
+                if try Self.apply(
                     db, revision, to: current, authority: authority, text: text, sealed: sealedRows[dot], cache: &cache, now: now)
+                {
+                    storedHeads[dot.node] = dot.counter
+                }
                 if stale.contains(revision.record) { replayAfter.insert(revision.record) }
                 heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
                 outcome.knowledge.add(dot)
@@ -165,6 +172,8 @@ extension ReplicaStore {
                 outcome.accepted += 1
             }
         }
+        // The knowledge rows once per node, not once per revision (nothing above reads them).
+        for (node, counter) in storedHeads { try Self.advanceKnowledge(db, node, to: counter) }
         for id in replayAfter {
             // Logged before revisions it depends on: the incremental state may differ from the
             // canonical one, so replay it; once every context is held it is stale no longer.

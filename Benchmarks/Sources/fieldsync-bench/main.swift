@@ -5,6 +5,9 @@
 //   fieldsync-bench --sync [--scale N] [--rounds R]
 //                                        only the sync figures: initial push and pull (with the pull
 //                                        against the one-core floor), no-op and small delta
+//   fieldsync-bench --receive [--scale N] [--rounds R]
+//                                        only the write transaction of a pull, signatures checked
+//                                        ahead, against a raw insert (best of R rounds, default 5)
 //   fieldsync-bench --attachments [M T R] only section 9, attachments: memory at an M MiB file,
 //                                        throughput at T MiB, resumption at R MiB (4096 1024 256)
 //   fieldsync-bench --postgres [--scale N] [--rounds R] [--clients C]
@@ -345,6 +348,74 @@ let fillTime = try time { try fill(source, count: scale) }
 note(String(format: "filled the source replica with %d signed revisions in %.1f s", scale, fillTime))
 let sourceKey = try source.publicKey()
 let sourcePublicKey = Data(base64Encoded: sourceKey)!
+
+// `--receive [--rounds R]`: the write transaction alone, the serial part of both a pull (on the
+// replica) and a push (on the central node). A fresh replica receives the archive page by page
+// with every signature already checked, as the pull's pipeline hands pages over; against a raw
+// insert of the same rows in one transaction. Best of R rounds each (default 5): the least time is
+// the steadiest reading on a shared machine, where other work only ever adds.
+if arguments.contains("--receive") {
+    let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 5
+    var pages: [(texts: [String], revisions: [Revision])] = []
+    // Pages of 1,000, as `fieldsync sync` pulls them.
+    try forEachPage(of: source) { texts, revisions in
+        for start in stride(from: 0, to: texts.count, by: 1000) {
+            let end = min(start + 1000, texts.count)
+            pages.append((Array(texts[start..<end]), Array(revisions[start..<end])))
+        }
+    }
+    let author = KeyEntry(node: try source.identity().node, publicKey: sourceKey)
+    // Checked once, before any timing: a check counts wherever the node's key is the same.
+    var keys = try ReplicaStore.create(at: work.file("receive-keys.sqlite"), name: "keys", now: 1).signingKeys()
+    keys.entries[author.node] = author
+    var knowledge = VersionVector()
+    var checked: [CheckedSignatures] = []
+    for page in pages {
+        checked.append(keys.checkSignatures(page.revisions, skipping: knowledge))
+        for revision in page.revisions { knowledge.add(revision.dot) }
+    }
+    // A mark for a profiler attached by a script (`perf record` from here to the figure).
+    note("receiving")
+    var receiving: [Double] = []
+    var inserting: [Double] = []
+    for round in 1...rounds {
+        let replica = try ReplicaStore.create(at: work.file("receive-\(round).sqlite"), name: "receiver", now: 1)
+        receiving.append(
+            try time {
+                for (index, page) in pages.enumerated() {
+                    let outcome = try replica.receiveVerified(
+                        page.revisions, learning: index == 0 ? [author] : [], prechecked: checked[index], now: 2)
+                    precondition(outcome.accepted == page.revisions.count)
+                }
+            })
+        try replica.close()
+        let raw = try DatabaseQueue(path: work.file("receive-raw-\(round).sqlite"))
+        try raw.write { db in
+            try db.execute(
+                sql:
+                    "CREATE TABLE revision (seq INTEGER PRIMARY KEY, node TEXT, counter INTEGER, record TEXT, body TEXT, UNIQUE (node, counter))"
+            )
+        }
+        inserting.append(
+            try time {
+                try raw.write { db in
+                    let insert = try db.makeStatement(sql: "INSERT INTO revision (node, counter, record, body) VALUES (?, ?, ?, ?)")
+                    for page in pages {
+                        for (r, text) in zip(page.revisions, page.texts) {
+                            try insert.execute(arguments: [r.dot.node.rawValue, Int64(r.dot.counter), r.record.rawValue, text])
+                        }
+                    }
+                }
+            })
+    }
+    let best = receiving.min()!
+    note(
+        String(
+            format: "receive transactions, %d rounds: best %.3f s, median %.3f s (%.1f µs per revision)", rounds, best,
+            receiving.sorted()[rounds / 2], best / Double(scale) * 1e6))
+    report("receive, signatures checked ahead", best, inserting.min()!, target: "(none: the serial part of push and pull)")
+    exit(0)
+}
 
 /// The swift-crypto work alone: Ed25519 checks of ready message bytes, split over all cores.
 func verifyOnAllCores(_ items: [(message: [UInt8], signature: Data)], key: Data) {
