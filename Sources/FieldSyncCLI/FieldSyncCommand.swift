@@ -42,6 +42,8 @@ public struct FieldSyncCommand: AsyncParsableCommand {
         }
         do {
             var command = try parseAsRoot(arguments)
+            let serving = command is ServeCommand || command is ConsoleCommand
+            CommandLogging.bootstrap(try CommandLogging.level(fallback: serving ? .info : .warning))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -132,12 +132,9 @@ struct ServeCommand: AsyncParsableCommand {
         try replica.close()
     }
 
+    /// The server's logger, at info unless `FIELDSYNC_LOG_LEVEL` chose otherwise (``CommandLogging``).
     static func bootstrapLogging() -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        }
+        CommandLogging.bootstrap(.info)
         return Logger(label: "fieldsync.serve")
     }
 

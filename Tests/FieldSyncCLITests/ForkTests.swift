@@ -80,7 +80,11 @@ import Testing
             values.append("restored-\(i)")
             try await write("rima", id, values.last!)
         }
-        let synced = try await w.ok("rima", "sync", "--json").json()
+        let remint = try await w.ok("rima", "sync", "--json")
+        let synced = try remint.json()
+        // The command's own line on stderr, and none of the library's log records (notices).
+        #expect(remint.stderr.contains("fieldsync: the server holds revisions of this replica's node"), "\(remint)")
+        #expect(!remint.stderr.contains(" notice "), "\(remint)")
         #expect(synced["reminted"] == .int(Int64(restored)), "\(synced)")
         #expect(synced["retired_node"]?.stringValue == node, "\(synced)")
         #expect(synced["pushed"] == .int(Int64(restored)))

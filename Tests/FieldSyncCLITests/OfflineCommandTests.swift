@@ -27,6 +27,20 @@ import Testing
         #expect(try viaEnv.json()["name"] == "Lina")
     }
 
+    @Test func anUnknownLogLevelIsRefusedBeforeTheCommandRuns() async throws {
+        let path = w.store("logged")
+        let bad = try await w.binary.run(
+            ["--store", path, "init", "--name", "Lina", "--plaintext"], environment: ["FIELDSYNC_LOG_LEVEL": "loud"])
+        #expect(bad.status == 1, "\(bad)")
+        #expect(bad.stderr.contains("FIELDSYNC_LOG_LEVEL must be one of trace, debug, info"), "\(bad)")
+        #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad)")
+        #expect(!FileManager.default.fileExists(atPath: path), "nothing was written")
+        // Any case of a known level is taken.
+        let good = try await w.binary.run(
+            ["--store", path, "init", "--name", "Lina", "--plaintext"], environment: ["FIELDSYNC_LOG_LEVEL": "Warning"])
+        #expect(good.status == 0, "\(good)")
+    }
+
     @Test func addEditShowListAndStatus() async throws {
         try await w.initReplica("rima")
         let id = try await w.add(
