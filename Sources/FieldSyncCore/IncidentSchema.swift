@@ -17,17 +17,27 @@ public enum IncidentSchema {
     }
 
     /// `collection.entry` when `path` is a field of a collection entry (`victims.<id>.<field>`).
+    ///
+    /// Both this and ``isEntryPath(_:)`` run for every operation a replica applies, so they find the
+    /// dots in the UTF-8 bytes instead of splitting the path into an array of parts.
     public static func entryPath(of path: String) -> String? {
-        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, collections[String(parts[0])] != nil else { return nil }
-        return "\(parts[0]).\(parts[1])"
+        let utf8 = path.utf8
+        guard let first = utf8.firstIndex(of: dot) else { return nil }
+        guard let second = utf8[utf8.index(after: first)...].firstIndex(of: dot),
+            !utf8[utf8.index(after: second)...].contains(dot), collections[String(path[..<first])] != nil
+        else { return nil }
+        return String(path[..<second])
     }
 
     /// Whether `path` is an entry's own register, `collection.entry`.
     public static func isEntryPath(_ path: String) -> Bool {
-        let parts = path.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 2 && collections[String(parts[0])] != nil && isEntryID(String(parts[1]))
+        let utf8 = path.utf8
+        guard let first = utf8.firstIndex(of: dot) else { return false }
+        let rest = path[utf8.index(after: first)...]
+        return !rest.utf8.contains(dot) && collections[String(path[..<first])] != nil && isEntryID(String(rest))
     }
+
+    private static let dot = UInt8(ascii: ".")
 
     /// The type a scalar value or set element must have.
     public enum FieldType: Equatable, Sendable {

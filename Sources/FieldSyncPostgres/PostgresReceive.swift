@@ -101,12 +101,8 @@ struct PostgresReceive {
                 }
                 outcome.duplicates += 1
             case .ready:
-                let text = text(of: revision)
-                for op in revision.operations {
-                    do { try IncidentSchema.validate(op, requireNFC: revision.format >= 2) } catch {
-                        throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
-                    }
-                }
+                let ready = try checked.admissible(revision)
+                let text = ready.text
                 if let previous = revision.previous {
                     let held: String?
                     if let head = heads[dot.node], head.counter == dot.counter - 1 {
@@ -133,7 +129,7 @@ struct PostgresReceive {
                 touched.insert(revision.record)
                 added.append(NewRevision(revision: revision, text: text))
                 stored[dot] = text
-                heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
+                heads[dot.node] = (dot.counter, ready.chainHash)
                 knowledge.add(dot)
                 outcome.accepted += 1
             }

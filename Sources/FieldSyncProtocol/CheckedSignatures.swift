@@ -4,7 +4,8 @@ import FieldSyncCore
 import Foundation
 
 /// Signatures already checked, on all cores, before a write transaction: for each revision, the
-/// public key its signature verified with. Only ``KeyDirectory/checkSignatures(_:skipping:)`` makes
+/// public key its signature verified with, and what else the transaction needs of the revision
+/// alone (its canonical text, chain hash and schema check; ``Ahead``). Only ``KeyDirectory/checkSignatures(_:skipping:)`` makes
 /// one, so a store can trust it to skip the Ed25519 check inside its transaction when the node's
 /// key there is still the same.
 public struct CheckedSignatures: Sendable {
@@ -15,7 +16,20 @@ public struct CheckedSignatures: Sendable {
     struct Entry {
         var publicKey: String
         var revision: Revision
-        var text: String
+        var ahead: Ahead
+    }
+
+    /// What the check computed for a revision on its way, so that the serial write transaction does
+    /// not compute it again.
+    public struct Ahead: Sendable {
+        /// The canonical text (with `sig`): what the store writes.
+        public var text: String
+        /// `RevisionChain.hash(ofText: text)`: what the node's next revision names as `prev`.
+        public var chainHash: String
+        /// Whether every operation passed ``IncidentSchema/validate(_:requireNFC:)`` (NFC as the
+        /// revision's format requires). When false the transaction validates again, in batch
+        /// order, and refuses with the first failure's message.
+        public var fitsSchema: Bool
     }
 
     /// Nothing checked: every revision is verified inside the transaction.
@@ -26,8 +40,29 @@ public struct CheckedSignatures: Sendable {
 
     /// The canonical text of `revision` (with `sig`) if it was checked: what the store writes.
     public func canonicalText(of revision: Revision) -> String? {
+        ahead(of: revision)?.text
+    }
+
+    /// What was computed ahead for `revision`, if this exact revision was checked.
+    public func ahead(of revision: Revision) -> Ahead? {
         guard let entry = verified[revision.dot], entry.revision.isIdentical(to: revision) else { return nil }
-        return entry.text
+        return entry.ahead
+    }
+
+    /// What a write transaction needs of a revision ready to apply: its canonical text and chain
+    /// hash, taken from the check ahead or computed now, once the incident schema accepted every
+    /// operation. A revision that does not fit is refused with its first failure
+    /// (`invalid_field`), in batch order, as the transaction meets it.
+    public func admissible(_ revision: Revision) throws(ProtocolError) -> Ahead {
+        let ahead = ahead(of: revision)
+        if let ahead, ahead.fitsSchema { return ahead }
+        for operation in revision.operations {
+            do { try IncidentSchema.validate(operation, requireNFC: revision.format >= 2) } catch {
+                throw ProtocolError(.invalidField, "revision \(revision.dot): \(error.description)")
+            }
+        }
+        let text = ahead?.text ?? revision.canonicalForms.text
+        return Ahead(text: text, chainHash: RevisionChain.hash(ofText: text), fitsSchema: true)
     }
 
     func covers(_ revision: Revision, with publicKey: String) -> Bool {
@@ -122,7 +157,13 @@ extension KeyDirectory {
         }
         let forms = revision.canonicalForms
         guard keys[revision.dot.node]!.isValidSignature(signature, for: forms.signed) else { return nil }
-        return CheckedSignatures.Entry(publicKey: entry.publicKey, revision: revision, text: forms.text)
+        // The rest of what the transaction needs of a revision alone, while on all cores anyway.
+        let fitsSchema = revision.operations.allSatisfy { operation in
+            (try? IncidentSchema.validate(operation, requireNFC: revision.format >= 2)) != nil
+        }
+        return CheckedSignatures.Entry(
+            publicKey: entry.publicKey, revision: revision,
+            ahead: CheckedSignatures.Ahead(text: forms.text, chainHash: RevisionChain.hash(ofText: forms.text), fitsSchema: fitsSchema))
     }
 
     /// Index ranges splitting `count` items over the machine's cores (a few per core, to balance).

@@ -127,13 +127,9 @@ extension ReplicaStore {
                 }
                 outcome.duplicates += 1
             case .ready:
-                let text = checked.canonicalText(of: revision) ?? revision.canonicalForms.text
                 // The schema first: what fails it is refused, never held.
-                for op in revision.operations {
-                    do { try IncidentSchema.validate(op, requireNFC: revision.format >= 2) } catch {
-                        throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
-                    }
-                }
+                let ready = try checked.admissible(revision)
+                let text = ready.text
                 if let reason = try hold(revision) {
                     try Self.hold(db, revision, text: text, reason: reason, now: now)
                     heldHere.insert(dot)
@@ -166,7 +162,7 @@ extension ReplicaStore {
                     storedHeads[dot.node] = dot.counter
                 }
                 if stale.contains(revision.record) { replayAfter.insert(revision.record) }
-                heads[dot.node] = (dot.counter, RevisionChain.hash(ofText: text))
+                heads[dot.node] = (dot.counter, ready.chainHash)
                 outcome.knowledge.add(dot)
                 outcome.appliedHeads[dot.node] = dot.counter
                 outcome.accepted += 1

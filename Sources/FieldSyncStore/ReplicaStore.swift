@@ -434,6 +434,11 @@ public final class ReplicaStore: Sendable {
         return true
     }
 
+    static let upsertRecord = """
+        INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
+            deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
+        """
     static let insertSealedRevision = "INSERT INTO revision (node, counter, record, body, received) VALUES \(Sealed.revisionValues)"
     static let insertPlainRevision = "INSERT INTO revision (node, counter, record, body, received) VALUES (?, ?, ?, ?, ?)"
     static let selectSealedState = "SELECT \(Sealed.recordState) FROM record WHERE id = lookup(?)"
@@ -481,11 +486,7 @@ public final class ReplicaStore: Sendable {
         // Encoding the states is the costly part of a large batch: do it on all cores, then write.
         let ordered = states.values.sorted { $0.id < $1.id }
         let sealer = ColumnSealer.of(db)
-        let upsert = """
-            INSERT INTO record (id, state, title, deleted, conflicts, updated) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (id) DO UPDATE SET state = excluded.state, title = excluded.title,
-                deleted = excluded.deleted, conflicts = excluded.conflicts, updated = excluded.updated
-            """
+        let upsert = Self.upsertRecord
         if sealer.isEncrypted {
             // Sealing too: each row's token and its three sealed values, made on all cores.
             let rows = ordered.parallelMap { state -> Result<[DatabaseValue], any Error> in

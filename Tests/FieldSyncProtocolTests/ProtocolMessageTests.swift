@@ -176,6 +176,36 @@ import Testing
         #expect { try directory.verify(decomposed, checked: checked) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
     }
 
+    @Test func whatTheCheckComputesAheadIsWhatTheTransactionWouldCompute() throws {
+        let good = try revisions(1)[0]
+        // A modified client signs what the schema refuses with its own key: the signature verifies.
+        let bad = try key.sign(
+            Revision(
+                dot: Dot(node: node, counter: 2), record: good.record, operations: [.set(path: "location.lat", value: 123.5)],
+                context: VersionVector([node: 1]), author: "rima", time: 1_741_340_000_001,
+                previous: RevisionChain.hash(ofText: good.canonicalForms.text)))
+        let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(
+            [good, bad], skipping: VersionVector())
+        #expect(checked.count == 2)
+        let ahead = try #require(checked.ahead(of: good))
+        #expect(ahead.text == good.canonicalForms.text)
+        #expect(ahead.chainHash == RevisionChain.hash(ofText: good.canonicalForms.text))
+        #expect(ahead.fitsSchema)
+        #expect(checked.ahead(of: bad)?.fitsSchema == false)
+        var altered = good
+        altered.author = "someone else"
+        #expect(checked.ahead(of: altered) == nil)
+        // What the transaction takes: the same with or without the check ahead, and the schema's
+        // refusal naming the revision either way.
+        for given in [checked, CheckedSignatures.none] {
+            let ready = try given.admissible(good)
+            #expect(ready.text == ahead.text && ready.chainHash == ahead.chainHash)
+            #expect { try given.admissible(bad) } throws: {
+                ($0 as? ProtocolError)?.code == .invalidField && "\($0)".contains("\(node):2")
+            }
+        }
+    }
+
     @Test func aKeyThatChangedSinceTheCheckMeansVerifyingAgain() throws {
         let batch = try revisions(2)
         let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(batch, skipping: VersionVector())

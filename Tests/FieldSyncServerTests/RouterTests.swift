@@ -212,6 +212,29 @@ import Testing
         #expect(try server.status().revisions == 0)
     }
 
+    /// A modified client signs with its own key what the schema refuses: the signature checked ahead
+    /// verifies, and the transaction still refuses the batch, storing none of it.
+    @Test func aSignedRevisionThatFailsTheSchemaGets422AndNothingOfItsBatchIsStored() async throws {
+        let good = try clientRevisions(1)[0]
+        let node = try client.identity().node
+        let bad = try client.sign(
+            Revision(
+                dot: Dot(node: node, counter: 2), record: good.record, operations: [.set(path: "location.lat", value: 123.5)],
+                context: VersionVector([node: 1]), author: good.author, time: good.time + 1,
+                previous: RevisionChain.hash(ofText: good.canonicalForms.text)))
+        let push = PushRequest(node: node, revisions: [good, bad])
+        let token = try await token(for: client, user: "rima")
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/push", method: .post, headers: auth(token), body: body(push.json)) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(try Self.errorCode(response) == "invalid_field")
+                let message = try Self.json(response)["error"]?["message"]?.stringValue ?? ""
+                #expect(message.contains("\(node):2"))
+            }
+        }
+        #expect(try server.status().revisions == 0)
+    }
+
     @Test func tooManyRevisionsOrBytesGet413() async throws {
         let one = try clientRevisions(1)[0].json
         let many = JSONValue.object([
