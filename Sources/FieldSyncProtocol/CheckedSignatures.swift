@@ -5,9 +5,9 @@ import Foundation
 
 /// Signatures already checked, on all cores, before a write transaction: for each revision, the
 /// public key its signature verified with, and what else the transaction needs of the revision
-/// alone (its canonical text, chain hash and schema check; ``Ahead``). Only ``KeyDirectory/checkSignatures(_:skipping:)`` makes
-/// one, so a store can trust it to skip the Ed25519 check inside its transaction when the node's
-/// key there is still the same.
+/// alone (its canonical text, chain hash and schema check; ``Ahead``). Only
+/// ``KeyDirectory/checkSignatures(_:skipping:)`` makes one, so a store can trust it to skip the
+/// Ed25519 check inside its transaction when the node's key there is still the same.
 public struct CheckedSignatures: Sendable {
     /// Each revision whose signature verified, by dot, with the key it verified with and its
     /// canonical text (encoded during the check, so the transaction need not encode it again).
