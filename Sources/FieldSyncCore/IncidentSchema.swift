@@ -18,10 +18,17 @@ public enum IncidentSchema {
 
     /// `collection.entry` when `path` is a field of a collection entry (`victims.<id>.<field>`).
     ///
-    /// Both this and ``isEntryPath(_:)`` run for every operation a replica applies, so they find the
-    /// dots in the UTF-8 bytes instead of splitting the path into an array of parts.
+    /// Both this and ``isEntryPath(_:)`` run for every operation a replica applies, so for an ASCII
+    /// path (every path the schema accepts) they find the dots in the bytes instead of splitting
+    /// the path into an array of parts. Any other path is split by characters, where a dot that a
+    /// combining mark extends is no separator.
     public static func entryPath(of path: String) -> String? {
         let utf8 = path.utf8
+        guard utf8.allSatisfy({ $0 < 0x80 }) else {
+            let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, collections[String(parts[0])] != nil else { return nil }
+            return "\(parts[0]).\(parts[1])"
+        }
         guard let first = utf8.firstIndex(of: dot) else { return nil }
         guard let second = utf8[utf8.index(after: first)...].firstIndex(of: dot),
             !utf8[utf8.index(after: second)...].contains(dot), collections[String(path[..<first])] != nil
@@ -32,6 +39,10 @@ public enum IncidentSchema {
     /// Whether `path` is an entry's own register, `collection.entry`.
     public static func isEntryPath(_ path: String) -> Bool {
         let utf8 = path.utf8
+        guard utf8.allSatisfy({ $0 < 0x80 }) else {
+            let parts = path.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 2 && collections[String(parts[0])] != nil && isEntryID(String(parts[1]))
+        }
         guard let first = utf8.firstIndex(of: dot) else { return false }
         let rest = path[utf8.index(after: first)...]
         return !rest.utf8.contains(dot) && collections[String(path[..<first])] != nil && isEntryID(String(rest))

@@ -9,8 +9,8 @@ import Foundation
 /// ``KeyDirectory/checkSignatures(_:skipping:)`` makes one, so a store can trust it to skip the
 /// Ed25519 check inside its transaction when the node's key there is still the same.
 public struct CheckedSignatures: Sendable {
-    /// Each revision whose signature verified, by dot, with the key it verified with and its
-    /// canonical text (encoded during the check, so the transaction need not encode it again).
+    /// Each revision whose signature verified, by dot, with the key it verified with and what was
+    /// computed for it on the way (``Ahead``: the transaction need not compute it again).
     let verified: [Dot: Entry]
 
     struct Entry {

@@ -17,16 +17,20 @@ import Testing
     }
 
     /// Every sequence of up to four of these pieces: collections, other names, entry ids valid and
-    /// not, empty parts and dots in every position.
+    /// not, empty parts, a combining mark and dots in every position.
     static var paths: [String] {
-        let pieces = ["victims", "sources", "title", "casualties", ".", "v1", "V1", "", "é", "name", "-"]
+        let pieces = ["victims", "sources", "title", "casualties", ".", "v1", "V1", "", "é", "\u{301}", "name", "-"]
         var paths: [String] = [""]
         var frontier: [String] = [""]
         for _ in 0..<4 {
             frontier = frontier.flatMap { prefix in pieces.map { prefix + $0 } }
             paths += frontier
         }
-        return paths + ["victims.v1.name", "victims.v1", "victims..name", "victims.v1.", ".v1.name", "victims.v1.name.x"]
+        // A combining mark after a dot, or a prepended mark before one, makes one character of it.
+        return paths + [
+            "victims.v1.name", "victims.v1", "victims..name", "victims.v1.", ".v1.name", "victims.v1.name.x",
+            "victims.v1.\u{301}name", "victims.\u{301}x.name", "victims.x\u{600}.name", "victims.v1\u{600}.x",
+        ]
     }
 
     @Test func agreesWithSplittingThePath() {
