@@ -49,9 +49,9 @@ public struct CheckedSignatures: Sendable {
         return entry.ahead
     }
 
-    /// What a write transaction needs of a revision ready to apply: its canonical text and chain
-    /// hash, taken from the check ahead or computed now, once the incident schema accepted every
-    /// operation. A revision that does not fit is refused with its first failure
+    /// What a write transaction needs of a revision it will store (apply or hold): its canonical
+    /// text and chain hash, taken from the check ahead or computed now, once the incident schema
+    /// accepted every operation. A revision that does not fit is refused with its first failure
     /// (`invalid_field`), in batch order, as the transaction meets it.
     public func admissible(_ revision: Revision) throws(ProtocolError) -> Ahead {
         let ahead = ahead(of: revision)

@@ -85,14 +85,9 @@ extension ReplicaStore {
                 }
                 // One that needs a held revision is held with it, for the same release.
                 if let blocked = try needed.first(where: { try heldHere.contains($0) || Self.isHeld(db, $0) }) {
-                    for op in revision.operations {
-                        do { try IncidentSchema.validate(op, requireNFC: revision.format >= 2) } catch {
-                            throw ProtocolError(.invalidField, "revision \(dot): \(error.description)")
-                        }
-                    }
-                    try Self.hold(
-                        db, revision, text: checked.canonicalText(of: revision) ?? revision.canonicalForms.text,
-                        reason: "it depends on \(blocked), which is held", now: now)
+                    // What fails the schema is refused, never held.
+                    let ready = try checked.admissible(revision)
+                    try Self.hold(db, revision, text: ready.text, reason: "it depends on \(blocked), which is held", now: now)
                     heldHere.insert(dot)
                     outcome.held.append((dot, "it depends on \(blocked), which is held"))
                     continue

@@ -59,6 +59,36 @@ import Testing
         #expect(try replica.record(id)?.value(at: "narrative") == "b's account")
     }
 
+    /// A revision built on a held one is held with it, unless the schema refuses it: a modified
+    /// client's revision, signed with its own key, is refused whole and never held.
+    @Test func aRevisionBuiltOnAHeldOneIsHeldWithItUnlessTheSchemaRefusesIt() throws {
+        let (replica, server, a, b) = try world()
+        let id = try Fixtures.addIncident(a, title: "Raid")
+        _ = try b.receiveVerified(try a.allRevisions(), learning: [try certified(a, by: server)], now: 2)
+        try Fixtures.edit(b, id, [.set(path: "narrative", value: "b's account")])
+        let keys = [try certified(a, by: server), KeyEntry(node: try b.identity().node, publicKey: try b.publicKey())]
+        _ = try replica.receiveVerified(try b.allRevisions(), learning: keys, unconfirmed: true, holding: true, now: 3)
+        #expect(try replica.heldRevisionCount() == 1)
+        let node = try b.identity().node
+        let first = try #require(try b.allRevisions().last)
+        func next(_ operations: [FieldOperation]) throws -> Revision {
+            try b.sign(
+                Revision(
+                    dot: Dot(node: node, counter: 2), record: id, operations: operations, context: VersionVector([node: 1]),
+                    author: "b", time: first.time + 1, previous: RevisionChain.hash(ofText: first.canonicalForms.text)))
+        }
+        let bad = try next([.set(path: "location.lat", value: 123.5)])
+        #expect {
+            try replica.receiveVerified([bad], learning: keys, unconfirmed: true, holding: true, now: 4)
+        } throws: { ($0 as? ProtocolError)?.code == .invalidField }
+        #expect(try replica.heldRevisionCount() == 1, "nothing of the refused batch is held")
+        let good = try next([.set(path: "narrative", value: "b's second account")])
+        let outcome = try replica.receiveVerified([good], learning: keys, unconfirmed: true, holding: true, now: 5)
+        #expect(outcome.held.map(\.dot) == [Dot(node: node, counter: 2)])
+        #expect(outcome.held.first?.reason.contains("which is held") == true)
+        #expect(try replica.heldRevisionCount() == 2)
+    }
+
     @Test func atMostFourContentsAreHeldPerDot() throws {
         let (replica, _, _, b) = try world()
         let node = try b.identity().node
