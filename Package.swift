@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "FieldSyncCore", targets: ["FieldSyncCore"]),
         .library(name: "FieldSyncStore", targets: ["FieldSyncStore"]),
         .library(name: "FieldSyncProtocol", targets: ["FieldSyncProtocol"]),
+        .library(name: "FieldSyncEd25519", targets: ["FieldSyncEd25519"]),
         .library(name: "FieldSyncServer", targets: ["FieldSyncServer"]),
         .library(name: "FieldSyncClient", targets: ["FieldSyncClient"]),
         .library(name: "FieldSyncVault", targets: ["FieldSyncVault"]),
@@ -42,11 +43,17 @@ let package = Package(
     targets: [
         // Pure core: record model, version vectors, merge, validation, canonical JSON. No I/O, no Foundation.
         .target(name: "FieldSyncCore", swiftSettings: swiftSettings),
+        // Ed25519 checks of many signatures by one key (tabulated key multiples); answers as BoringSSL does.
+        .target(
+            name: "FieldSyncEd25519",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // Wire messages (sync protocol and bundle files) and their versioning.
         .target(
             name: "FieldSyncProtocol",
             dependencies: [
-                "FieldSyncCore",
+                "FieldSyncCore", "FieldSyncEd25519",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -166,6 +173,11 @@ let package = Package(
                 "FieldSyncCore", "FieldSyncSeededRandom",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FieldSyncEd25519Tests",
+            dependencies: ["FieldSyncEd25519", "FieldSyncSeededRandom", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "FieldSyncCore", package: main),
                 .product(name: "FieldSyncStore", package: main),
                 .product(name: "FieldSyncProtocol", package: main),
+                .product(name: "FieldSyncEd25519", package: main),
                 .product(name: "FieldSyncClient", package: main),
                 .product(name: "FieldSyncVault", package: main),
                 .product(name: "FieldSyncBlobs", package: main),

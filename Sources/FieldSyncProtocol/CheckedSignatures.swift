@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import FieldSyncCore
+import FieldSyncEd25519
 import Foundation
 
 /// Signatures already checked, on all cores, before a write transaction: for each revision, the
@@ -80,13 +81,14 @@ extension KeyDirectory {
     /// of an unknown node or fails is left out, so the transaction verifies it again and reports why.
     public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector) -> CheckedSignatures {
         let candidates = candidates(revisions, skipping: known)
+        let tables = verifyingKeys(for: candidates)
         let chunks = Self.chunks(candidates.count)
         var results = [[CheckedSignatures.Entry]](repeating: [], count: chunks.count)
         results.withUnsafeMutableBufferPointer { slots in
             nonisolated(unsafe) let slots = slots
             DispatchQueue.concurrentPerform(iterations: chunks.count) { index in
                 var keys: [NodeID: Curve25519.Signing.PublicKey] = [:]
-                slots[index] = chunks[index].compactMap { verified(candidates[$0], keys: &keys) }
+                slots[index] = chunks[index].compactMap { verified(candidates[$0], tables: tables, keys: &keys) }
             }
         }
         return CheckedSignatures(results)
@@ -119,11 +121,12 @@ extension KeyDirectory {
     /// blocking a thread of the cooperative pool.
     public func checkSignatures(_ revisions: [Revision], skipping known: VersionVector) async -> CheckedSignatures {
         let candidates = candidates(revisions, skipping: known)
+        let tables = verifyingKeys(for: candidates)
         let results = await withTaskGroup(of: [CheckedSignatures.Entry].self) { group in
             for chunk in Self.chunks(candidates.count) {
                 group.addTask {
                     var keys: [NodeID: Curve25519.Signing.PublicKey] = [:]
-                    return chunk.compactMap { verified(candidates[$0], keys: &keys) }
+                    return chunk.compactMap { verified(candidates[$0], tables: tables, keys: &keys) }
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
@@ -144,19 +147,44 @@ extension KeyDirectory {
         return revisions.filter { !known.covers($0.dot) && seen[$0.dot] == 1 }
     }
 
-    /// Verifies one revision, parsing each node's key once per chunk (`keys`).
-    private func verified(_ revision: Revision, keys: inout [NodeID: Curve25519.Signing.PublicKey]) -> CheckedSignatures.Entry? {
+    /// How many signatures of one node a batch must hold before its key is tabulated
+    /// (``Ed25519VerifyingKey`` costs about three checks to build and then halves each one).
+    static let tabulateFrom = 8
+
+    /// The keys of the nodes with at least ``tabulateFrom`` candidates, made ready for many checks.
+    private func verifyingKeys(for candidates: [Revision]) -> [NodeID: Ed25519VerifyingKey] {
+        var counts: [NodeID: Int] = [:]
+        for revision in candidates { counts[revision.dot.node, default: 0] += 1 }
+        var tables: [NodeID: Ed25519VerifyingKey] = [:]
+        for (node, count) in counts where count >= Self.tabulateFrom {
+            guard let entry = entries[node], let raw = Data(base64Encoded: entry.publicKey),
+                let table = Ed25519VerifyingKey(rawRepresentation: raw)
+            else { continue }
+            tables[node] = table
+        }
+        return tables
+    }
+
+    /// Verifies one revision: with its node's tabulated key when there is one (`tables`), else
+    /// with swift-crypto, parsing each node's key once per chunk (`keys`). A signature the table
+    /// refuses is checked again by swift-crypto, so that refusals are always BoringSSL's.
+    private func verified(_ revision: Revision, tables: [NodeID: Ed25519VerifyingKey], keys: inout [NodeID: Curve25519.Signing.PublicKey])
+        -> CheckedSignatures.Entry?
+    {
         guard let entry = entries[revision.dot.node], let signature = revision.signature.flatMap({ Data(base64Encoded: $0) }) else {
             return nil
         }
-        if keys[revision.dot.node] == nil {
-            guard let raw = Data(base64Encoded: entry.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
-                return nil
-            }
-            keys[revision.dot.node] = key
-        }
         let forms = revision.canonicalForms
-        guard keys[revision.dot.node]!.isValidSignature(signature, for: forms.signed) else { return nil }
+        if tables[revision.dot.node]?.isValidSignature(signature, for: forms.signed) != true {
+            if keys[revision.dot.node] == nil {
+                guard let raw = Data(base64Encoded: entry.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+                else {
+                    return nil
+                }
+                keys[revision.dot.node] = key
+            }
+            guard keys[revision.dot.node]!.isValidSignature(signature, for: forms.signed) else { return nil }
+        }
         // The rest of what the transaction needs of a revision alone, while on all cores anyway.
         let fitsSchema = revision.operations.allSatisfy { operation in
             (try? IncidentSchema.validate(operation, requireNFC: revision.format >= 2)) != nil

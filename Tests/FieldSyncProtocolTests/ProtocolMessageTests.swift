@@ -206,6 +206,39 @@ import Testing
         }
     }
 
+    /// With 20 revisions of one node its key is tabulated (``Ed25519VerifyingKey``, from 8 on). A
+    /// modified client, signing with its own key, adds the group order to `s` of a valid signature
+    /// (the same scalar modulo the order, which a lax verifier accepts) and gives another
+    /// revision a signature of its sibling's bytes: both are left out of the check and refused.
+    @Test func aTabulatedKeyRefusesMalleatedAndMisplacedSignatures() async throws {
+        var batch = try revisions(20)
+        var signature = [UInt8](try #require(Data(base64Encoded: try #require(batch[3].signature))))
+        let order: [UInt8] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ]
+        var carry = 0
+        for index in 0..<32 {
+            let sum = Int(signature[32 + index]) + Int(order[index]) + carry
+            signature[32 + index] = UInt8(sum & 0xff)
+            carry = sum >> 8
+        }
+        #expect(signature[63] & 0xe0 == 0)
+        batch[3].signature = Data(signature).base64EncodedString()
+        batch[7].signature = batch[8].signature
+        let directory = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)])
+        for checked in [
+            directory.checkSignatures(batch, skipping: VersionVector()), await directory.checkSignatures(batch, skipping: VersionVector()),
+        ] {
+            #expect(checked.count == 18)
+            for bad in [batch[3], batch[7]] {
+                #expect(checked.canonicalText(of: bad) == nil)
+                #expect { try directory.verify(bad, checked: checked) } throws: { ($0 as? ProtocolError)?.code == .badSignature }
+            }
+            for (index, good) in batch.enumerated() where index != 3 && index != 7 { #expect(checked.canonicalText(of: good) != nil) }
+        }
+    }
+
     @Test func aKeyThatChangedSinceTheCheckMeansVerifyingAgain() throws {
         let batch = try revisions(2)
         let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(batch, skipping: VersionVector())

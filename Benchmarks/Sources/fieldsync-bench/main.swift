@@ -8,6 +8,8 @@
 //   fieldsync-bench --receive [--scale N] [--rounds R]
 //                                        only the write transaction of a pull, signatures checked
 //                                        ahead, against a raw insert (best of R rounds, default 5)
+//   fieldsync-bench --ed25519 N          N signatures of one key checked on one core: the tabulated
+//                                        key (Ed25519VerifyingKey) against swift-crypto
 //   fieldsync-bench --attachments [M T R] only section 9, attachments: memory at an M MiB file,
 //                                        throughput at T MiB, resumption at R MiB (4096 1024 256)
 //   fieldsync-bench --postgres [--scale N] [--rounds R] [--clients C]
@@ -20,6 +22,7 @@
 import Crypto
 import FieldSyncClient
 import FieldSyncCore
+import FieldSyncEd25519
 import FieldSyncProtocol
 import FieldSyncStore
 import FieldSyncTestSupport
@@ -88,6 +91,31 @@ func report(_ what: String, _ value: Double, _ baseline: Double, target: String)
 
 func note(_ text: String) {
     emit("  \(text)")
+}
+
+// `--ed25519 N`: N signatures of one key (1.3 KB messages) checked on one core by swift-crypto
+// (BoringSSL's `ED25519_verify`) and by `Ed25519VerifyingKey` (its table built inside the timing),
+// alternated over five rounds; the median of the per-round ratios.
+if let index = arguments.firstIndex(of: "--ed25519"), let count = Int(arguments[index + 1]) {
+    let privateKey = Curve25519.Signing.PrivateKey()
+    let items = try (0..<count).map { i in
+        let message = Array(
+            "revision \(i): \(String(repeating: "Witnesses describe armed men going from house to house. ", count: 22))".utf8)
+        return (message: message, signature: try privateKey.signature(for: message))
+    }
+    let raw = privateKey.publicKey.rawRepresentation
+    var ratios: [Double] = []
+    for round in 1...5 {
+        let boring = time { verifyOnOneCore(items, key: raw) }
+        let tabulated = time {
+            let key = Ed25519VerifyingKey(rawRepresentation: raw)!
+            for item in items { precondition(key.isValidSignature(item.signature, for: item.message)) }
+        }
+        ratios.append(tabulated / boring)
+        report("Ed25519 checks on one core, round \(round)", tabulated, boring, target: "(swift-crypto = 1)")
+    }
+    note(String(format: "median ratio %.2f (tabulated key / swift-crypto), %d signatures", ratios.sorted()[2], count))
+    exit(0)
 }
 
 /// A ~1.3 KB realistic incident, different per index.
