@@ -53,42 +53,43 @@ struct EdwardsPoint {
 
     var negated: EdwardsPoint { EdwardsPoint(x: x.negated, y: y, z: z, t: t.negated) }
 
-    /// 2·self (dbl-2008-hwcd with a = −1, signs as in ref10).
+    /// 2·self (dbl-2008-hwcd with a = −1, signs as in ref10). The coordinates are tight, so the
+    /// sums and differences below stay under 2^54 per limb without carrying (``FieldElement``).
     func doubled() -> EdwardsPoint {
         let a = x.squared()
         let b = y.squared()
         let zz = z.squared()
-        let c = zz + zz
-        let h = a + b
-        let e = h - (x + y).squared()
-        let g = a - b
-        let f = c + g
+        let c = zz.plusLoose(zz)
+        let h = a.plusLoose(b)
+        let e = h.minusLoose(x.plusLoose(y).squared())
+        let g = a.minusLoose(b)
+        let f = c.plusLoose(g)
         return EdwardsPoint(x: e * f, y: g * h, z: f * g, t: e * h)
     }
 
     /// self + q (add-2008-hwcd-3 with a = −1, k = 2d).
     func adding(_ q: CachedPoint) -> EdwardsPoint {
-        let a = (y - x) * q.yMinusX
-        let b = (y + x) * q.yPlusX
+        let a = y.minusLoose(x) * q.yMinusX
+        let b = y.plusLoose(x) * q.yPlusX
         let c = t * q.tTimes2d
         let d = z * q.zTimes2
-        let e = b - a
-        let f = d - c
-        let g = d + c
-        let h = b + a
+        let e = b.minusLoose(a)
+        let f = d.minusLoose(c)
+        let g = d.plusLoose(c)
+        let h = b.plusLoose(a)
         return EdwardsPoint(x: e * f, y: g * h, z: f * g, t: e * h)
     }
 
     /// self − q: the same formula with −q = (−x, y), which swaps y + x with y − x and negates T.
     func subtracting(_ q: CachedPoint) -> EdwardsPoint {
-        let a = (y - x) * q.yPlusX
-        let b = (y + x) * q.yMinusX
+        let a = y.minusLoose(x) * q.yPlusX
+        let b = y.plusLoose(x) * q.yMinusX
         let c = t * q.tTimes2d
         let d = z * q.zTimes2
-        let e = b - a
-        let f = d + c
-        let g = d - c
-        let h = b + a
+        let e = b.minusLoose(a)
+        let f = d.plusLoose(c)
+        let g = d.minusLoose(c)
+        let h = b.plusLoose(a)
         return EdwardsPoint(x: e * f, y: g * h, z: f * g, t: e * h)
     }
 
@@ -97,7 +98,7 @@ struct EdwardsPoint {
     }
 }
 
-/// A point kept ready to be added: (Y + X, Y − X, 2Z, 2d·T), as ref10's `ge_cached`.
+/// A point kept ready to be added: (Y + X, Y − X, 2Z, 2d·T), as ref10's `ge_cached`, each tight.
 struct CachedPoint {
     var yPlusX: FieldElement
     var yMinusX: FieldElement

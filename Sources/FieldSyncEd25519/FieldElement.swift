@@ -1,7 +1,10 @@
 /// An element of GF(2^255 − 19), in five limbs of 51 bits (radix 2^51), as in curve25519-donna and
-/// BoringSSL's 64-bit field code. Every value this type hands out keeps each limb below 2^52, which
-/// is what ``*(_:_:)`` and ``squared()`` need for their 128-bit sums never to overflow; the value is
-/// reduced to its canonical form only for ``canonicalBytes``.
+/// BoringSSL's 64-bit field code. Products, ``+(_:_:)``, ``-(_:_:)`` and ``carried()`` hand out
+/// *tight* values, each limb below 2^51 + 2^14. ``*(_:_:)`` and ``squared()`` take limbs below
+/// 2^54: their 128-bit sums stay below 2^115, and the top carry times 19 below 2^64. The point
+/// formulas therefore add and subtract tight values without carrying (``plusLoose(_:)``,
+/// ``minusLoose(_:)``) and only multiply the results. A value is reduced to its canonical form only
+/// for ``canonicalBytes``.
 ///
 /// Verification handles public data only, so nothing here is constant-time.
 struct FieldElement {
@@ -90,7 +93,8 @@ struct FieldElement {
 
     var isZero: Bool { canonicalBytes.allSatisfy { $0 == 0 } }
 
-    /// One carry pass: every limb but the lowest below 2^51, the lowest below 2^51 + 19 · 2^13.
+    /// One carry pass (of limbs below 2^60): every limb but the lowest below 2^51, the lowest below
+    /// 2^51 + 19 · 2^9.
     func carried() -> FieldElement {
         var r = self
         r.l1 &+= r.l0 >> 51
@@ -110,7 +114,7 @@ struct FieldElement {
         FieldElement(l0: a.l0 &+ b.l0, l1: a.l1 &+ b.l1, l2: a.l2 &+ b.l2, l3: a.l3 &+ b.l3, l4: a.l4 &+ b.l4).carried()
     }
 
-    /// a − b as a + 4p − b, limb by limb (every limb of b is below 2^52, so nothing goes negative).
+    /// a − b as a + 4p − b, limb by limb (b's limbs below 4p's, 2^53 − 76, so nothing goes negative).
     static func - (a: FieldElement, b: FieldElement) -> FieldElement {
         let fourP0: UInt64 = (1 << 53) - 76
         let fourP: UInt64 = (1 << 53) - 4
@@ -125,11 +129,32 @@ struct FieldElement {
 
     var negated: FieldElement { .zero - self }
 
+    /// self + b without carrying, for a factor of ``*(_:_:)`` or ``squared()`` only: with both
+    /// below 2^53 per limb, the sum is below 2^54.
+    @inline(__always)
+    func plusLoose(_ b: FieldElement) -> FieldElement {
+        FieldElement(l0: l0 &+ b.l0, l1: l1 &+ b.l1, l2: l2 &+ b.l2, l3: l3 &+ b.l3, l4: l4 &+ b.l4)
+    }
+
+    /// self − b as self + 2p − b without carrying, for a factor only: b must be tight (below 2p's
+    /// limbs, 2^52 − 38), self below 2^53 per limb, so the result is below 2^54.
+    @inline(__always)
+    func minusLoose(_ b: FieldElement) -> FieldElement {
+        let twoP0: UInt64 = (1 << 52) - 38
+        let twoP: UInt64 = (1 << 52) - 2
+        return FieldElement(
+            l0: l0 &+ twoP0 &- b.l0, l1: l1 &+ twoP &- b.l1, l2: l2 &+ twoP &- b.l2, l3: l3 &+ twoP &- b.l3, l4: l4 &+ twoP &- b.l4)
+    }
+
+    /// Whether every limb is below 2^bits (for the debug assertions of the bounds above).
+    func limbsBelow(bits: UInt64) -> Bool { (l0 | l1 | l2 | l3 | l4) >> bits == 0 }
+
     @inline(__always)
     private static func wide(_ a: UInt64, _ b: UInt64) -> UInt128 { UInt128(a) &* UInt128(b) }
 
-    /// Limbs below 2^52 in, so each of the five 128-bit sums stays below 2^112.
+    /// Limbs below 2^54 in (so each term is below 2^112.3, each sum of five below 2^115), tight out.
     static func * (a: FieldElement, b: FieldElement) -> FieldElement {
+        assert(a.limbsBelow(bits: 54) && b.limbsBelow(bits: 54))
         let b1 = b.l1 &* 19
         let b2 = b.l2 &* 19
         let b3 = b.l3 &* 19
@@ -143,6 +168,7 @@ struct FieldElement {
     }
 
     func squared() -> FieldElement {
+        assert(limbsBelow(bits: 54))
         let a0x2 = l0 &* 2
         let a1x2 = l1 &* 2
         let a1x38 = l1 &* 38
@@ -182,7 +208,7 @@ struct FieldElement {
         let l3 = UInt64(truncatingIfNeeded: r3) & mask
         let carry = UInt64(truncatingIfNeeded: r4 >> 51)
         let l4 = UInt64(truncatingIfNeeded: r4) & mask
-        // r4 < 5 · 2^104 + 2^61, so carry · 19 < 2^61.
+        // r4 < 5 · 2^108 + 2^64 < 2^110.4, so carry · 19 < 2^63.7 and l0 stays below 2^64.
         l0 &+= carry &* 19
         return FieldElement(l0: l0 & mask, l1: l1 &+ (l0 >> 51), l2: l2, l3: l3, l4: l4)
     }

@@ -55,6 +55,22 @@ import Testing
         }
     }
 
+    /// The point formulas multiply uncarried sums and differences: factors up to 2^54 − 1 per limb.
+    @Test func factorsUpToTheLooseBoundMultiplyAsCarriedOnes() {
+        var random = SplitMix64(seed: 15)
+        let loosest = FieldElement(l0: (1 << 54) - 1, l1: (1 << 54) - 1, l2: (1 << 54) - 1, l3: (1 << 54) - 1, l4: (1 << 54) - 1)
+        for _ in 0..<100 {
+            let (a, b, c) = (Self.element(&random), Self.element(&random), Self.element(&random))
+            #expect(a.plusLoose(b) * c == (a + b) * c)
+            #expect(a.minusLoose(b) * c == (a - b) * c)
+            #expect(a.plusLoose(b).plusLoose(a.minusLoose(b)).squared() == (a + a).squared())
+            #expect(loosest * c == loosest.carried() * c)
+            #expect(c * loosest == c * loosest.carried())
+        }
+        #expect(loosest.squared() == loosest.carried().squared())
+        #expect(loosest * loosest == loosest.carried() * loosest.carried())
+    }
+
     @Test func theseArePublicKeysAsSwiftCryptoDerivesThem() throws {
         var random = SplitMix64(seed: 13)
         for _ in 0..<40 {
