@@ -48,6 +48,7 @@ extension PostgresCentralStore {
             var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
             var byRecord: [RecordID: [Revision]] = [:]
             var logged = VersionVector()
+            var signatures = SignatureChecker()
             for try await (seq, node, counter, record, body) in try await connection.query(
                 "SELECT seq, node, counter, record, body FROM revision ORDER BY seq", logger: logger
             ).decode((Int64, String, Int64, String, String).self) {
@@ -61,7 +62,7 @@ extension PostgresCentralStore {
                     report.problems.append("revision #\(seq) (\(dot)) does not match its key columns")
                 }
                 if let publicKey = keys[dot.node] {
-                    if SignatureCheck.isValid(revision, publicKeyBase64: publicKey) {
+                    if signatures.isValid(revision, publicKeyBase64: publicKey) {
                         report.verifiedSignatures += 1
                     } else {
                         report.problems.append("revision \(dot): bad signature")

@@ -36,6 +36,7 @@ extension ReplicaStore {
             var counters: [NodeID: [UInt64]] = [:]
             var byRecord: [RecordID: [Revision]] = [:]
             var verified = 0
+            var signatures = SignatureChecker()
             var count = 0
             // Within a node, counters rise in log order, so the previous revision's hash is the last seen.
             var heads: [NodeID: (counter: UInt64, hash: String)] = [:]
@@ -56,7 +57,7 @@ extension ReplicaStore {
                 if revision.signature == nil {
                     problems.append("revision \(revision.dot) is not signed")
                 } else if let entry = directory[revision.dot.node] {
-                    if SignatureCheck.isValid(revision, publicKeyBase64: entry.publicKey) {
+                    if signatures.isValid(revision, publicKeyBase64: entry.publicKey) {
                         verified += 1
                     } else {
                         problems.append("revision \(revision.dot): bad signature")

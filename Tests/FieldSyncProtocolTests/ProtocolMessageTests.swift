@@ -242,6 +242,27 @@ import Testing
         }
     }
 
+    /// `fieldsync verify` checks a log one revision at a time: from the fourth use of a key on,
+    /// with the key tabulated, and with the same answers as `SignatureCheck` before and after.
+    @Test func aSignatureCheckerAnswersAsSignatureCheckBeforeAndAfterTabulating() throws {
+        var batch = try revisions(12)
+        batch[2].author = "someone else"
+        batch[9].author = "someone else"
+        batch[10].signature = batch[11].signature
+        var checker = SignatureChecker()
+        let other = DeviceKey.generate().publicKeyBase64
+        for (index, revision) in batch.enumerated() {
+            let expected = ![2, 9, 10].contains(index)
+            #expect(SignatureCheck.isValid(revision, publicKeyBase64: key.publicKeyBase64) == expected)
+            let answer = checker.isValid(revision, publicKeyBase64: key.publicKeyBase64)
+            #expect(answer == expected)
+            let byOther = checker.isValid(revision, publicKeyBase64: other)
+            #expect(!byOther)
+        }
+        let byNoKey = checker.isValid(batch[0], publicKeyBase64: "not a key")
+        #expect(!byNoKey)
+    }
+
     @Test func aKeyThatChangedSinceTheCheckMeansVerifyingAgain() throws {
         let batch = try revisions(2)
         let checked = KeyDirectory([KeyEntry(node: node, publicKey: key.publicKeyBase64)]).checkSignatures(batch, skipping: VersionVector())

@@ -303,6 +303,21 @@ import Testing
         #expect(try store.identity().retiredNodes == [old])
     }
 
+    /// Past its fourth revision a node's key is tabulated (`SignatureChecker`): a revision altered
+    /// after that is still found, and only that one.
+    @Test func verifyFindsOneBadSignatureAmongManyOfOneKey() throws {
+        let path = dir.file("verify-many.sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        for index in 1...8 { _ = try Fixtures.addIncident(store, title: "Raid \(index)") }
+        #expect(try store.verify().verifiedSignatures == 8)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "UPDATE revision SET body = replace(body, 'Raid 7', 'Raid 9') WHERE counter = 7") }
+        let report = try store.verify()
+        #expect(report.verifiedSignatures == 7)
+        #expect(report.problems.filter { $0.contains("bad signature") }.count == 1)
+        #expect(report.problems.contains { $0.contains(":7: bad signature") })
+    }
+
     @Test func verifyFindsTamperingAndGaps() throws {
         let path = dir.file("verify.sqlite")
         let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
