@@ -12,6 +12,15 @@ import Foundation
 /// hold it to that answer on valid, altered and crafted signatures. Building one costs about three
 /// signature checks; it is for a key with many signatures to check (a pull page, a pushed batch).
 public struct Ed25519VerifyingKey: Sendable {
+    /// Whether swift-crypto is BoringSSL here, whose answers this type is built and tested to give.
+    /// On Apple platforms swift-crypto is CryptoKit, whose rules for edge cases (small-order keys,
+    /// non-canonical encodings) are not known to match, so callers use swift-crypto alone there.
+    #if canImport(CryptoKit)
+        public static let answersAsSwiftCrypto = false
+    #else
+        public static let answersAsSwiftCrypto = true
+    #endif
+
     /// The 32 bytes of the key, as hashed.
     public let rawRepresentation: [UInt8]
     /// Multiples of −A, since the check computes [h](−A) + [s]B.
@@ -47,7 +56,7 @@ public struct Ed25519VerifyingKey: Sendable {
     }
 
     /// [h](−A) + [s]B: the odd digits of both, four doublings, then the even digits.
-    private func multiplyAndAdd(hDigits: InlineArray<64, Int8>, sDigits: InlineArray<64, Int8>) -> EdwardsPoint {
+    private func multiplyAndAdd(hDigits: [Int8], sDigits: [Int8]) -> EdwardsPoint {
         let base = CombTable.base
         var accumulator = EdwardsPoint.identity
         for row in 0..<32 {

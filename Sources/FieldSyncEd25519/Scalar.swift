@@ -22,7 +22,7 @@ enum Scalar {
     /// which bounds every limb well inside 64 bits.
     static func reduce(wide: UnsafeRawBufferPointer) -> [UInt8] {
         precondition(wide.count == 64)
-        var s = InlineArray<24, Int64>(repeating: 0)
+        var s = [Int64](repeating: 0, count: 24)
         // Limb i is bits 21·i ..< 21·(i + 1); the last takes the 29 top bits.
         for i in 0..<24 {
             let bit = 21 * i
@@ -87,8 +87,8 @@ enum Scalar {
     }
 
     /// The scalar (below 2^253) as 64 signed base-16 digits in −8...8, least significant first.
-    static func signedDigits(_ bytes: UnsafeRawBufferPointer) -> InlineArray<64, Int8> {
-        var digits = InlineArray<64, Int8>(repeating: 0)
+    static func signedDigits(_ bytes: UnsafeRawBufferPointer) -> [Int8] {
+        var digits = [Int8](repeating: 0, count: 64)
         for i in 0..<32 {
             digits[2 * i] = Int8(bytes[i] & 15)
             digits[2 * i + 1] = Int8(bytes[i] >> 4)

@@ -197,6 +197,50 @@ import Testing
         #expect(!Self.expectSameAnswer([0xee] + [UInt8](repeating: 0xff, count: 30) + [0x7f] + zero, [], key: identityKey))
     }
 
+    /// With the identity as its key, a key holder can sign anything with any s: R = [s]B. Scalars
+    /// in [2^252, ℓ), which random ones almost never are, set the top digit.
+    @Test func scalarsJustBelowTheOrderVerifyAsSwiftCryptoVerifiesThem() {
+        var random = SplitMix64(seed: 36)
+        let identityKey = [1] + [UInt8](repeating: 0, count: 31)
+        let orderMinusOne = Reference.subtract(Reference.order, [1])
+        var scalars = [Reference.bytes(orderMinusOne), Reference.bytes([0, 0, 0, 0x1000_0000_0000_0000])]
+        for _ in 0..<20 {
+            // 2^252 plus a random number below ℓ − 2^252.
+            var words = Reference.words(Reference.randomBytes(32, &random))
+            words[1] &= 0x0fff_ffff_ffff_ffff
+            words[2] = 0
+            words[3] = 0x1000_0000_0000_0000
+            scalars.append(Reference.bytes(words))
+        }
+        for s in scalars {
+            #expect(s.withUnsafeBytes { Scalar.isCanonical($0) })
+            let r = Reference.multiply(.base, by: s).encoded
+            let message = Reference.randomBytes(20, &random)
+            #expect(Self.expectSameAnswer(r + s, message, key: identityKey))
+            #expect(!Self.expectSameAnswer(Reference.multiply(.base, by: s).doubled().encoded + s, message, key: identityKey))
+        }
+    }
+
+    /// Every key encoding with y = p + k (k in 0...18, the only non-canonical ones), both signs:
+    /// decoded, or refused, as BoringSSL does, and then the same answers.
+    @Test func everyNonCanonicalKeyEncodingAnswersAsSwiftCrypto() {
+        var random = SplitMix64(seed: 37)
+        var decoded = 0
+        for k in 0...18 {
+            for sign: UInt8 in [0, 0x80] {
+                var key = Reference.bytes(Reference.add(Reference.prime, [UInt64(k)]))
+                key[31] |= sign
+                if Ed25519VerifyingKey(rawRepresentation: key) != nil { decoded += 1 }
+                let s = Reference.randomBytes(64, &random).withUnsafeBytes { Scalar.reduce(wide: $0) }
+                let sB = Reference.multiply(.base, by: s)
+                for t in Self.torsion {
+                    Self.expectSameAnswer(sB.adding(t.cached).encoded + s, [7], key: key)
+                }
+            }
+        }
+        #expect(decoded >= 4)
+    }
+
     @Test func bytesThatAreNoPointMakeNoKey() {
         var random = SplitMix64(seed: 35)
         var none = 0

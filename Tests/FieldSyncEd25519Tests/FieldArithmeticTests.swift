@@ -71,6 +71,50 @@ import Testing
         #expect(loosest * loosest == loosest.carried() * loosest.carried())
     }
 
+    /// Products and differences, carried or loose, reduce to what slow modular arithmetic gives,
+    /// including results at or just above p, where the canonical encoding must subtract p.
+    @Test func productsAndDifferencesEncodeAsTheReferenceComputesThem() {
+        var random = SplitMix64(seed: 16)
+        func words(_ value: FieldElement) -> [UInt64] {
+            // The value the limbs stand for, unreduced (up to 2^258).
+            let limbs = [value.l0, value.l1, value.l2, value.l3, value.l4]
+            var total: [UInt64] = [0]
+            for (index, limb) in limbs.enumerated() {
+                var shifted = [UInt64](repeating: 0, count: 6)
+                let bit = 51 * index
+                shifted[bit / 64] = limb << UInt64(bit % 64)
+                if bit % 64 != 0 { shifted[bit / 64 + 1] = limb >> UInt64(64 - bit % 64) }
+                total = Reference.add(total, shifted)
+            }
+            return total
+        }
+        func expectCanonical(_ value: FieldElement, sourceLocation: SourceLocation = #_sourceLocation) {
+            let expected = Reference.bytes(Reference.reduce(words(value), modulo: Reference.prime))
+            #expect(value.canonicalBytes == expected, sourceLocation: sourceLocation)
+        }
+        let minusOne = FieldElement.zero - .one
+        #expect(minusOne.canonicalBytes == [0xec] + [UInt8](repeating: 0xff, count: 30) + [0x7f])
+        #expect((minusOne * minusOne).canonicalBytes == FieldElement.one.canonicalBytes)
+        #expect((minusOne + .one).canonicalBytes == FieldElement.zero.canonicalBytes)
+        #expect((minusOne + .one + .one).canonicalBytes == FieldElement.one.canonicalBytes)
+        // Limbs at and above 2^51 whose value is p, p + 1 or 2p − 1.
+        let mask = FieldElement.mask
+        expectCanonical(FieldElement(l0: mask - 18, l1: mask, l2: mask, l3: mask, l4: mask))
+        expectCanonical(FieldElement(l0: mask - 17, l1: mask, l2: mask, l3: mask, l4: mask))
+        expectCanonical(FieldElement(l0: mask + 1 - 18, l1: mask + (1 << 13), l2: mask, l3: mask, l4: mask))
+        for _ in 0..<200 {
+            let (a, b) = (Self.element(&random), Self.element(&random))
+            let product = a * b
+            let expected = Reference.bytes(
+                Reference.reduce(Reference.multiply(words(a), words(b)), modulo: Reference.prime))
+            #expect(product.canonicalBytes == expected)
+            #expect(a.plusLoose(b).minusLoose(product) * b == (a + b - product) * b)
+            expectCanonical(a - b)
+            expectCanonical(a.minusLoose(b))
+            expectCanonical(a.plusLoose(b).plusLoose(a))
+        }
+    }
+
     @Test func theseArePublicKeysAsSwiftCryptoDerivesThem() throws {
         var random = SplitMix64(seed: 13)
         for _ in 0..<40 {

@@ -40,8 +40,14 @@ enum Reference {
         return result
     }
 
+    /// p = 2^255 − 19.
+    static let prime: [UInt64] = [0xffff_ffff_ffff_ffed, .max, .max, 0x7fff_ffff_ffff_ffff]
+
     /// `value` (any number of words) modulo ℓ, bit by bit from the top: four words.
-    static func modOrder(_ value: [UInt64]) -> [UInt64] {
+    static func modOrder(_ value: [UInt64]) -> [UInt64] { reduce(value, modulo: order) }
+
+    /// `value` modulo `modulus` (four words), bit by bit from the top: four words.
+    static func reduce(_ value: [UInt64], modulo order: [UInt64]) -> [UInt64] {
         var r: [UInt64] = [0, 0, 0, 0, 0]
         for bit in stride(from: value.count * 64 - 1, through: 0, by: -1) {
             var carry = (value[bit / 64] >> UInt64(bit % 64)) & 1
