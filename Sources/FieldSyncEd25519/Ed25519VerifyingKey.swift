@@ -71,3 +71,15 @@ public struct Ed25519VerifyingKey: Sendable {
         return accumulator
     }
 }
+
+extension Ed25519VerifyingKey {
+    /// Whether `bytes` decode, as a key is decoded, to a point of small order ([8]P is the
+    /// identity): the identity and the seven other points of order 2, 4 or 8, in any of their
+    /// encodings. [h]A is then one of eight points whatever the message, so anyone can compute a
+    /// signature that verifies (for the identity, R = [s]B with any s). Such a key proves nothing.
+    public static func isSmallOrder(_ bytes: some DataProtocol) -> Bool {
+        let bytes = [UInt8](bytes)
+        guard bytes.count == 32, let point = bytes.withUnsafeBytes({ EdwardsPoint(decoding: $0) }) else { return false }
+        return point.doubled().doubled().doubled().encoded == EdwardsPoint.identity.encoded
+    }
+}

@@ -52,6 +52,9 @@ public struct EnrolRequest: Sendable, Equatable {
         guard let key = o["public_key"]?.stringValue, SignatureCheck.isPublicKey(key) else {
             throw ProtocolError(.malformed, "public_key: expected a base64 Ed25519 public key")
         }
+        guard !SignatureCheck.isSmallOrderKey(key) else {
+            throw ProtocolError(.malformed, "public_key: a key of small order, whose signatures anyone could forge")
+        }
         var proof: String?
         if let value = o["proof"] {
             guard let text = value.stringValue, text.utf8.count <= 200 else {

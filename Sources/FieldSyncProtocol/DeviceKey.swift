@@ -1,5 +1,6 @@
 import Crypto
 import FieldSyncCore
+import FieldSyncEd25519
 import Foundation
 
 /// A device's Ed25519 signing key. The private half never leaves the replica file; the public half
@@ -63,6 +64,13 @@ public enum SignatureCheck {
     /// Only the canonical base64 of the 32 key bytes counts: Foundation also decodes spellings with
     /// other padding bits, and two texts for one key must never exist, so that comparing key texts
     /// compares key bytes.
+    /// Whether a base64 public key is of small order (``Ed25519VerifyingKey/isSmallOrder(_:)``):
+    /// one whose signatures anyone can forge, which enrolment refuses.
+    public static func isSmallOrderKey(_ text: String) -> Bool {
+        guard let data = Data(base64Encoded: text) else { return false }
+        return Ed25519VerifyingKey.isSmallOrder(data)
+    }
+
     public static func isPublicKey(_ text: String) -> Bool {
         guard let data = Data(base64Encoded: text), data.count == 32, data.base64EncodedString() == text else { return false }
         return (try? Curve25519.Signing.PublicKey(rawRepresentation: data)) != nil

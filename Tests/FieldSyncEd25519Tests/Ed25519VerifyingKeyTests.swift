@@ -241,6 +241,20 @@ import Testing
         #expect(decoded >= 4)
     }
 
+    @Test func onlyTheEightSmallOrderPointsAreOfSmallOrder() throws {
+        for t in Self.torsion { #expect(Ed25519VerifyingKey.isSmallOrder(t.encoded)) }
+        #expect(Ed25519VerifyingKey.isSmallOrder([0xee] + [UInt8](repeating: 0xff, count: 30) + [0x7f]))
+        var random = SplitMix64(seed: 38)
+        let key = Array(
+            try Curve25519.Signing.PrivateKey(rawRepresentation: Reference.randomBytes(32, &random)).publicKey.rawRepresentation)
+        #expect(!Ed25519VerifyingKey.isSmallOrder(key))
+        // A torsion component on a key of large order is not small order: its signatures cannot be forged.
+        let point = try #require(key.withUnsafeBytes { EdwardsPoint(decoding: $0) })
+        #expect(!Ed25519VerifyingKey.isSmallOrder(point.adding(Self.torsion[3].cached).encoded))
+        #expect(!Ed25519VerifyingKey.isSmallOrder([2] + [UInt8](repeating: 0, count: 31)))  // no point
+        #expect(!Ed25519VerifyingKey.isSmallOrder([UInt8](repeating: 1, count: 31)))
+    }
+
     @Test func bytesThatAreNoPointMakeNoKey() {
         var random = SplitMix64(seed: 35)
         var none = 0

@@ -72,6 +72,41 @@ import Testing
         }
     }
 
+    /// A modified client enrols with a key of small order (the identity, or a point of order 2, 4
+    /// or 8, in any encoding): anyone could forge its signatures, so the request is malformed.
+    @Test func anEnrolRequestWithAKeyOfSmallOrderIsRefused() throws {
+        let identity = [1] + [UInt8](repeating: 0, count: 31)
+        let order4 = [UInt8](repeating: 0, count: 32)  // y = 0: x = ±√−1
+        let order2 = [0xec] + [UInt8](repeating: 0xff, count: 30) + [0x7f]  // y = −1
+        let order8 = Self.bytes("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+        let identityYPlusP = [0xee] + [UInt8](repeating: 0xff, count: 30) + [0x7f]
+        let identitySignBit = [1] + [UInt8](repeating: 0, count: 30) + [0x80]
+        for bytes in [identity, order4, order2, order8, identityYPlusP, identitySignBit] {
+            let text = Data(bytes).base64EncodedString()
+            #expect(SignatureCheck.isPublicKey(text))
+            #expect(SignatureCheck.isSmallOrderKey(text))
+            let request = EnrolRequest(code: "abcde-fghij", node: node, publicKey: text).json
+            #expect { try EnrolRequest(json: request) } throws: {
+                ($0 as? ProtocolError)?.code == .malformed && "\($0)".contains("small order")
+            }
+        }
+        #expect(!SignatureCheck.isSmallOrderKey(key.publicKeyBase64))
+        #expect(
+            try EnrolRequest(json: EnrolRequest(code: "abcde-fghij", node: node, publicKey: key.publicKeyBase64).json).publicKey
+                == key.publicKeyBase64)
+    }
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            result.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return result
+    }
+
     @Test func bundlesCarryAChecksumAndKeys() throws {
         let bundle = BundleFile(
             from: node, knowledge: VersionVector([node: 1]), revisions: [try revision()], created: 5,
