@@ -68,28 +68,21 @@ struct EdwardsPoint {
     }
 
     /// self + q (add-2008-hwcd-3 with a = −1, k = 2d).
-    func adding(_ q: CachedPoint) -> EdwardsPoint {
-        let a = y.minusLoose(x) * q.yMinusX
-        let b = y.plusLoose(x) * q.yPlusX
-        let c = t * q.tTimes2d
-        let d = z * q.zTimes2
-        let e = b.minusLoose(a)
-        let f = d.minusLoose(c)
-        let g = d.plusLoose(c)
-        let h = b.plusLoose(a)
-        return EdwardsPoint(x: e * f, y: g * h, z: f * g, t: e * h)
-    }
+    func adding(_ q: CachedPoint) -> EdwardsPoint { adding(q, negated: false) }
 
     /// self − q: the same formula with −q = (−x, y), which swaps y + x with y − x and negates T.
-    func subtracting(_ q: CachedPoint) -> EdwardsPoint {
-        let a = y.minusLoose(x) * q.yPlusX
-        let b = y.plusLoose(x) * q.yMinusX
+    func subtracting(_ q: CachedPoint) -> EdwardsPoint { adding(q, negated: true) }
+
+    @inline(__always)
+    private func adding(_ q: CachedPoint, negated: Bool) -> EdwardsPoint {
+        let a = y.minusLoose(x) * (negated ? q.yPlusX : q.yMinusX)
+        let b = y.plusLoose(x) * (negated ? q.yMinusX : q.yPlusX)
         let c = t * q.tTimes2d
         let d = z * q.zTimes2
         let e = b.minusLoose(a)
-        let f = d.plusLoose(c)
-        let g = d.minusLoose(c)
         let h = b.plusLoose(a)
+        let f = negated ? d.plusLoose(c) : d.minusLoose(c)
+        let g = negated ? d.minusLoose(c) : d.plusLoose(c)
         return EdwardsPoint(x: e * f, y: g * h, z: f * g, t: e * h)
     }
 

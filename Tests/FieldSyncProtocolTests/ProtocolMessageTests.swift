@@ -78,7 +78,7 @@ import Testing
         let identity = [1] + [UInt8](repeating: 0, count: 31)
         let order4 = [UInt8](repeating: 0, count: 32)  // y = 0: x = ±√−1
         let order2 = [0xec] + [UInt8](repeating: 0xff, count: 30) + [0x7f]  // y = −1
-        let order8 = Self.bytes("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+        let order8 = [UInt8](Data(base64Encoded: "xxdqcD1N2E+6PAt2DRBnDyogU/osOczGTsf9d5KsA3o=")!)
         let identityYPlusP = [0xee] + [UInt8](repeating: 0xff, count: 30) + [0x7f]
         let identitySignBit = [1] + [UInt8](repeating: 0, count: 30) + [0x80]
         for bytes in [identity, order4, order2, order8, identityYPlusP, identitySignBit] {
@@ -94,17 +94,6 @@ import Testing
         #expect(
             try EnrolRequest(json: EnrolRequest(code: "abcde-fghij", node: node, publicKey: key.publicKeyBase64).json).publicKey
                 == key.publicKeyBase64)
-    }
-
-    static func bytes(_ hex: String) -> [UInt8] {
-        var result: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            result.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return result
     }
 
     @Test func bundlesCarryAChecksumAndKeys() throws {
