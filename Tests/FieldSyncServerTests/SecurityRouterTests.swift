@@ -84,6 +84,29 @@ import Testing
         #expect(!stored.contains(code))
     }
 
+    /// A modified client enrols with the identity as its key, whose signatures anyone could
+    /// compute (R = [s]B for any s): 400 `malformed` with a JSON body, and the code stays unused
+    /// for the real device.
+    @Test func anEnrolmentWithAKeyOfSmallOrderIsRefusedAndTheCodeStaysUnused() async throws {
+        let code = try Enrolling.issueCode(on: server, for: "rima", role: .documenter)
+        let node = try rima.identity().node
+        let identityKey = Data([1] + [UInt8](repeating: 0, count: 31)).base64EncodedString()
+        let weak = EnrolRequest(code: code, node: node, publicKey: identityKey, nonce: try rima.nonce())
+        let real = EnrolRequest(
+            code: code, node: node, publicKey: try rima.publicKey(), proof: try rima.enrolmentProof(code: code), nonce: try rima.nonce())
+        try await app().test(.router) { http in
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: weak.json.canonicalBytes)) { response in
+                #expect(response.status == .badRequest)
+                let error = Self.body(response)?["error"]
+                #expect(error?["code"]?.stringValue == "malformed")
+                #expect(error?["message"]?.stringValue?.contains("small order") == true)
+            }
+            try await http.execute(uri: "/v1/enroll", method: .post, body: ByteBuffer(bytes: real.json.canonicalBytes)) {
+                #expect($0.status == .ok)
+            }
+        }
+    }
+
     /// The answer to an enrolment is lost on a bad link: the same replica asks again with the same
     /// code and a proof that it holds the key, and gets a new token; the old one stops working.
     /// Another replica with that code, or the same request without the proof, still gets 401.
