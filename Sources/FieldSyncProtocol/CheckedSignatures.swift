@@ -153,15 +153,11 @@ extension KeyDirectory {
 
     /// The keys of the nodes with at least ``tabulateFrom`` candidates, made ready for many checks.
     private func verifyingKeys(for candidates: [Revision]) -> [NodeID: Ed25519VerifyingKey] {
-        guard Ed25519VerifyingKey.answersAsSwiftCrypto else { return [:] }
         var counts: [NodeID: Int] = [:]
         for revision in candidates { counts[revision.dot.node, default: 0] += 1 }
         var tables: [NodeID: Ed25519VerifyingKey] = [:]
         for (node, count) in counts where count >= Self.tabulateFrom {
-            guard let entry = entries[node], let raw = Data(base64Encoded: entry.publicKey),
-                let table = Ed25519VerifyingKey(rawRepresentation: raw)
-            else { continue }
-            tables[node] = table
+            tables[node] = entries[node].flatMap { SignatureCheck.tabulatedKey($0.publicKey) }
         }
         return tables
     }

@@ -64,6 +64,11 @@ public enum SignatureCheck {
     /// Only the canonical base64 of the 32 key bytes counts: Foundation also decodes spellings with
     /// other padding bits, and two texts for one key must never exist, so that comparing key texts
     /// compares key bytes.
+    public static func isPublicKey(_ text: String) -> Bool {
+        guard let data = Data(base64Encoded: text), data.count == 32, data.base64EncodedString() == text else { return false }
+        return (try? Curve25519.Signing.PublicKey(rawRepresentation: data)) != nil
+    }
+
     /// Whether a base64 public key is of small order (``Ed25519VerifyingKey/isSmallOrder(_:)``):
     /// one whose signatures anyone can forge, which enrolment refuses.
     public static func isSmallOrderKey(_ text: String) -> Bool {
@@ -71,9 +76,11 @@ public enum SignatureCheck {
         return Ed25519VerifyingKey.isSmallOrder(data)
     }
 
-    public static func isPublicKey(_ text: String) -> Bool {
-        guard let data = Data(base64Encoded: text), data.count == 32, data.base64EncodedString() == text else { return false }
-        return (try? Curve25519.Signing.PublicKey(rawRepresentation: data)) != nil
+    /// `publicKeyBase64` made ready for many checks (``Ed25519VerifyingKey``), where its verdicts are
+    /// swift-crypto's (not on Apple platforms); nil there, or for a key that is not a point.
+    static func tabulatedKey(_ publicKeyBase64: String) -> Ed25519VerifyingKey? {
+        guard Ed25519VerifyingKey.answersAsSwiftCrypto, let raw = Data(base64Encoded: publicKeyBase64) else { return nil }
+        return Ed25519VerifyingKey(rawRepresentation: raw)
     }
 }
 

@@ -27,12 +27,9 @@ public struct SignatureChecker {
     }
 
     private mutating func table(for publicKeyBase64: String) -> Ed25519VerifyingKey? {
-        guard Ed25519VerifyingKey.answersAsSwiftCrypto else { return nil }
         if let table = tables[publicKeyBase64] { return table }
         uses[publicKeyBase64, default: 0] += 1
-        guard uses[publicKeyBase64]! >= Self.tabulateFrom, let raw = Data(base64Encoded: publicKeyBase64),
-            let table = Ed25519VerifyingKey(rawRepresentation: raw)
-        else { return nil }
+        guard uses[publicKeyBase64]! >= Self.tabulateFrom, let table = SignatureCheck.tabulatedKey(publicKeyBase64) else { return nil }
         tables[publicKeyBase64] = table
         uses[publicKeyBase64] = nil
         return table
