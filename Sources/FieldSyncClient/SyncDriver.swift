@@ -527,10 +527,12 @@ public struct SyncDriver: Sendable {
     }
 
     /// Pulls batch after batch. Each batch is checked against the server's key directory and stored
-    /// in one transaction. While it is stored, the next one is already requested with the knowledge
-    /// the replica will have once it is, decoded, and its signatures verified on the other cores, so
-    /// the server's read, the transfer and the Ed25519 checks overlap the local write. At most two
-    /// pages are in hand: the one being written and the one fetched ahead.
+    /// in one transaction. While batch k is stored, batch k+1 (requested as soon as batch k arrived,
+    /// with the knowledge the replica will have once k is stored) has its signatures verified on the
+    /// other cores, and batch k+2 is requested as soon as k+1 arrives. So the server's read, the
+    /// transfer, the decoding and the Ed25519 checks all overlap the local write. At most three
+    /// pages are in hand: the one being written, the one being checked and the one on its way; one
+    /// request is in flight at a time.
     func pull(_ report: inout SyncReport, _ contested: inout Set<NodeID>, _ progress: @Sendable (SyncProgress) -> Void) async throws {
         // The directory only when it changed since this replica learned it (an entity tag): with
         // thousands of enrolled nodes it is the largest thing a small sync would otherwise move.
@@ -540,7 +542,11 @@ public struct SyncDriver: Sendable {
         var source = KeySource.centralNode(serverKey: answer?.directory.serverKey)
         var tag = answer?.tag
         var prefetched: (knowledge: VersionVector, page: Task<PulledPage, any Error>)?
-        defer { prefetched?.page.cancel() }
+        defer { prefetched.map { Self.discard($0.page) } }
+        // The request for the page after a prefetched one, sent when that one arrived: handed on at
+        // once to the next prefetch, and cancelled with the pull if it never is.
+        var requested: RequestedPage?
+        defer { requested?.response.cancel() }
         // The keys pages fetched ahead are verified with: what this replica holds, read once, and what
         // this pull learns. A key here is only a hint: the transaction takes a signature checked ahead
         // only if it verified with the key the replica holds for that node by then.
@@ -557,10 +563,12 @@ public struct SyncDriver: Sendable {
                         ahead.page.cancel()
                     }
                 }
-                prefetched?.page.cancel()
+                prefetched.map { Self.discard($0.page) }
                 prefetched = nil
-                return PulledPage(response: try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize)), checked: .none)
+                return PulledPage(
+                    response: try await transport.pull(PullRequest(knowledge: knowledge, limit: batchSize)), checked: .none, next: nil)
             }
+            requested = page.next
             let response = page.response
             if response.revisions.isEmpty { break }
             // The page's certificates vouch for its authors too, for nodes the directory did not name.
@@ -571,7 +579,21 @@ public struct SyncDriver: Sendable {
                 for revision in response.revisions { expected.add(revision.dot) }
                 if keysAhead == nil { keysAhead = try store.signingKeys() }
                 for key in keys + certified where keysAhead?[key.node] == nil { keysAhead?.entries[key.node] = key }
-                prefetched = (expected, Self.fetchAhead(PullRequest(knowledge: expected, limit: batchSize), transport, keysAhead!))
+                // The request sent when this page arrived asked with the same knowledge: it was
+                // computed from the same page. Otherwise (this page was fetched here) ask now.
+                let next: RequestedPage
+                if let sent = requested, sent.knowledge == expected {
+                    next = sent
+                } else {
+                    requested?.response.cancel()
+                    let request = PullRequest(knowledge: expected, limit: batchSize)
+                    next = RequestedPage(knowledge: expected, response: Task { try await transport.pull(request) })
+                }
+                requested = nil
+                prefetched = (expected, Self.fetchAhead(next, batchSize: batchSize, transport, keysAhead!))
+            } else {
+                requested?.response.cancel()
+                requested = nil
             }
             let outcome: ReceiveOutcome
             do {
@@ -596,33 +618,72 @@ public struct SyncDriver: Sendable {
         }
     }
 
-    /// A pulled page, with the signatures verified ahead of its transaction.
+    /// A pulled page, with the signatures verified ahead of its transaction, and the request for
+    /// the page after it when it was sent ahead too.
     struct PulledPage: Sendable {
         var response: PullResponse
         var checked: CheckedSignatures
+        var next: RequestedPage?
     }
 
-    /// Requests the next page and verifies its signatures with `keys` (and the page's own
-    /// certificates), on every core the write of the current page leaves free.
-    static func fetchAhead(_ request: PullRequest, _ transport: any SyncTransport, _ keys: KeyDirectory) -> Task<PulledPage, any Error> {
+    /// Cancels a page fetched ahead that will not be used, and, if it had already arrived, the
+    /// request it sent for the page after it.
+    static func discard(_ page: Task<PulledPage, any Error>) {
+        page.cancel()
+        Task { (try? await page.value)?.next?.response.cancel() }
+    }
+
+    /// A pull request sent ahead: the knowledge the replica will have once the pages before it are
+    /// stored, and the response on its way.
+    struct RequestedPage: Sendable {
+        var knowledge: VersionVector
+        var response: Task<PullResponse, any Error>
+    }
+
+    /// Awaits the page `requested` and verifies its signatures with `keys` (and the page's own
+    /// certificates), on every core the write of the current page leaves free. As soon as the page
+    /// arrives, and before its check, the page after it is requested (`PulledPage.next`), so that the
+    /// server's read and the transfer overlap the check. Cancelling the task cancels both requests.
+    static func fetchAhead(_ requested: RequestedPage, batchSize: Int, _ transport: any SyncTransport, _ keys: KeyDirectory)
+        -> Task<PulledPage, any Error>
+    {
         Task {
-            let response = try await transport.pull(request)
-            try Task.checkCancellation()
-            var directory = keys
-            for certificate in response.certificates where directory[certificate.node] == nil {
-                directory.entries[certificate.node] = KeyEntry(certificate: certificate)
-            }
-            // On Dispatch's threads (all cores), not Swift's shared pool: a page's Ed25519 checks are
-            // tenths of a second of CPU that would hold up every other task of the process meanwhile.
-            let revisions = response.revisions
-            let keys = directory
-            let checked = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(returning: keys.checkSignatures(revisions, skipping: request.knowledge))
+            try await withTaskCancellationHandler {
+                let response = try await requested.response.value
+                try Task.checkCancellation()
+                var next: RequestedPage?
+                if response.more {
+                    var expected = requested.knowledge
+                    for revision in response.revisions { expected.add(revision.dot) }
+                    let request = PullRequest(knowledge: expected, limit: batchSize)
+                    next = RequestedPage(knowledge: expected, response: Task { try await transport.pull(request) })
                 }
+                let following = next?.response
+                return try await withTaskCancellationHandler {
+                    var directory = keys
+                    for certificate in response.certificates where directory[certificate.node] == nil {
+                        directory.entries[certificate.node] = KeyEntry(certificate: certificate)
+                    }
+                    // On Dispatch's threads (all cores), not Swift's shared pool: a page's Ed25519 checks are
+                    // tenths of a second of CPU that would hold up every other task of the process meanwhile.
+                    let revisions = response.revisions
+                    let keys = directory
+                    let checked = await withCheckedContinuation { continuation in
+                        DispatchQueue.global().async {
+                            continuation.resume(returning: keys.checkSignatures(revisions, skipping: requested.knowledge))
+                        }
+                    }
+                    do { try Task.checkCancellation() } catch {
+                        following?.cancel()
+                        throw error
+                    }
+                    return PulledPage(response: response, checked: checked, next: next)
+                } onCancel: {
+                    following?.cancel()
+                }
+            } onCancel: {
+                requested.response.cancel()
             }
-            try Task.checkCancellation()
-            return PulledPage(response: response, checked: checked)
         }
     }
 

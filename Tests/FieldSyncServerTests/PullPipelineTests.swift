@@ -107,18 +107,105 @@ import Testing
 
     @Test func thePrefetchIsCancelledWithTheSync() async throws {
         let (_, _, reader, transport) = try await archive(6)
-        let blocking = BlockingSecondPull(inner: transport)
+        let blocking = BlockingPull(inner: transport, blocking: 2)
         let sync = Task { try await SyncDriver(store: reader, transport: blocking, batchSize: 2, retries: 0).run() }
         // Wait until the page after the first is being fetched ahead (it never answers by itself).
         let deadline = ContinuousClock.now + .seconds(240)
-        while !blocking.secondStarted, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(blocking.secondStarted)
+        while !blocking.started, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(blocking.started)
         sync.cancel()
         let result = await sync.result
         #expect(throws: (any Error).self) { try result.get() }
-        #expect(blocking.secondCancelled, "the page being fetched ahead was cancelled with the sync")
+        #expect(blocking.cancelled, "the page being fetched ahead was cancelled with the sync")
         // The first page was committed and stays; nothing else arrived.
         #expect(try reader.status().revisions == 2)
+    }
+
+    /// The page after the one fetched ahead is requested as soon as that one arrives, before its
+    /// check; cancelling the sync cancels that request too, and every stored page is whole.
+    @Test func theRequestTwoPagesAheadIsCancelledWithTheSync() async throws {
+        let (_, writer, reader, transport) = try await archive(8)
+        let blocking = BlockingPull(inner: transport, blocking: 3)
+        let sync = Task { try await SyncDriver(store: reader, transport: blocking, batchSize: 2, retries: 0).run() }
+        let deadline = ContinuousClock.now + .seconds(240)
+        while !blocking.started, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(blocking.started)
+        sync.cancel()
+        let result = await sync.result
+        #expect(throws: (any Error).self) { try result.get() }
+        #expect(blocking.cancelled, "the request two pages ahead was cancelled with the sync")
+        // Pages 1 and perhaps 2 were committed, each whole; page 3 never arrived.
+        let stored = try reader.status().revisions
+        #expect(stored == 2 || stored == 4)
+        #expect(try reader.knowledge()[writer.identity().node] == UInt64(stored))
+    }
+
+    /// The pipeline is bounded: no request asks for more than two pages past what is stored, so
+    /// at most three pages are in hand (written, checked, arriving), however slow the writes.
+    @Test func noRequestRunsMoreThanTwoPagesAheadOfTheWrites() async throws {
+        let (_, writer, reader, transport) = try await archive(30)
+        let recording = LeadRecordingTransport(inner: transport, reader: reader, node: try writer.identity().node)
+        let report = try await SyncDriver(store: reader, transport: recording, batchSize: 3, retries: 0).run()
+        #expect(report.pulled == 30)
+        #expect(try Fixtures.canonicalState(reader) == Fixtures.canonicalState(writer))
+        let leads = recording.recorded
+        #expect(leads.count >= 10)
+        #expect(leads.allSatisfy { $0 >= 0 && $0 <= 2 * 3 }, "leads: \(leads)")
+    }
+}
+
+/// Forwards to a transport, except that the pull numbered `blocking` waits until it is cancelled.
+final class BlockingPull: ForwardingTransport, Sendable {
+    let inner: any SyncTransport
+    let blocking: Int
+    private let state = Mutex((pulls: 0, started: false, cancelled: false))
+
+    init(inner: any SyncTransport, blocking: Int) {
+        self.inner = inner
+        self.blocking = blocking
+    }
+
+    var started: Bool { state.withLock { $0.started } }
+    var cancelled: Bool { state.withLock { $0.cancelled } }
+
+    func pull(_ request: PullRequest) async throws -> PullResponse {
+        let number = state.withLock { state in
+            state.pulls += 1
+            if state.pulls == blocking { state.started = true }
+            return state.pulls
+        }
+        if number == blocking {
+            do {
+                try await Task.sleep(for: .seconds(120))
+            } catch {
+                state.withLock { $0.cancelled = true }
+                throw error
+            }
+        }
+        return try await inner.pull(request)
+    }
+}
+
+/// Forwards to a transport and notes, at each pull request, how many revisions of `node` it asks
+/// past what `reader` has stored by then: how far the pipeline runs ahead of the writes.
+final class LeadRecordingTransport: ForwardingTransport, Sendable {
+    let inner: any SyncTransport
+    let reader: ReplicaStore
+    let node: NodeID
+    private let leads = Mutex<[Int]>([])
+
+    init(inner: any SyncTransport, reader: ReplicaStore, node: NodeID) {
+        self.inner = inner
+        self.reader = reader
+        self.node = node
+    }
+
+    var recorded: [Int] { leads.withLock { $0 } }
+
+    func pull(_ request: PullRequest) async throws -> PullResponse {
+        let stored = try reader.knowledge()[node]
+        leads.withLock { $0.append(Int(request.knowledge[node]) - Int(stored)) }
+        return try await inner.pull(request)
     }
 }
 
@@ -142,33 +229,5 @@ final class AlteringTransport: ForwardingTransport, Sendable {
             return count
         }
         return alter(page, response)
-    }
-}
-
-/// Forwards to a transport, except that the second pull waits until it is cancelled.
-final class BlockingSecondPull: ForwardingTransport, Sendable {
-    let inner: any SyncTransport
-    private let state = Mutex((pulls: 0, started: false, cancelled: false))
-
-    init(inner: any SyncTransport) { self.inner = inner }
-
-    var secondStarted: Bool { state.withLock { $0.started } }
-    var secondCancelled: Bool { state.withLock { $0.cancelled } }
-
-    func pull(_ request: PullRequest) async throws -> PullResponse {
-        let number = state.withLock { state in
-            state.pulls += 1
-            if state.pulls == 2 { state.started = true }
-            return state.pulls
-        }
-        if number == 2 {
-            do {
-                try await Task.sleep(for: .seconds(120))
-            } catch {
-                state.withLock { $0.cancelled = true }
-                throw error
-            }
-        }
-        return try await inner.pull(request)
     }
 }
