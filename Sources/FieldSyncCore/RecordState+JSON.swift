@@ -32,7 +32,7 @@ extension RecordState {
             var list: [Candidate] = []
             for (j, c) in cands.enumerated() { list.append(try Candidate(json: c, at: "registers[\(i)].candidates[\(j)]")) }
             registers[key] = list
-            if let log = reg["log"] { logs[key] = try WriteLog(json: log, at: "registers[\(i)].log") }
+            if let log = reg["log"] { logs[key] = try WriteLog(json: log, at: "registers[\(i)].log", candidates: list) }
         }
     }
 }
@@ -56,7 +56,10 @@ extension WriteLog {
         ]
     }
 
-    public init(json: JSONValue, at path: String) throws(DecodingProblem) {
+    /// Reads the log of a register whose candidates are `candidates`, in either stored form: a run
+    /// marked `"candidate": true` (``RecordState/storedText``) takes the value of the candidate
+    /// written by its last write, which must then be one of `candidates` and hold a value.
+    public init(json: JSONValue, at path: String, candidates: [Candidate] = []) throws(DecodingProblem) {
         self.init()
         guard let runs = json["runs"]?.arrayValue, let disputes = json["disputes"]?.arrayValue else {
             throw DecodingProblem(path, "expected runs and disputes")
@@ -65,7 +68,18 @@ extension WriteLog {
             guard let node = run["node"]?.stringValue.flatMap(NodeID.init), case .int(let first)? = run["first"],
                 case .int(let last)? = run["last"], first >= 1, last >= first
             else { throw DecodingProblem("\(path).runs[\(i)]", "malformed run") }
-            self.runs[node, default: []].append(WriteRun(first: UInt64(first), last: UInt64(last), value: run["value"]))
+            var value = run["value"]
+            switch run["candidate"] {
+            case nil: break
+            case .bool(true)? where value == nil:
+                let dot = Dot(node: node, counter: UInt64(last))
+                guard let written = candidates.first(where: { $0.dot == dot })?.value else {
+                    throw DecodingProblem("\(path).runs[\(i)]", "names a candidate the register does not hold")
+                }
+                value = written
+            default: throw DecodingProblem("\(path).runs[\(i)]", "malformed run")
+            }
+            self.runs[node, default: []].append(WriteRun(first: UInt64(first), last: UInt64(last), value: value))
         }
         for (i, pair) in disputes.enumerated() {
             guard let dots = pair.arrayValue, dots.count == 2, let a = dots[0].stringValue.flatMap(Dot.init),
@@ -101,7 +115,20 @@ extension RecordState {
     /// `json.canonicalText`, written directly: the same bytes without building the intermediate
     /// dictionaries and sorting their keys (encoding states was a tenth of a pull's CPU time).
     /// Members are written in canonical (UTF-8) order by hand; a test compares it with the encoder.
-    public var canonicalText: String {
+    public var canonicalText: String { text(naming: false) }
+
+    /// The text stored in `record.state`: ``canonicalText``, except that a run of a write log whose
+    /// last write is one of the register's candidates, with a text of 16 bytes or more, says so
+    /// (`"candidate": true`) instead of holding that candidate's value again. A narrative written once is then stored once, not
+    /// twice: about a third of a typical incident's state. Canonical JSON, as deterministic as
+    /// ``canonicalText``; ``init(json:)`` reads both.
+    public var storedText: String { text(naming: true) }
+
+    /// Whether `text`, read from a store, is this state as a store writes it: ``storedText``, or
+    /// ``canonicalText`` as stores wrote it before the stored form named candidates.
+    public func isStored(as text: String) -> Bool { text == storedText || text == canonicalText }
+
+    private func text(naming: Bool) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(2048)
         out.append(contentsOf: #"{"id":"#.utf8)
@@ -121,7 +148,7 @@ extension RecordState {
             }
             if let log = logs[key] {
                 out.append(contentsOf: #","log":"#.utf8)
-                log.writeCanonical(into: &out)
+                log.writeCanonical(into: &out, naming: naming ? registers[key]! : [])
             }
             out.append(contentsOf: #","path":"#.utf8)
             JSONValue.writeString(key.path, into: &out)
@@ -168,8 +195,15 @@ extension Candidate {
 }
 
 extension WriteLog {
-    /// `json`, canonically encoded into `out`: disputes, then runs (first, last, node, value).
-    func writeCanonical(into out: inout [UInt8]) {
+    /// The shortest text a stored run names by its candidate rather than repeating: below it the
+    /// marker would not be shorter than the value.
+    static let shortestNamedText = 16
+
+    /// `json`, canonically encoded into `out`: disputes, then runs (first, last, node, value). A
+    /// run whose last write is one of `candidates` with the same text, of at least
+    /// ``shortestNamedText`` UTF-8 bytes, is written `{"candidate":true,"first","last","node"}`
+    /// instead (``RecordState/storedText``).
+    func writeCanonical(into out: inout [UInt8], naming candidates: [Candidate] = []) {
         out.append(contentsOf: #"{"disputes":["#.utf8)
         for (i, dispute) in disputes.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -185,6 +219,18 @@ extension WriteLog {
             for run in runs[node]! {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
+                if case .string(let text)? = run.value, text.utf8.count >= WriteLog.shortestNamedText,
+                    candidates.contains(where: { $0.dot.counter == run.last && $0.dot.node == node && $0.value == run.value })
+                {
+                    out.append(contentsOf: #"{"candidate":true,"first":"#.utf8)
+                    out.append(contentsOf: String(Int64(run.first)).utf8)
+                    out.append(contentsOf: #","last":"#.utf8)
+                    out.append(contentsOf: String(Int64(run.last)).utf8)
+                    out.append(contentsOf: #","node":"#.utf8)
+                    JSONValue.writeString(node.rawValue, into: &out)
+                    out.append(UInt8(ascii: "}"))
+                    continue
+                }
                 out.append(contentsOf: #"{"first":"#.utf8)
                 out.append(contentsOf: String(Int64(run.first)).utf8)
                 out.append(contentsOf: #","last":"#.utf8)

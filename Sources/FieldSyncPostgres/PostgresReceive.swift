@@ -296,7 +296,7 @@ struct PostgresReceive {
     func saveStates(_ states: [RecordState]) async throws {
         guard !states.isEmpty else { return }
         let ordered = states.sorted { $0.id < $1.id }
-        let texts = ordered.parallelMap { $0.canonicalText }
+        let texts = ordered.parallelMap { $0.storedText }
         try await connection.query(
             """
             INSERT INTO record (id, state, title, deleted, conflicts, updated)

@@ -493,7 +493,7 @@ public final class ReplicaStore: Sendable {
                 Result {
                     let token = try sealer.token(state.id)
                     return [
-                        token.value, try sealer.seal(text: state.canonicalText, place: "record.state/\(token.text)"),
+                        token.value, try sealer.seal(text: state.storedText, place: "record.state/\(token.text)"),
                         try state.value(at: "title")?.stringValue.map { try sealer.seal(text: $0, place: "record.title/\(token.text)") }
                             ?? .null,
                         state.isDeleted.databaseValue, state.conflicts.count.databaseValue,
@@ -507,7 +507,7 @@ public final class ReplicaStore: Sendable {
             return
         }
         // A plaintext replica: seal and lookup are identities, so the values go in as they are.
-        let texts = ordered.parallelMap { $0.canonicalText }
+        let texts = ordered.parallelMap { $0.storedText }
         for (state, text) in zip(ordered, texts) {
             try db.cachedStatement(sql: upsert).execute(arguments: [
                 state.id.rawValue, text, state.value(at: "title")?.stringValue, state.isDeleted,

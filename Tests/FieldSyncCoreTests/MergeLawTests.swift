@@ -25,7 +25,15 @@ import Testing
 
             try world.syncAll()
             // The direct encoder of stored states writes exactly the canonical encoding.
-            for state in world.replicas[0].records.values { #expect(state.canonicalText == state.json.canonicalText) }
+            // The stored form (candidates named in the logs) reads back as the same state, and is
+            // the same text on every replica.
+            for state in world.replicas[0].records.values {
+                #expect(state.canonicalText == state.json.canonicalText)
+                #expect(try RecordState(json: JSONValue(parsing: state.storedText)) == state)
+                #expect(try RecordState(json: JSONValue(parsing: state.canonicalText)) == state)
+                #expect(state.storedText.utf8.count <= state.canonicalText.utf8.count)
+                for replica in world.replicas.dropFirst() { #expect(replica.records[state.id]?.storedText == state.storedText) }
+            }
             let everything = VersionVector(
                 world.authored.reduce(into: [NodeID: UInt64]()) { $0[$1.dot.node] = max($0[$1.dot.node] ?? 0, $1.dot.counter) })
             let reference = world.replicas[0].canonicalBytes
@@ -471,10 +479,11 @@ struct World {
     /// Scalar fields and the values (nil clears) that random edits write to them.
     static let scalarPools: [String: [JSONValue?]] = [
         "title": titles,
-        "narrative": [nil, "one", "two", "three"],
+        // Texts of 16 bytes or more too, which stored states name by their candidate (`storedText`).
+        "narrative": [nil, "one", "two", "Witnesses saw the convoy stop at the bridge", "The market burned until dawn"],
         "status": Vocabulary.status.map(JSONValue.string),
         "casualties.killed": [nil, 0, 1, 2, 3],
-        "location.place": [nil, "Old market", "School"],
+        "location.place": [nil, "Old market", "School", "The old market of the eastern quarter"],
         "custom.ref": [nil, 7, ["a": [1, 2]], "x"],
     ]
 

@@ -318,6 +318,34 @@ import Testing
         #expect(report.problems.contains { $0.contains(":7: bad signature") })
     }
 
+    /// States are stored with each long text once (`RecordState.storedText`); a state a store wrote
+    /// before, in the full canonical form, still reads and verifies, and is rewritten at its next change.
+    @Test func aStateInTheFormerFullFormReadsVerifiesAndIsRewrittenCompactly() throws {
+        let path = dir.file("stored-form.sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
+        let narrative = String(repeating: "The convoy stopped at the bridge and the men were taken away. ", count: 10)
+        let id = try Fixtures.addIncident(store, title: "Detentions at the bridge", [.set(path: "narrative", value: .string(narrative))])
+        let state = try #require(try store.record(id))
+        let queue = try DatabaseQueue(path: path)
+        func storedText() throws -> String {
+            try queue.read { db in try String.fetchOne(db, sql: "SELECT state FROM record WHERE id = ?", arguments: [id.rawValue]) ?? "" }
+        }
+        #expect(try storedText() == state.storedText)
+        #expect(try storedText().components(separatedBy: narrative).count == 2, "the narrative is stored once")
+        // As a store of the previous version wrote it.
+        try queue.write { db in
+            try db.execute(sql: "UPDATE record SET state = ? WHERE id = ?", arguments: [state.canonicalText, id.rawValue])
+        }
+        #expect(try storedText().components(separatedBy: narrative).count == 3)
+        #expect(try store.record(id) == state)
+        #expect(try store.verify().isSound)
+        try Fixtures.edit(store, id, [.set(path: "casualties.killed", value: 2)])
+        let edited = try #require(try store.record(id))
+        #expect(edited.value(at: "narrative") == .string(narrative))
+        #expect(try storedText() == edited.storedText)
+        #expect(try store.verify().isSound)
+    }
+
     @Test func verifyFindsTamperingAndGaps() throws {
         let path = dir.file("verify.sqlite")
         let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
