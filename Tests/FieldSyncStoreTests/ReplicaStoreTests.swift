@@ -346,6 +346,24 @@ import Testing
         #expect(try store.verify().isSound)
     }
 
+    /// A new file has 8 KiB pages, with or without a write-ahead log; an existing one keeps its own.
+    @Test(arguments: [ReplicaStore.Access.single, .pool])
+    func aNewStoreHasPagesOf8KiB(access: ReplicaStore.Access) throws {
+        let path = dir.file("pages-\(access).sqlite")
+        let store = try ReplicaStore.create(at: path, name: "Rima", now: 1, access: access)
+        _ = try Fixtures.addIncident(store, title: "Shelling of the market")
+        try store.close()
+        let queue = try DatabaseQueue(path: path)
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } == 8192)
+
+        let older = dir.file("older-\(access).sqlite")
+        let made = try DatabaseQueue(path: older)
+        try made.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA page_size = 4096; CREATE TABLE t (x); DROP TABLE t") }
+        try made.close()
+        _ = try? ReplicaStore.open(at: older)
+        #expect(try DatabaseQueue(path: older).read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } == 4096)
+    }
+
     @Test func verifyFindsTamperingAndGaps() throws {
         let path = dir.file("verify.sqlite")
         let store = try ReplicaStore.create(at: path, name: "Rima", now: 1)
