@@ -119,9 +119,9 @@ extension RecordState {
 
     /// The text stored in `record.state`: ``canonicalText``, except that a run of a write log whose
     /// last write is one of the register's candidates, with a text of 16 bytes or more, says so
-    /// (`"candidate": true`) instead of holding that candidate's value again. A narrative written once is then stored once, not
-    /// twice: about a third of a typical incident's state. Canonical JSON, as deterministic as
-    /// ``canonicalText``; ``init(json:)`` reads both.
+    /// (`"candidate": true`) instead of holding that candidate's value again. A narrative written
+    /// once is then stored once, not twice: a typical incident's state is about a quarter smaller.
+    /// Canonical JSON, as deterministic as ``canonicalText``; ``init(json:)`` reads both.
     public var storedText: String { text(naming: true) }
 
     /// Whether `text`, read from a store, is this state as a store writes it: ``storedText``, or
